@@ -1,0 +1,43 @@
+# STVG-R1 pipeline. `make run` = the full pipeline on the embedded default; `make test` = the test suite.
+SHELL := /bin/bash
+VENV ?= .venv
+PY := $(VENV)/bin/python
+export STVG_ROOT := $(CURDIR)
+
+.PHONY: help venv run test test-fast test-gpu lint format pipeline mlflow-ui prefect-server paper bench
+
+help: ## show this help
+	@grep -E '^[a-zA-Z_-]+:.*?## ' $(MAKEFILE_LIST) | awk 'BEGIN{FS=":.*?## "}{printf "  %-16s %s\n", $$1, $$2}'
+
+venv: ## create/reuse .venv from pyproject.toml pins
+	@scripts/bootstrap.sh
+
+run: venv ## run the whole pipeline flow on the embedded default (download -> ... -> registered model)
+	$(PY) -m flows.pipeline
+
+test: venv ## run the test suite (everything but GPU tests, which skip without CUDA)
+	$(PY) -m pytest -m "not gpu" tests
+
+test-fast: venv ## unit + stage tests only (no slow marker)
+	$(PY) -m pytest -m "not slow and not gpu" tests
+
+test-gpu: venv ## GPU tests (needs CUDA)
+	$(PY) -m pytest -m gpu tests
+
+lint: venv ## ruff lint + format check
+	$(VENV)/bin/ruff check . && $(VENV)/bin/ruff format --check .
+
+format: venv ## ruff autoformat
+	$(VENV)/bin/ruff format . && $(VENV)/bin/ruff check --fix .
+
+paper: venv ## switch params.yaml to the paper-scale set (git checkout params.yaml to switch back)
+	$(VENV)/bin/stvg params apply params.paper.yaml
+
+mlflow-ui: venv ## open the MLflow UI on http://127.0.0.1:5000 over the local store
+	$(VENV)/bin/mlflow ui --backend-store-uri sqlite:///mlflow/mlflow.db --default-artifact-root mlflow/artifacts --host 127.0.0.1 --port 5000
+
+prefect-server: venv ## start the local Prefect server on http://127.0.0.1:4200
+	PREFECT_HOME=$(CURDIR)/.prefect $(VENV)/bin/prefect server start --host 127.0.0.1
+
+bench: venv ## run the CPU benchmarks (JSON lines under benchmarks/results/)
+	for b in benchmarks/bench_*.py; do $(PY) $$b || exit 1; done

@@ -1,0 +1,456 @@
+"""Typed, frozen, validated parameters: ``params.yaml`` is the one source, one section per stage.
+
+``load_params(path)`` builds one frozen dataclass per section. An unknown key, a wrong type or an
+impossible value raises ``ParamsError`` naming the key and the fix. ``apply_overrides`` writes an
+overrides file (e.g. ``params.paper.yaml``) into ``params.yaml`` keeping its comments, which is how the
+paper-scale set is switched on (``stvg params apply params.paper.yaml``).
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import types
+import typing
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any, Literal
+
+import yaml
+
+
+class ParamsError(ValueError):
+    """A parameter is unknown, mistyped or impossible; the message names the key and the fix."""
+
+
+def _require(ok: bool, key: str, message: str) -> None:
+    if not ok:
+        raise ParamsError(f"params: `{key}` {message}")
+
+
+# ----------------------------------------------------------------------------------------------- sections
+
+
+@dataclass(frozen=True)
+class DataParams:
+    """Which data set the pipeline runs on and how strictly annotations are read."""
+
+    dataset: str = "synthetic"
+    train_annotation: str = "synthetic/anno_v2/train_v2.json"
+    test_annotation: str = "synthetic/anno_v2/val_v2.json"
+    video_root: str = "synthetic/video_parts"
+    max_videos: int = 0
+    skip_invalid: bool = False
+
+    def __post_init__(self) -> None:
+        from stvg.records import DATASETS
+
+        _require(self.dataset in DATASETS, "data.dataset", f"must be one of {', '.join(DATASETS)}, got {self.dataset!r}")
+        _require(self.max_videos >= 0, "data.max_videos", "must be >= 0 (0 = all videos)")
+
+
+@dataclass(frozen=True)
+class DownloadSource:
+    """One release file: fetched over HTTP(S), registered from a local path, or generated."""
+
+    name: str
+    kind: Literal["http", "local", "synthetic"] = "http"
+    url: str = ""
+    path: str = ""
+    sha256: str = ""
+    extract: bool = False
+    dest: str = ""
+
+    def __post_init__(self) -> None:
+        key = f"download.sources[{self.name}]"
+        if self.kind == "http":
+            _require(self.url.startswith(("http://", "https://")), f"{key}.url", "must be an http(s) URL")
+            _require(len(self.sha256) in (0, 64), f"{key}.sha256", "must be a 64-hex SHA-256 or empty")
+        if self.kind == "local":
+            _require(bool(self.path), f"{key}.path", "must name an existing local file or folder")
+
+
+@dataclass(frozen=True)
+class DownloadParams:
+    """How raw data reaches ``data/``."""
+
+    sources: tuple[DownloadSource, ...] = (DownloadSource(name="synthetic", kind="synthetic", dest="synthetic"),)
+    retries: int = 3
+    retry_delay_s: float = 2.0
+    timeout_s: float = 60.0
+    chunk_bytes: int = 1 << 20
+
+    def __post_init__(self) -> None:
+        _require(self.retries >= 0, "download.retries", "must be >= 0")
+        _require(self.timeout_s > 0, "download.timeout_s", "must be > 0 seconds")
+        _require(self.chunk_bytes >= 1024, "download.chunk_bytes", "must be >= 1024")
+        names = [s.name for s in self.sources]
+        _require(len(set(names)) == len(names), "download.sources", f"names must be unique, got {names}")
+
+
+@dataclass(frozen=True)
+class SyntheticParams:
+    """The deterministic synthetic STVG benchmark (the embedded default's data)."""
+
+    seed: int = 0
+    n_train: int = 24
+    n_val: int = 8
+    width: int = 320
+    height: int = 240
+    fps: float = 10.0
+    duration_s: float = 8.0
+    min_instances: int = 3
+    max_instances: int = 5
+    shape_size: tuple[int, int] = (28, 48)
+
+    def __post_init__(self) -> None:
+        _require(self.n_train >= 1 and self.n_val >= 1, "synthetic.n_train/n_val", "must be >= 1")
+        _require(self.width >= 64 and self.height >= 64, "synthetic.width/height", "must be >= 64 pixels")
+        _require(self.fps > 0, "synthetic.fps", "must be > 0")
+        _require(self.duration_s >= 2, "synthetic.duration_s", "must be >= 2 seconds")
+        _require(
+            2 <= self.min_instances <= self.max_instances,
+            "synthetic.min_instances",
+            "must be >= 2 (a distractor is needed) and <= synthetic.max_instances",
+        )
+        _require(0 < self.shape_size[0] <= self.shape_size[1], "synthetic.shape_size", "must be [min, max] pixels")
+
+
+@dataclass(frozen=True)
+class DetectorParams:
+    """Object detector: a weights file, an architecture yaml trained on the synthetic frames, or YOLOv12-x."""
+
+    weights: str = ""  # a .pt file; empty = train `arch` on the synthetic benchmark (detector stage)
+    arch: str = "yolov8n.yaml"
+    conf: float = 0.25
+    classes: tuple[str, ...] = ()  # class-name filter; () = all classes (paper: ("person",) on HC-STVG)
+    imgsz: int = 192
+    epochs: int = 20
+    batch: int = 16
+    n_train_frames: int = 400
+    n_val_frames: int = 80
+    threads: int = 2
+    seed: int = 0
+
+    def __post_init__(self) -> None:
+        _require(0 < self.conf < 1, "detector.conf", "must be in (0, 1) (paper: 0.25)")
+        _require(self.imgsz >= 32 and self.imgsz % 32 == 0, "detector.imgsz", "must be a multiple of 32")
+        _require(self.epochs >= 1, "detector.epochs", "must be >= 1")
+        _require(self.batch >= 1, "detector.batch", "must be >= 1")
+        _require(self.threads >= 1, "detector.threads", "must be >= 1")
+
+
+@dataclass(frozen=True)
+class PromptParams:
+    """Visual prompting: detect -> segment -> track -> repair IDs -> overlay (paper section 3.1)."""
+
+    backend: Literal["cpu", "sam2"] = "cpu"
+    tracker: Literal["bytetrack", "botsort"] = "bytetrack"
+    redetect_every: int = 15  # frames between re-detections (paper: 15)
+    id_iou: float = 0.4  # a new detection is an existing instance when mask IoU >= this (code: 0.4)
+    containment: bool = False  # the official code's containment rule (off: it silently switches IDs)
+    containment_ratio: float = 0.6
+    backward: bool = True  # propagate new instances back to their first appearance (paper)
+    sam2_cfg: str = "configs/sam2.1/sam2.1_hiera_t.yaml"
+    sam2_checkpoint: str = ""
+    sam2_image_size: int = 1024
+    window: int = 64  # frames per propagation window (bounds memory on long videos)
+    offload_to_cpu: bool = True
+    repair: bool = True
+    merge_max_gap_s: float = 1.0
+    merge_min_iou: float = 0.3
+    size_filter_ratio: float = 0.0  # drop masks < ratio x largest in frame (code: 1/3); 0 = off
+    min_track_frames: int = 2
+    label_anchor: Literal["distance", "midrow"] = "distance"
+    font_px: float = 20.0  # ID text height at the reference size (paper: 20 px at 336 px)
+    font_ref_px: int = 336
+    fps: float = 2.0  # policy sampling rate (paper: 2 fps)
+    total_pixels: int = 2048 * 28 * 28  # pixel budget over all sampled frames (code: 2048*28*28)
+    min_pixels: int = 16 * 28 * 28
+    max_frame_pixels: int = 768 * 28 * 28
+    track_fps: float = 0.0  # tracking rate; 0 = native fps
+    max_frames: int = 0  # cap on tracked frames per video; 0 = no cap
+    max_churn: float = 0.5  # GX bound: new IDs per tracked second
+    max_repairs_per_video: int = 50
+
+    def __post_init__(self) -> None:
+        _require(self.redetect_every >= 1, "prompt.redetect_every", "must be >= 1 frame (paper: 15)")
+        _require(0 < self.id_iou <= 1, "prompt.id_iou", "must be in (0, 1] (official code: 0.4)")
+        _require(0 < self.containment_ratio <= 1, "prompt.containment_ratio", "must be in (0, 1]")
+        _require(self.window >= 2, "prompt.window", "must be >= 2 frames")
+        _require(0 <= self.size_filter_ratio < 1, "prompt.size_filter_ratio", "must be in [0, 1) (code: 0.333)")
+        _require(self.fps > 0, "prompt.fps", "must be > 0 (paper: 2)")
+        _require(self.font_px > 0 and self.font_ref_px > 0, "prompt.font_px", "must be > 0")
+        _require(self.total_pixels >= self.min_pixels > 0, "prompt.total_pixels", "must be >= prompt.min_pixels > 0")
+        _require(self.track_fps >= 0, "prompt.track_fps", "must be >= 0 (0 = native)")
+        _require(self.max_frames >= 0, "prompt.max_frames", "must be >= 0 (0 = no cap)")
+        _require(self.merge_max_gap_s >= 0, "prompt.merge_max_gap_s", "must be >= 0 seconds")
+        _require(0 <= self.merge_min_iou <= 1, "prompt.merge_min_iou", "must be in [0, 1]")
+
+
+@dataclass(frozen=True)
+class LabelParams:
+    """Label reconstruction by majority vote, with confidence thresholds."""
+
+    min_vote_share: float = 0.5  # below: dropped
+    flag_vote_share: float = 0.7  # below (and above min): kept but flagged
+    min_mean_iou: float = 0.3
+    min_presence: float = 0.5  # fraction of GT frames where the winner is present
+    max_drop_fraction: float = 0.2  # GX gate: the flow stops when more samples than this are dropped
+
+    def __post_init__(self) -> None:
+        for key in ("min_vote_share", "flag_vote_share", "min_mean_iou", "min_presence", "max_drop_fraction"):
+            _require(0 <= getattr(self, key) <= 1, f"label.{key}", "must be in [0, 1]")
+        _require(
+            self.flag_vote_share >= self.min_vote_share,
+            "label.flag_vote_share",
+            "must be >= label.min_vote_share",
+        )
+
+
+@dataclass(frozen=True)
+class TinyModelParams:
+    """The embedded default's policy: a tiny random-weight Qwen2.5-VL and an offline tokenizer."""
+
+    hidden_size: int = 64
+    num_layers: int = 2
+    num_heads: int = 4
+    vision_depth: int = 2
+    vision_hidden_size: int = 32
+    vocab_size: int = 1024
+    seed: int = 0
+
+    def __post_init__(self) -> None:
+        _require(self.hidden_size % self.num_heads == 0, "train.tiny.hidden_size", "must divide by num_heads")
+        _require(self.vocab_size >= 300, "train.tiny.vocab_size", "must be >= 300 (bytes + merges)")
+
+
+@dataclass(frozen=True)
+class TrainParams:
+    """GRPO training of the policy; ``grpo`` passes through to TRL's GRPOConfig unchanged."""
+
+    model: str = "tiny"  # "tiny" (built by the base_model stage), a local path, or a Hugging Face id
+    tiny: TinyModelParams = field(default_factory=TinyModelParams)
+    reward_weights: dict[str, float] = field(default_factory=lambda: {"format": 1.0, "tiou": 1.0, "object": 1.0})
+    gate_on_format: bool = False
+    max_samples: int = 0  # 0 = all kept labels
+    seed: int = 0
+    grpo: dict[str, Any] = field(default_factory=dict)
+
+    def __post_init__(self) -> None:
+        unknown = set(self.reward_weights) - {"format", "tiou", "object"}
+        _require(not unknown, "train.reward_weights", f"has unknown rewards {sorted(unknown)}; use format/tiou/object")
+        # TRL's GRPOConfig validates the rest of the passthrough block itself.
+        n_gen = self.grpo.get("num_generations", 8)
+        _require(isinstance(n_gen, int) and n_gen >= 2, "train.grpo.num_generations", "must be an integer >= 2")
+
+
+@dataclass(frozen=True)
+class EvaluateParams:
+    """Policy evaluation and the official metrics."""
+
+    protocol: Literal["official", "tubedetr", "stvg-r1"] = "official"
+    threshold_op: Literal[">", ">="] = ">"
+    iou_thresholds: tuple[float, ...] = (0.3, 0.5)
+    batch_size: int = 4
+    max_new_tokens: int = 64
+    do_sample: bool = False
+    baselines: tuple[str, ...] = ("oracle", "random")
+    seed: int = 0
+
+    def __post_init__(self) -> None:
+        _require(all(0 < t < 1 for t in self.iou_thresholds), "evaluate.iou_thresholds", "must be in (0, 1)")
+        _require(self.batch_size >= 1, "evaluate.batch_size", "must be >= 1")
+        _require(self.max_new_tokens >= 1, "evaluate.max_new_tokens", "must be >= 1")
+
+
+@dataclass(frozen=True)
+class RegistryParams:
+    """Model registry and the promotion gate."""
+
+    model_name: str = "stvg-r1"
+    experiment: str = "stvg-r1"
+    primary_metric: str = "m_vIoU"
+    margin: float = 0.0  # challenger must beat the champion's primary metric by more than this
+    tolerance: float = 0.02  # allowed regression on the other metrics
+
+    def __post_init__(self) -> None:
+        _require(self.margin >= 0 and self.tolerance >= 0, "registry.margin/tolerance", "must be >= 0")
+
+
+@dataclass(frozen=True)
+class Params:
+    """All parameters, one frozen section per stage."""
+
+    seed: int = 0
+    data: DataParams = field(default_factory=DataParams)
+    download: DownloadParams = field(default_factory=DownloadParams)
+    synthetic: SyntheticParams = field(default_factory=SyntheticParams)
+    detector: DetectorParams = field(default_factory=DetectorParams)
+    prompt: PromptParams = field(default_factory=PromptParams)
+    label: LabelParams = field(default_factory=LabelParams)
+    train: TrainParams = field(default_factory=TrainParams)
+    evaluate: EvaluateParams = field(default_factory=EvaluateParams)
+    registry: RegistryParams = field(default_factory=RegistryParams)
+
+
+# ----------------------------------------------------------------------------------------------- loading
+
+
+def load_params(path: str | Path = "params.yaml") -> Params:
+    """Read and validate ``params.yaml``; raises ParamsError naming the key on any problem."""
+    path = Path(path)
+    if not path.is_file():
+        raise ParamsError(f"params file {path} not found; run from the repository root or pass --params PATH")
+    try:
+        raw = yaml.safe_load(path.read_text(encoding="utf-8")) or {}
+    except yaml.YAMLError as exc:
+        raise ParamsError(f"params file {path} is not valid YAML: {exc}") from exc
+    return params_from_dict(raw)
+
+
+def params_from_dict(raw: dict[str, Any]) -> Params:
+    """Build ``Params`` from a plain mapping (strict: unknown keys are errors)."""
+    return _build(Params, raw, "")
+
+
+def params_to_dict(params: Any) -> dict[str, Any]:
+    """Plain nested dict of a params object (tuples become lists), e.g. for logging."""
+    return _plain(dataclasses.asdict(params))
+
+
+def flatten(d: dict[str, Any], prefix: str = "") -> dict[str, Any]:
+    """Flatten nested dicts to dotted keys: {"a": {"b": 1}} -> {"a.b": 1}."""
+    out: dict[str, Any] = {}
+    for k, v in d.items():
+        key = f"{prefix}{k}"
+        if isinstance(v, dict) and v:
+            out.update(flatten(v, key + "."))
+        else:
+            out[key] = v
+    return out
+
+
+def _plain(obj: Any) -> Any:
+    if isinstance(obj, dict):
+        return {k: _plain(v) for k, v in obj.items()}
+    if isinstance(obj, list | tuple):
+        return [_plain(v) for v in obj]
+    return obj
+
+
+def _build(cls: type, raw: Any, prefix: str) -> Any:
+    where = prefix.rstrip(".") or "<root>"
+    if raw is None:
+        raw = {}
+    if not isinstance(raw, dict):
+        raise ParamsError(f"params: `{where}` must be a mapping, got {type(raw).__name__}")
+    hints = typing.get_type_hints(cls)
+    names = {f.name for f in dataclasses.fields(cls)}
+    unknown = sorted(set(raw) - names)
+    if unknown:
+        raise ParamsError(
+            f"params: unknown key(s) {', '.join(prefix + k for k in unknown)}; "
+            f"valid keys under `{where}` are: {', '.join(sorted(names))}"
+        )
+    kwargs = {k: _coerce(hints[k], v, f"{prefix}{k}") for k, v in raw.items()}
+    return cls(**kwargs)
+
+
+def _coerce(tp: Any, value: Any, key: str) -> Any:
+    origin = typing.get_origin(tp)
+    args = typing.get_args(tp)
+    if dataclasses.is_dataclass(tp):
+        return _build(tp, value, key + ".")
+    if tp is Any:
+        return value
+    if origin in (typing.Union, types.UnionType):
+        if value is None and type(None) in args:
+            return None
+        errors = []
+        for arg in (a for a in args if a is not type(None)):
+            try:
+                return _coerce(arg, value, key)
+            except ParamsError as exc:
+                errors.append(str(exc))
+        raise ParamsError(errors[-1] if errors else f"params: `{key}` has an invalid value {value!r}")
+    if origin is Literal:
+        if value not in args:
+            raise ParamsError(f"params: `{key}` must be one of {list(args)}, got {value!r}")
+        return value
+    if origin is tuple:
+        if not isinstance(value, list | tuple):
+            raise ParamsError(f"params: `{key}` must be a list, got {type(value).__name__} {value!r}")
+        if len(args) == 2 and args[1] is Ellipsis:
+            return tuple(_coerce(args[0], v, f"{key}[{i}]") for i, v in enumerate(value))
+        if len(value) != len(args):
+            raise ParamsError(f"params: `{key}` must be a list of {len(args)} values, got {value!r}")
+        return tuple(_coerce(a, v, f"{key}[{i}]") for i, (a, v) in enumerate(zip(args, value)))
+    if origin is list:
+        if not isinstance(value, list):
+            raise ParamsError(f"params: `{key}` must be a list, got {value!r}")
+        return [_coerce(args[0], v, f"{key}[{i}]") for i, v in enumerate(value)]
+    if origin is dict:
+        if not isinstance(value, dict):
+            raise ParamsError(f"params: `{key}` must be a mapping, got {value!r}")
+        vt = args[1] if args else Any
+        return {str(k): _coerce(vt, v, f"{key}.{k}") for k, v in value.items()}
+    if tp is bool:
+        if not isinstance(value, bool):
+            raise ParamsError(f"params: `{key}` must be true or false, got {value!r}")
+        return value
+    if tp is int:
+        if isinstance(value, bool) or not isinstance(value, int):
+            raise ParamsError(f"params: `{key}` must be an integer, got {value!r}")
+        return value
+    if tp is float:
+        if isinstance(value, bool) or not isinstance(value, int | float):
+            raise ParamsError(f"params: `{key}` must be a number, got {value!r}")
+        return float(value)
+    if tp is str:
+        if not isinstance(value, str):
+            raise ParamsError(f"params: `{key}` must be a string, got {value!r}")
+        return value
+    return value
+
+
+# ----------------------------------------------------------------------------------------------- overrides
+
+
+def apply_overrides(params_path: str | Path, overrides_path: str | Path) -> list[str]:
+    """Write the keys of an overrides file into ``params.yaml`` in place, keeping its comments.
+
+    Validates the merged result first, so a bad override never reaches ``params.yaml``.
+    Returns the dotted keys that changed.
+    """
+    from ruamel.yaml import YAML
+
+    rt = YAML()
+    rt.preserve_quotes = True
+    params_path, overrides_path = Path(params_path), Path(overrides_path)
+    doc = rt.load(params_path.read_text(encoding="utf-8"))
+    overrides = yaml.safe_load(overrides_path.read_text(encoding="utf-8")) or {}
+    changed: list[str] = []
+
+    def merge(dst: Any, src: dict[str, Any], prefix: str) -> None:
+        for k, v in src.items():
+            if isinstance(v, dict) and isinstance(dst.get(k), dict):
+                merge(dst[k], v, f"{prefix}{k}.")
+            elif dst.get(k) != v:
+                dst[k] = v
+                changed.append(f"{prefix}{k}")
+
+    merge(doc, overrides, "")
+    plain = yaml.safe_load(_dump(rt, doc))
+    params_from_dict(plain)  # validate before writing
+    from stvg.io import write_text_atomic
+
+    write_text_atomic(params_path, _dump(rt, doc))
+    return changed
+
+
+def _dump(rt: Any, doc: Any) -> str:
+    import io
+
+    buf = io.StringIO()
+    rt.dump(doc, buf)
+    return buf.getvalue()
