@@ -1,0 +1,94 @@
+"""The ``stvg`` command: one sub-command per pipeline stage, plus data, scoring, params and registry tools.
+
+    stvg download|detector|prompt|label|base_model|train|evaluate [stage args]   one stage (what dvc.yaml runs)
+    stvg run [--stages ...]                                    the whole pipeline flow (Prefect)
+    stvg data stats FORMAT PATH                                counts of an annotation file, one JSON line
+    stvg score FORMAT SUBMISSION ANNOTATION [...]              official metrics of a submission file
+    stvg params apply OVERRIDES.yaml                           switch params.yaml (e.g. to the paper set)
+    stvg promote | stvg lineage MODEL_URI                      the model registry (MLflow)
+
+This module is the composition root: it dispatches to ``stvg.stages.<name>.main`` and, for the
+orchestration commands, to the ``flows`` package (the library itself never imports Prefect or MLflow).
+"""
+
+from __future__ import annotations
+
+import importlib
+import json
+import sys
+
+from stvg.env import configure_environment
+
+STAGES = ("download", "detector", "prompt", "label", "base_model", "train", "evaluate")
+FLOW_COMMANDS = {
+    "run": "flows.pipeline",
+    "promote": "flows.promote",
+    "lineage": "flows.lineage",
+    "retrain": "flows.retrain",
+}
+
+
+def main(argv: list[str] | None = None) -> int:
+    """Entry point of the ``stvg`` console script."""
+    args = list(sys.argv[1:] if argv is None else argv)
+    if not args or args[0] in ("-h", "--help", "help"):
+        print(__doc__)
+        return 0
+    command, rest = args[0], args[1:]
+    configure_environment()
+    if command in STAGES:
+        return _call(f"stvg.stages.{command}", rest)
+    if command in FLOW_COMMANDS:
+        return _call(FLOW_COMMANDS[command], rest)
+    if command == "score":
+        return _call("stvg.evaluation.score", rest)
+    if command == "data":
+        return _data(rest)
+    if command == "params":
+        return _params(rest)
+    print(f"stvg: unknown command {command!r}; see `stvg --help`", file=sys.stderr)
+    return 2
+
+
+def _call(module: str, argv: list[str]) -> int:
+    result = importlib.import_module(module).main(argv)
+    return int(result or 0)
+
+
+def _data(argv: list[str]) -> int:
+    if len(argv) != 3 or argv[0] != "stats":
+        print("usage: stvg data stats FORMAT PATH", file=sys.stderr)
+        return 2
+    from stvg.data.registry import FORMATS, dataset_stats
+
+    fmt, path = argv[1], argv[2]
+    if fmt not in FORMATS:
+        print(f"stvg data stats: unknown FORMAT {fmt!r}; use one of {' '.join(FORMATS)}", file=sys.stderr)
+        return 2
+    try:
+        stats = dataset_stats(fmt, path)
+    except (OSError, ValueError) as exc:
+        print(f"stvg data stats: {exc}", file=sys.stderr)
+        return 1
+    print(json.dumps(stats, sort_keys=True))
+    return 0
+
+
+def _params(argv: list[str]) -> int:
+    if len(argv) not in (2, 3) or argv[0] != "apply":
+        print("usage: stvg params apply OVERRIDES.yaml [PARAMS.yaml]", file=sys.stderr)
+        return 2
+    from stvg.config import ParamsError, apply_overrides
+
+    target = argv[2] if len(argv) == 3 else "params.yaml"
+    try:
+        changed = apply_overrides(target, argv[1])
+    except (OSError, ParamsError) as exc:
+        print(f"stvg params apply: {exc}", file=sys.stderr)
+        return 1
+    print(json.dumps({"params": target, "changed": changed}))
+    return 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())
