@@ -1,0 +1,84 @@
+"""params.yaml loads into frozen, validated sections; bad keys/types/values name the key and the fix."""
+
+from __future__ import annotations
+
+import dataclasses
+import shutil
+from pathlib import Path
+
+import pytest
+import yaml
+
+from stvg.config import ParamsError, apply_overrides, flatten, load_params, params_from_dict, params_to_dict
+
+
+def test_repo_params_load_and_are_frozen(repo_root: Path) -> None:
+    p = load_params(repo_root / "params.yaml")
+    assert p.prompt.redetect_every == 15
+    assert p.data.dataset == "synthetic"
+    with pytest.raises(dataclasses.FrozenInstanceError):
+        p.prompt.redetect_every = 3  # type: ignore[misc]
+
+
+def test_unknown_key_names_the_key_and_the_valid_ones() -> None:
+    with pytest.raises(ParamsError, match=r"prompt\.redetect_evry.*valid keys under `prompt`.*redetect_every"):
+        params_from_dict({"prompt": {"redetect_evry": 15}})
+
+
+def test_unknown_section_is_an_error() -> None:
+    with pytest.raises(ParamsError, match="unknown key.*promt"):
+        params_from_dict({"promt": {}})
+
+
+@pytest.mark.parametrize(
+    ("raw", "pattern"),
+    [
+        ({"prompt": {"redetect_every": 0}}, r"`prompt\.redetect_every` must be >= 1"),
+        ({"prompt": {"redetect_every": "15"}}, r"`prompt\.redetect_every` must be an integer"),
+        ({"prompt": {"backward": "yes"}}, r"`prompt\.backward` must be true or false"),
+        ({"prompt": {"backend": "gpu"}}, r"`prompt\.backend` must be one of \['cpu', 'sam2'\]"),
+        ({"detector": {"conf": 1.5}}, r"`detector\.conf` must be in \(0, 1\)"),
+        ({"label": {"min_vote_share": 0.8, "flag_vote_share": 0.6}}, r"label\.flag_vote_share"),
+        ({"synthetic": {"shape_size": [10]}}, r"`synthetic\.shape_size` must be a list of 2 values"),
+        ({"train": {"reward_weights": {"bogus": 1.0}}}, r"train\.reward_weights.*bogus"),
+        ({"train": {"grpo": {"num_generations": 1}}}, r"train\.grpo\.num_generations"),
+        ({"download": {"sources": [{"name": "x", "kind": "http", "url": "ftp://a"}]}}, r"url.*http"),
+        ({"data": {"dataset": "kinetics"}}, r"`data\.dataset` must be one of"),
+    ],
+)
+def test_impossible_values_fail_with_key_and_fix(raw: dict, pattern: str) -> None:
+    with pytest.raises(ParamsError, match=pattern):
+        params_from_dict(raw)
+
+
+def test_ints_are_accepted_for_floats_but_not_bools() -> None:
+    assert params_from_dict({"prompt": {"fps": 2}}).prompt.fps == 2.0
+    with pytest.raises(ParamsError, match="must be a number"):
+        params_from_dict({"prompt": {"fps": True}})
+
+
+def test_flatten_roundtrip_of_all_sections() -> None:
+    flat = flatten(params_to_dict(params_from_dict({})))
+    assert flat["prompt.redetect_every"] == 15
+    assert flat["registry.model_name"] == "stvg-r1"
+
+
+def test_paper_overrides_apply_in_place_keeping_comments(repo_root: Path, tmp_path: Path) -> None:
+    target = tmp_path / "params.yaml"
+    shutil.copyfile(repo_root / "params.yaml", target)
+    changed = apply_overrides(target, repo_root / "params.paper.yaml")
+    p = load_params(target)
+    assert p.prompt.backend == "sam2" and p.train.grpo["num_generations"] == 8
+    assert "prompt.backend" in changed
+    assert "# cpu (per-frame YOLO + BYTETrack)" in target.read_text()
+
+
+def test_invalid_override_never_reaches_params(repo_root: Path, tmp_path: Path) -> None:
+    target = tmp_path / "params.yaml"
+    shutil.copyfile(repo_root / "params.yaml", target)
+    before = target.read_text()
+    bad = tmp_path / "bad.yaml"
+    bad.write_text(yaml.safe_dump({"prompt": {"redetect_every": 0}}))
+    with pytest.raises(ParamsError):
+        apply_overrides(target, bad)
+    assert target.read_text() == before
