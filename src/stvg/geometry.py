@@ -43,7 +43,9 @@ def pairwise_box_iou(a: ArrayLike, b: ArrayLike) -> np.ndarray:
     return box_iou(a[:, None, :], b[None, :, :])
 
 
-def temporal_iou(pred_start: ArrayLike, pred_end: ArrayLike, gt_start: ArrayLike, gt_end: ArrayLike) -> np.ndarray:
+def temporal_iou(
+    pred_start: ArrayLike, pred_end: ArrayLike, gt_start: ArrayLike, gt_end: ArrayLike
+) -> np.ndarray:
     """Temporal IoU of spans in seconds, vectorised; 0 for reversed predictions or an empty union.
 
     NaN inputs (a missing or unparsable prediction) score 0.

@@ -21,7 +21,9 @@ def test_repo_params_load_and_are_frozen(repo_root: Path) -> None:
 
 
 def test_unknown_key_names_the_key_and_the_valid_ones() -> None:
-    with pytest.raises(ParamsError, match=r"prompt\.redetect_evry.*valid keys under `prompt`.*redetect_every"):
+    with pytest.raises(
+        ParamsError, match=r"prompt\.redetect_evry.*valid keys under `prompt`.*redetect_every"
+    ):
         params_from_dict({"prompt": {"redetect_evry": 15}})
 
 
