@@ -272,9 +272,12 @@ class RegistryParams:
     primary_metric: str = "m_vIoU"
     margin: float = 0.0  # challenger must beat the champion's primary metric by more than this
     tolerance: float = 0.02  # allowed regression on the other metrics
+    gate_metrics: tuple[str, ...] = ()  # metrics checked for regression; () = all the champion has
 
     def __post_init__(self) -> None:
         _require(self.margin >= 0 and self.tolerance >= 0, "registry.margin/tolerance", "must be >= 0")
+        _require(bool(self.model_name.strip()), "registry.model_name", "must be a non-empty name (e.g. stvg-r1)")
+        _require(bool(self.primary_metric), "registry.primary_metric", "must name a metric (e.g. m_vIoU)")
 
 
 @dataclass(frozen=True)
