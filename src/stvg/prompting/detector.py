@@ -1,0 +1,209 @@
+"""Ultralytics YOLO as the prompting detector: batched, class-filtered, offline, with optional masks.
+
+Weights come from a ``.pt`` file (paper: YOLOv12-x, conf 0.25, ``person`` on HC-STVG, all classes
+elsewhere) or an architecture yaml (random weights, for speed benchmarks and smoke tests). Nothing
+is downloaded or installed at run time: a missing file is an error naming the fetch step, and
+``disable_integrations`` turns off Ultralytics' own MLflow/DVC/... callbacks and analytics so a
+``train()`` never logs anywhere by itself (the flow owns tracking).
+
+Ultralytics caps torch at ``cores - 1`` threads (1 on a 2-core machine) whenever it selects a CPU
+device; ``threads`` here overrides that for the duration of each call.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import logging
+from collections.abc import Iterator, Sequence
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from stvg.records import Detection
+
+log = logging.getLogger(__name__)
+
+INTEGRATION_SETTINGS = {
+    "sync": False,  # analytics events
+    "clearml": False,
+    "comet": False,
+    "dvc": False,
+    "mlflow": False,
+    "raytune": False,
+    "tensorboard": False,
+    "wandb": False,
+}
+
+
+def disable_integrations() -> None:
+    """Switch off Ultralytics' logging integrations and analytics (persisted in YOLO_CONFIG_DIR)."""
+    from ultralytics.utils import SETTINGS
+
+    changed = {k: v for k, v in INTEGRATION_SETTINGS.items() if SETTINGS.get(k) != v}
+    if changed:
+        SETTINGS.update(changed)
+
+
+@contextlib.contextmanager
+def ultralytics_threads(threads: int | None) -> Iterator[None]:
+    """Let Ultralytics' ``select_device`` set ``threads`` torch threads instead of ``cores - 1``."""
+    if not threads:
+        yield
+        return
+    import torch
+    from ultralytics.utils import torch_utils
+
+    old_const, old_torch = torch_utils.NUM_THREADS, torch.get_num_threads()
+    torch_utils.NUM_THREADS = threads
+    torch.set_num_threads(threads)
+    try:
+        yield
+    finally:
+        torch_utils.NUM_THREADS = old_const
+        torch.set_num_threads(old_torch)
+
+
+def load_yolo(weights: str | Path) -> Any:
+    """An Ultralytics ``YOLO`` from a weights file, or from an architecture yaml (random weights)."""
+    from ultralytics import YOLO
+
+    disable_integrations()
+    spec = str(weights)
+    if spec.endswith((".yaml", ".yml")):
+        model = YOLO(spec)
+        _name_coco_classes(model)
+        return model
+    path = Path(spec)
+    if not path.is_file():
+        raise FileNotFoundError(
+            f"detector weights {path} not found; train them with `stvg detector`, fetch a registered "
+            "checkpoint with stvg.prompting.weights.fetch_weights, or set detector.weights to a local .pt"
+        )
+    return YOLO(str(path))
+
+
+def _name_coco_classes(model: Any) -> None:
+    """Give an 80-class yaml-built model the COCO names its released weights carry ("person", ...).
+
+    Ultralytics names the classes of a model built from a yaml "0".."79"; with COCO names a random-
+    weight stand-in for YOLOv12-x accepts the same class filter as the real checkpoint.
+    """
+    import yaml
+    from ultralytics.utils import ROOT
+
+    names = model.names
+    if len(names) != 80 or any(str(v) != str(k) for k, v in dict(names).items()):
+        return
+    coco = yaml.safe_load((ROOT / "cfg" / "datasets" / "coco.yaml").read_text(encoding="utf-8"))["names"]
+    model.model.names = {int(k): str(v) for k, v in coco.items()}
+
+
+class YoloDetector:
+    """Batched YOLO inference returning ``stvg.records.Detection`` lists (and masks for -seg models)."""
+
+    def __init__(
+        self,
+        weights: str | Path,
+        conf: float = 0.25,
+        classes: tuple[str, ...] = (),
+        imgsz: int | None = None,
+        device: str = "cpu",
+        *,
+        batch: int = 16,
+        threads: int | None = None,
+        iou: float = 0.7,
+    ) -> None:
+        self.model = load_yolo(weights)
+        self.weights = str(weights)
+        self.conf = conf
+        self.imgsz = imgsz
+        self.device = device
+        self.batch = max(1, batch)
+        self.threads = threads
+        self.iou = iou
+        names = self.model.names
+        self._names: dict[int, str] = dict(names) if isinstance(names, dict) else dict(enumerate(names))
+        unknown = [c for c in classes if c not in self._names.values()]
+        if unknown:
+            raise ValueError(
+                f"detector classes {unknown} are not in {self.weights}'s classes "
+                f"{sorted(set(self._names.values()))}; fix detector.classes"
+            )
+        self.classes = tuple(classes)
+        self._class_ids = sorted(i for i, n in self._names.items() if n in classes) if classes else None
+
+    @property
+    def class_names(self) -> dict[int, str]:
+        """Class id -> name of the loaded model."""
+        return dict(self._names)
+
+    @property
+    def is_segmentation(self) -> bool:
+        """True for -seg models (masks available)."""
+        return getattr(self.model, "task", "") == "segment"
+
+    def detect(self, frames: Sequence[np.ndarray], frame_indices: Sequence[int] | None = None) -> list[list[Detection]]:
+        """Detections per frame (RGB uint8 HxWx3); ``frame_indices`` label them (default 0..n-1)."""
+        return [[d for d, _ in per_frame] for per_frame in self._run(frames, frame_indices, masks=False)]
+
+    def detect_with_masks(
+        self, frames: Sequence[np.ndarray], frame_indices: Sequence[int] | None = None
+    ) -> list[list[tuple[Detection, np.ndarray | None]]]:
+        """Detections with full-resolution bool HxW masks (None for box-only models)."""
+        return self._run(frames, frame_indices, masks=True)
+
+    def _run(
+        self, frames: Sequence[np.ndarray], frame_indices: Sequence[int] | None, *, masks: bool
+    ) -> list[list[tuple[Detection, np.ndarray | None]]]:
+        frames = list(frames)
+        indices = list(range(len(frames))) if frame_indices is None else [int(i) for i in frame_indices]
+        if len(indices) != len(frames):
+            raise ValueError(f"{len(frames)} frames but {len(indices)} frame indices")
+        want_masks = masks and self.is_segmentation
+        out: list[list[tuple[Detection, np.ndarray | None]]] = []
+        for start in range(0, len(frames), self.batch):
+            chunk = frames[start : start + self.batch]
+            # Ultralytics treats numpy images as BGR (cv2.imread order); ours are RGB.
+            bgr = [np.ascontiguousarray(f[..., ::-1]) for f in chunk]
+            kwargs: dict[str, Any] = {
+                "conf": self.conf,
+                "iou": self.iou,
+                "classes": self._class_ids,
+                "device": self.device,
+                "verbose": False,
+                "retina_masks": want_masks,
+            }
+            if self.imgsz:
+                kwargs["imgsz"] = self.imgsz
+            with ultralytics_threads(self.threads):
+                results = self.model.predict(bgr, **kwargs)
+            for frame_index, result in zip(indices[start : start + self.batch], results, strict=True):
+                out.append(self._to_detections(result, frame_index, want_masks))
+        return out
+
+    def _to_detections(
+        self, result: Any, frame_index: int, want_masks: bool
+    ) -> list[tuple[Detection, np.ndarray | None]]:
+        boxes = result.boxes
+        if boxes is None or len(boxes) == 0:
+            return []
+        xyxy = boxes.xyxy.cpu().numpy().astype(float)
+        scores = boxes.conf.cpu().numpy().astype(float)
+        cls = boxes.cls.cpu().numpy().astype(int)
+        mask_arr = None
+        if want_masks and result.masks is not None:
+            mask_arr = result.masks.data.cpu().numpy() > 0.5  # (N, H, W) bool at the original size
+        h, w = result.orig_shape
+        rows: list[tuple[Detection, np.ndarray | None]] = []
+        for k in range(len(xyxy)):
+            x1, y1, x2, y2 = np.clip(xyxy[k], [0, 0, 0, 0], [w, h, w, h]).tolist()
+            det = Detection(
+                frame=frame_index,
+                box=(x1, y1, x2, y2),
+                score=float(scores[k]),
+                class_id=int(cls[k]),
+                class_name=self._names.get(int(cls[k]), str(cls[k])),
+            )
+            rows.append((det, mask_arr[k] if mask_arr is not None else None))
+        return rows
