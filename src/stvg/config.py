@@ -101,6 +101,12 @@ class SyntheticParams:
     min_instances: int = 3
     max_instances: int = 5
     shape_size: tuple[int, int] = (28, 48)
+    speed_px_s: tuple[float, float] = (30.0, 60.0)  # [min, max] speed of a moving segment, pixels/s
+    segment_s: tuple[float, float] = (1.0, 2.5)  # [min, max] duration of one motion segment, seconds
+    p_enter: float = 0.35  # chance that a non-first shape enters mid-video from an edge
+    p_leave: float = 0.3  # chance that a shape leaves through an edge in the second half
+    min_visible_px: int = 16  # a target is "visible" on a frame with at least this many pixels
+    max_attempts: int = 50  # scenes drawn per video until one has an unambiguous expression
 
     def __post_init__(self) -> None:
         _require(self.n_train >= 1 and self.n_val >= 1, "synthetic.n_train/n_val", "must be >= 1")
@@ -113,6 +119,21 @@ class SyntheticParams:
             "must be >= 2 (a distractor is needed) and <= synthetic.max_instances",
         )
         _require(0 < self.shape_size[0] <= self.shape_size[1], "synthetic.shape_size", "must be [min, max] pixels")
+        _require(
+            self.shape_size[1] * 2 <= min(self.width, self.height),
+            "synthetic.shape_size",
+            "max must be <= half the smaller frame side (shapes need room to move)",
+        )
+        _require(0 < self.speed_px_s[0] <= self.speed_px_s[1], "synthetic.speed_px_s", "must be [min, max] > 0")
+        _require(
+            0 < self.segment_s[0] <= self.segment_s[1] and self.segment_s[0] * self.fps >= 2,
+            "synthetic.segment_s",
+            "must be [min, max] seconds with min * fps >= 2 frames",
+        )
+        for key in ("p_enter", "p_leave"):
+            _require(0 <= getattr(self, key) <= 1, f"synthetic.{key}", "must be a probability in [0, 1]")
+        _require(self.min_visible_px >= 1, "synthetic.min_visible_px", "must be >= 1 pixel")
+        _require(self.max_attempts >= 1, "synthetic.max_attempts", "must be >= 1")
 
 
 @dataclass(frozen=True)
