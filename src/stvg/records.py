@@ -10,6 +10,7 @@ Each dataset adapter converts its own convention (HC-STVG's 1-based ``st_frame``
 
 from __future__ import annotations
 
+from collections.abc import Mapping
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -36,14 +37,19 @@ class Sample:
     video_id: str = ""  # dataset's own video key; defaults to the file stem
     gt_span_s: tuple[float, float] | None = None  # seconds, GT event start/end
     gt_span_frames: tuple[int, int] | None = None  # 0-based, inclusive
-    gt_boxes: dict[int, Box] = field(default_factory=dict)  # frame -> xyxy
+    # frame -> xyxy; a read-only Mapping (HC-STVG adapters pass a compact array-backed view, stvg.data.tubes)
+    gt_boxes: Mapping[int, Box] = field(default_factory=dict)
     gt_masks: dict[int, Rle] | None = None  # frame -> COCO RLE (union over target objects)
     target_ids: tuple[int, ...] = ()  # dataset instance ids of the target(s) (VidOR tid, MeViS obj_id)
     split: str = ""
+    clip_frames: tuple[int, int] | None = None  # inclusive frames used (VidSTG used_segment, ST-Align split)
+    stated_duration_s: float = 0.0  # duration the release states when fps/n_frames are unknown (Charades-STA)
 
     @property
     def duration_s(self) -> float:
-        """Video duration in seconds (n_frames / fps)."""
+        """Video duration in seconds: the release's stated duration if any, else n_frames / fps."""
+        if self.stated_duration_s > 0:
+            return self.stated_duration_s
         return self.n_frames / self.fps if self.fps > 0 else 0.0
 
     @property
