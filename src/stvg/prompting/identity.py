@@ -1,0 +1,355 @@
+"""Instance identity, backend-independent and pure: keyframe matching and whole-video ID repair.
+
+Two jobs, both on plain numpy/records so every tracker backend shares them and tests need no model:
+
+- ``match_keyframe``: at a re-detection keyframe, decide which detections are instances already being
+  tracked (mask IoU >= ``id_iou``, as the official code) and which are new. The official code's
+  containment rule (a mask covering >= ``containment_ratio`` of another: the larger one wins and the
+  old ID is deleted) is available but off by default, because it silently switches IDs; when on, each
+  replacement is returned so it lands in the video's repair log.
+- ``repair_tracks``: on the finished raw tracks of a video, split tracks at ID switches, merge
+  fragments of one instance, apply the optional size filter, drop short tracks and renumber the IDs
+  1..K in order of first appearance. The official code has no repair step at all; the paper
+  mentions ID-switch correction without details, so the rules here are ours and are all recorded.
+
+Frames here are tracked-frame positions (consecutive integers); boxes are xyxy pixels.
+"""
+
+from __future__ import annotations
+
+import bisect
+import itertools
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass, field, replace
+from typing import Any
+
+import numpy as np
+
+from stvg.geometry import box_iou, pairwise_containment, pairwise_mask_iou
+
+Box = tuple[float, float, float, float]
+
+
+@dataclass(frozen=True)
+class Observation:
+    """One instance on one tracked frame; ``payload`` is opaque here (the engine keeps the mask RLE)."""
+
+    box: Box  # xyxy, pixels
+    area: int  # mask pixels
+    score: float
+    payload: Any = None
+
+
+Tracks = dict[int, dict[int, Observation]]  # raw id -> frame position -> observation
+
+
+# ----------------------------------------------------------------------------------------------- keyframes
+
+
+@dataclass(frozen=True)
+class KeyframeDecision:
+    """What to do with one keyframe's detections."""
+
+    new: tuple[int, ...]  # detection indices that start a new instance
+    matched: dict[int, int]  # detection index -> existing instance id
+    duplicates: tuple[int, ...]  # detection indices dropped as duplicates of another new detection
+    replaced: dict[int, int] = field(default_factory=dict)  # existing id -> detection index (containment)
+    dropped_contained: tuple[int, ...] = ()  # detections dropped because contained in a larger existing mask
+
+
+def box_mask(box: Sequence[float], height: int, width: int) -> np.ndarray:
+    """Filled box as a bool (H, W) mask: the stand-in mask of a box-only detection."""
+    m = np.zeros((height, width), dtype=bool)
+    x1, y1 = max(0, int(np.floor(box[0]))), max(0, int(np.floor(box[1])))
+    x2, y2 = min(width, int(np.ceil(box[2]))), min(height, int(np.ceil(box[3])))
+    if x2 > x1 and y2 > y1:
+        m[y1:y2, x1:x2] = True
+    return m
+
+
+def match_keyframe(
+    detection_masks: Sequence[np.ndarray],
+    existing: Mapping[int, np.ndarray],
+    *,
+    id_iou: float,
+    containment: bool = False,
+    containment_ratio: float = 0.6,
+    scores: Sequence[float] | None = None,
+) -> KeyframeDecision:
+    """Split a keyframe's detections into matched, new, duplicate (and, optionally, containment) cases.
+
+    Detections are taken in descending score order; a detection is compared with the existing masks
+    and with the detections already accepted as new, so two detections of one object give one ID.
+    """
+    n = len(detection_masks)
+    if n == 0:
+        return KeyframeDecision(new=(), matched={}, duplicates=())
+    order = list(range(n)) if scores is None else sorted(range(n), key=lambda i: -float(scores[i]))
+    det = np.stack([np.asarray(m, dtype=bool) for m in detection_masks])
+    ex_ids = list(existing)
+    ex = np.stack([np.asarray(existing[i], dtype=bool) for i in ex_ids]) if ex_ids else None
+    iou_ex = pairwise_mask_iou(det, ex) if ex is not None else np.zeros((n, 0))
+    iou_det = pairwise_mask_iou(det, det)
+    areas = det.reshape(n, -1).sum(1)
+    if containment and ex is not None:
+        cov_det = pairwise_containment(det, ex)  # |d∩e| / |d|
+        cov_ex = pairwise_containment(ex, det).T  # |d∩e| / |e|
+    new: list[int] = []
+    matched: dict[int, int] = {}
+    duplicates: list[int] = []
+    replaced: dict[int, int] = {}
+    dropped: list[int] = []
+    for i in order:
+        if iou_ex.shape[1] and iou_ex[i].max() >= id_iou:
+            matched[i] = ex_ids[int(iou_ex[i].argmax())]
+            continue
+        if any(iou_det[i, j] >= id_iou for j in new):
+            duplicates.append(i)
+            continue
+        if containment and ex is not None:
+            cover = np.maximum(cov_det[i], cov_ex[i])
+            cover[[k for k, e in enumerate(ex_ids) if e in replaced]] = 0.0
+            if cover.size and cover.max() >= containment_ratio:
+                k = int(cover.argmax())
+                ex_area = int(ex[k].sum())
+                if areas[i] > ex_area:  # the larger mask wins (official code)
+                    replaced[ex_ids[k]] = i
+                    new.append(i)
+                else:
+                    dropped.append(i)
+                continue
+        new.append(i)
+    return KeyframeDecision(
+        new=tuple(new),
+        matched=matched,
+        duplicates=tuple(duplicates),
+        replaced=replaced,
+        dropped_contained=tuple(dropped),
+    )
+
+
+# ----------------------------------------------------------------------------------------------- repair
+
+
+@dataclass(frozen=True)
+class RepairParams:
+    """The repair knobs (a view of ``PromptParams`` in tracked frames)."""
+
+    max_gap_frames: int = 10  # fragments at most this many frames apart may be merged
+    min_iou: float = 0.3  # extrapolated-box IoU needed to merge / to call a jump an ID switch
+    size_filter_ratio: float = 0.0  # 0 = off; official code: 1/3 of the frame's largest mask
+    min_track_frames: int = 2
+    fix_switches: bool = True
+    merge: bool = True
+
+
+@dataclass(frozen=True)
+class RepairResult:
+    """Repaired tracks with IDs 1..K, the repair log and the raw -> final id map."""
+
+    tracks: Tracks
+    repairs: list[dict[str, Any]]
+    id_map: dict[int, int]  # raw id -> final id (fragments merged into one final id share it)
+
+
+def extrapolate_box(frames: Mapping[int, Observation], target: int, *, backward: bool = False) -> Box:
+    """Constant-velocity guess of a track's box at ``target`` from its last (or first) two frames."""
+    keys = sorted(frames)
+    if backward:
+        a, b = (keys[1], keys[0]) if len(keys) > 1 else (keys[0], keys[0])
+    else:
+        a, b = (keys[-2], keys[-1]) if len(keys) > 1 else (keys[-1], keys[-1])
+    bb = np.asarray(frames[b].box, dtype=np.float64)
+    if a == b:
+        return tuple(bb.tolist())  # type: ignore[return-value]
+    velocity = (bb - np.asarray(frames[a].box, dtype=np.float64)) / (b - a)
+    return tuple((bb + velocity * (target - b)).tolist())  # type: ignore[return-value]
+
+
+def _predict(
+    frames: Mapping[int, Observation], keys: Sequence[int], t: int, since: int = -(10**12)
+) -> Box | None:
+    """Box expected at ``t`` from the track's last two observations in ``[since, t)`` (sorted ``keys``)."""
+    i = bisect.bisect_left(keys, t)
+    prev = [k for k in keys[max(0, i - 2) : i] if k >= since]
+    if not prev:
+        return None
+    return extrapolate_box({k: frames[k] for k in prev}, t)
+
+
+def split_switches(tracks: Tracks, min_iou: float) -> tuple[Tracks, list[dict[str, Any]], dict[int, int]]:
+    """Cut a track where its box jumps onto another track's predicted path (an ID switch).
+
+    A cut needs both: the box at ``t`` does not continue the track's own motion (IoU with its own
+    prediction < ``min_iou``) and it does continue another track present just before (IoU >= ``min_iou``).
+    Returns the new tracks, the log and new id -> original raw id.
+    """
+    out: Tracks = {}
+    origin: dict[int, int] = {}
+    log: list[dict[str, Any]] = []
+    next_id = max(tracks, default=0) + 1
+    keys = {tid: sorted(f) for tid, f in tracks.items()}
+    for tid in sorted(tracks):
+        frames = tracks[tid]
+        cuts: list[int] = []
+        for t in keys[tid][1:]:
+            own = _predict(frames, keys[tid], t, since=cuts[-1] if cuts else min(frames))
+            if own is None or float(box_iou(frames[t].box, own)) >= min_iou:
+                continue
+            for oid, other in tracks.items():
+                if oid == tid or (t - 1) not in other:
+                    continue
+                pred = _predict(other, keys[oid], t)
+                if pred is not None and float(box_iou(frames[t].box, pred)) >= min_iou:
+                    cuts.append(t)
+                    log.append(
+                        {
+                            "kind": "split",
+                            "track": tid,
+                            "frame": t,
+                            "continues": oid,
+                            "reason": f"box at frame {t} leaves track {tid}'s path and continues track {oid}'s",
+                        }
+                    )
+                    break
+        bounds = [min(frames), *cuts, max(frames) + 1]
+        for k, (a, b) in enumerate(itertools.pairwise(bounds)):
+            nid = tid if k == 0 else next_id
+            if k:
+                next_id += 1
+            piece = {f: o for f, o in frames.items() if a <= f < b}
+            if piece:
+                out[nid] = piece
+                origin[nid] = tid
+    return out, log, origin
+
+
+def merge_fragments(
+    tracks: Tracks, max_gap: int, min_iou: float
+) -> tuple[Tracks, list[dict[str, Any]], dict[int, int]]:
+    """Join a track that ends to one that starts soon after where the first one was heading.
+
+    Candidate links (end of A -> start of B, 0 < gap <= ``max_gap`` + 1 frames, no time overlap) are
+    scored by the IoU of A's extrapolated box with B's first box and accepted greedily best first;
+    each fragment has at most one successor and one predecessor. Returns tracks, log, absorbed -> kept id.
+    """
+    spans = {tid: (min(f), max(f)) for tid, f in tracks.items() if f}
+    candidates: list[tuple[float, int, int, int]] = []
+    for a, (_, a_end) in spans.items():
+        for b, (b_start, _) in spans.items():
+            gap = b_start - a_end
+            if a == b or gap < 1 or gap > max_gap + 1:
+                continue
+            iou = float(box_iou(extrapolate_box(tracks[a], b_start), tracks[b][b_start].box))
+            if iou >= min_iou:
+                candidates.append((iou, a, b, gap))
+    candidates.sort(key=lambda c: (-c[0], c[3], c[1], c[2]))
+    succ: dict[int, int] = {}
+    pred: dict[int, int] = {}
+    log: list[dict[str, Any]] = []
+    for iou, a, b, gap in candidates:
+        if a in succ or b in pred:
+            continue
+        succ[a], pred[b] = b, a
+        log.append(
+            {
+                "kind": "merge",
+                "track": a,
+                "merged": b,
+                "gap_frames": gap - 1,
+                "iou": round(iou, 4),
+                "reason": f"track {b} starts {gap - 1} frame(s) after track {a} ends, where {a} was heading",
+            }
+        )
+    out: Tracks = {}
+    absorbed: dict[int, int] = {}
+    for head in sorted(t for t in spans if t not in pred):
+        chain = {**tracks[head]}
+        cur = head
+        while cur in succ:
+            cur = succ[cur]
+            chain.update(tracks[cur])
+            absorbed[cur] = head
+        out[head] = chain
+    return out, log, absorbed
+
+
+def filter_small(tracks: Tracks, ratio: float) -> tuple[Tracks, int]:
+    """Drop observations smaller than ``ratio`` x the largest mask on the same frame (official 1/3 rule)."""
+    if ratio <= 0:
+        return tracks, 0
+    largest: dict[int, int] = {}
+    for frames in tracks.values():
+        for f, o in frames.items():
+            largest[f] = max(largest.get(f, 0), o.area)
+    out: Tracks = {}
+    dropped = 0
+    for tid, frames in tracks.items():
+        kept = {f: o for f, o in frames.items() if o.area >= ratio * largest[f]}
+        dropped += len(frames) - len(kept)
+        if kept:
+            out[tid] = kept
+    return out, dropped
+
+
+def renumber(tracks: Tracks) -> tuple[Tracks, dict[int, int]]:
+    """IDs 1..K in order of first appearance (ties: leftmost first box, then raw id)."""
+    order = sorted(tracks, key=lambda t: (min(tracks[t]), tracks[t][min(tracks[t])].box[0], t))
+    mapping = {old: new for new, old in enumerate(order, start=1)}
+    return {mapping[t]: tracks[t] for t in order}, mapping
+
+
+def repair_tracks(tracks: Tracks, p: RepairParams) -> RepairResult:
+    """Split switches, merge fragments, size-filter, drop short tracks, renumber; log every change."""
+    repairs: list[dict[str, Any]] = []
+    origin = {t: t for t in tracks}  # current id -> raw id
+    work: Tracks = {t: dict(f) for t, f in tracks.items() if f}
+    work, dropped_small = filter_small(work, p.size_filter_ratio)
+    if dropped_small:
+        repairs.append(
+            {
+                "kind": "size_filter",
+                "dropped_observations": dropped_small,
+                "reason": f"masks smaller than {p.size_filter_ratio:g} x the frame's largest",
+            }
+        )
+    if p.fix_switches:
+        work, log, split_origin = split_switches(work, p.min_iou)
+        origin = {t: origin[split_origin[t]] for t in work}
+        repairs.extend(log)
+    absorbed: dict[int, int] = {}
+    if p.merge:
+        work, log, absorbed = merge_fragments(work, p.max_gap_frames, p.min_iou)
+        repairs.extend(log)
+    short = sorted(t for t, f in work.items() if len(f) < p.min_track_frames)
+    for t in short:
+        repairs.append(
+            {
+                "kind": "drop_short",
+                "track": t,
+                "frames": len(work[t]),
+                "reason": f"track shorter than {p.min_track_frames} frames",
+            }
+        )
+        del work[t]
+    final, mapping = renumber(work)
+    id_map: dict[int, int] = {}
+    for cur, new in mapping.items():
+        id_map.setdefault(origin.get(cur, cur), new)
+    for cur, head in absorbed.items():
+        if head in mapping:
+            id_map.setdefault(origin.get(cur, cur), mapping[head])
+    return RepairResult(tracks=final, repairs=repairs, id_map=id_map)
+
+
+def count_new_ids(tracks: Tracks) -> int:
+    """Number of distinct instances that appear after the first tracked frame (the churn numerator)."""
+    if not tracks:
+        return 0
+    first = min(min(f) for f in tracks.values())
+    return sum(1 for f in tracks.values() if min(f) > first)
+
+
+def with_payload(obs: Observation, payload: Any) -> Observation:
+    """Copy of an observation carrying another payload."""
+    return replace(obs, payload=payload)

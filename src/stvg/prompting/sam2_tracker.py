@@ -1,0 +1,153 @@
+"""SAM2 video-predictor backend of the ``Tracker`` protocol, one window of frames per session.
+
+SAM2's ``init_state`` loads a whole video up front; here a session is opened on the engine's current
+window of frames (already decoded, in memory), so peak memory follows the window size, not the video
+length. SAM2's untyped state dict stays inside this adapter. The predictor is built once per process
+and reused for every window, pass and video (the official code rebuilds it after every pass).
+
+Departures from the official code: frames are resized with OpenCV (bicubic) instead of PIL; the
+per-object score is the mean mask probability inside the mask (SAM2's video API yields logits only).
+"""
+
+from __future__ import annotations
+
+import contextlib
+import functools
+from collections.abc import Iterator, Sequence
+from typing import Any
+
+import numpy as np
+
+from stvg.prompting.tracker import FrameMasks
+from stvg.records import Box
+
+_MEAN = np.array([0.485, 0.456, 0.406], dtype=np.float32)
+_STD = np.array([0.229, 0.224, 0.225], dtype=np.float32)
+
+
+@functools.lru_cache(maxsize=2)
+def build_predictor(cfg: str, checkpoint: str = "", device: str = "cpu", image_size: int = 1024) -> Any:
+    """The SAM2 video predictor, built once per (config, checkpoint, device, size); random weights when no checkpoint."""
+    from sam2.build_sam import build_sam2_video_predictor
+
+    overrides = [] if image_size == 1024 else [f"++model.image_size={int(image_size)}"]
+    return build_sam2_video_predictor(
+        cfg, ckpt_path=checkpoint or None, device=device, hydra_overrides_extra=overrides
+    )
+
+
+def frames_to_tensor(frames: Sequence[np.ndarray], image_size: int) -> Any:
+    """RGB uint8 frames -> normalised (T, 3, S, S) float32 CPU tensor, as SAM2's own loader makes."""
+    import cv2
+    import torch
+
+    out = np.empty((len(frames), 3, image_size, image_size), dtype=np.float32)
+    for i, f in enumerate(frames):
+        x = cv2.resize(f, (image_size, image_size), interpolation=cv2.INTER_CUBIC).astype(np.float32) / 255.0
+        out[i] = ((x - _MEAN) / _STD).transpose(2, 0, 1)
+    return torch.from_numpy(out)
+
+
+class Sam2Tracker:
+    """``Tracker`` over SAM2's video predictor; frame indices are global positions."""
+
+    def __init__(self, predictor: Any, offload_to_cpu: bool = True) -> None:
+        self.predictor = predictor
+        self.offload = offload_to_cpu
+        self._state: dict[str, Any] | None = None
+        self._first = 0
+        self._n = 0
+
+    def start(self, frames: Sequence[np.ndarray], first_frame: int = 0) -> None:
+        """Open a session on in-memory frames (SAM2's ``init_state`` with our frames instead of a folder)."""
+        import sam2.sam2_video_predictor as svp
+
+        if not frames:
+            raise ValueError("Sam2Tracker.start: no frames")
+        self.reset()
+        h, w = frames[0].shape[:2]
+        images = frames_to_tensor(frames, self.predictor.image_size)
+        if not self.offload:
+            images = images.to(self.predictor.device)
+
+        def loader(**_: Any) -> tuple[Any, int, int]:
+            return images, h, w
+
+        original = svp.load_video_frames
+        svp.load_video_frames = loader  # init_state reads frames only through this name
+        try:
+            self._state = self.predictor.init_state(
+                video_path="<in-memory>", offload_video_to_cpu=self.offload, offload_state_to_cpu=self.offload
+            )
+        finally:
+            svp.load_video_frames = original
+        self._first, self._n = first_frame, len(frames)
+
+    def _local(self, frame_idx: int) -> int:
+        k = frame_idx - self._first
+        if not 0 <= k < self._n:
+            raise IndexError(
+                f"frame {frame_idx} is outside the open window [{self._first}, {self._first + self._n})"
+            )
+        return k
+
+    def add_box(self, frame_idx: int, obj_id: int, box: Box) -> np.ndarray:
+        """Box prompt; returns the object's mask on that frame."""
+        import torch
+
+        assert self._state is not None, "call start() first"
+        with torch.inference_mode():
+            _, ids, logits = self.predictor.add_new_points_or_box(
+                self._state,
+                frame_idx=self._local(frame_idx),
+                obj_id=int(obj_id),
+                box=np.asarray(box, np.float32),
+            )
+        return (logits[list(ids).index(int(obj_id))][0] > 0).cpu().numpy()
+
+    def add_mask(self, frame_idx: int, obj_id: int, mask: np.ndarray) -> None:
+        """Mask prompt (a mask carried over a window boundary)."""
+        import torch
+
+        assert self._state is not None, "call start() first"
+        with torch.inference_mode():
+            self.predictor.add_new_mask(
+                self._state, frame_idx=self._local(frame_idx), obj_id=int(obj_id), mask=mask
+            )
+
+    def propagate(self, start: int, n: int, reverse: bool = False) -> Iterator[tuple[int, FrameMasks]]:
+        """Masks of all prompted objects on ``n`` frames from ``start`` (backward when ``reverse``)."""
+        import torch
+
+        assert self._state is not None, "call start() first"
+        if n <= 0:
+            return
+        if not self._state["obj_ids"]:  # nothing prompted: SAM2 would raise
+            step = -1 if reverse else 1
+            for k in range(n):
+                f = start + step * k
+                if 0 <= f - self._first < self._n:
+                    yield f, {}
+            return
+        local = self._local(start)
+        with contextlib.ExitStack() as stack:
+            stack.enter_context(torch.inference_mode())
+            gen = self.predictor.propagate_in_video(
+                self._state, start_frame_idx=local, max_frame_num_to_track=n - 1, reverse=reverse
+            )
+            for k, ids, logits in gen:
+                probs = torch.sigmoid(logits[:, 0]).cpu().numpy()
+                out: FrameMasks = {}
+                for oid, pr in zip(ids, probs, strict=True):
+                    m = pr > 0.5
+                    if m.any():
+                        out[int(oid)] = (m, float(pr[m].mean()))
+                yield self._first + k, out
+
+    def reset(self) -> None:
+        """Drop the session state (frames, memories)."""
+        self._state = None
+
+    def close(self) -> None:
+        """Release the session; the predictor stays cached for the next video."""
+        self.reset()

@@ -1,0 +1,159 @@
+"""Tracker backends and their one output format: per tracked frame, ``{instance_id: (mask, score)}``.
+
+Two kinds of backend produce that format:
+
+- a **propagation tracker** (``Tracker`` protocol; SAM2 in ``sam2_tracker.py``, scripted fakes in
+  tests) is prompted with boxes/masks on keyframes and propagates them forward or backward over a
+  window of frames; the engine decides identities (``identity.match_keyframe``);
+- the **CPU backend** (``DetectionTracker``) detects on every frame and associates detections with
+  Ultralytics' own BYTETrack / BoT-SORT classes, fed with our detections (no Ultralytics predictor in
+  between). ByteTrack confirms a new track one frame late, so the first detection of each confirmed
+  track is back-filled (the CPU analogue of backward propagation). Masks come from the -seg model
+  when it has one, else the detection's filled box (box-only models give box-shaped masks).
+
+Positions are tracked-frame positions (see ``video.VideoFrames``); boxes are xyxy pixels.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterator, Sequence
+from dataclasses import dataclass, field
+from typing import Any, Protocol
+
+import numpy as np
+
+from stvg.prompting.identity import box_mask
+from stvg.records import Box, Detection
+
+FrameMasks = dict[int, tuple[np.ndarray, float]]  # instance id -> ((H, W) bool mask, score)
+
+
+class Tracker(Protocol):
+    """A propagation tracker over one window of frames (one session between ``start`` and ``reset``)."""
+
+    def start(self, frames: Sequence[np.ndarray], first_frame: int = 0) -> None:
+        """Open a session on RGB frames that sit at positions ``first_frame..first_frame+len-1``."""
+        ...
+
+    def add_box(self, frame_idx: int, obj_id: int, box: Box) -> np.ndarray:
+        """Prompt ``obj_id`` with a box on ``frame_idx``; returns its (H, W) bool mask there."""
+        ...
+
+    def add_mask(self, frame_idx: int, obj_id: int, mask: np.ndarray) -> None:
+        """Prompt ``obj_id`` with a mask on ``frame_idx`` (carried across window boundaries)."""
+        ...
+
+    def propagate(self, start: int, n: int, reverse: bool = False) -> Iterator[tuple[int, FrameMasks]]:
+        """Masks of every prompted object on ``n`` frames from ``start`` (inclusive), in time order."""
+        ...
+
+    def reset(self) -> None:
+        """End the session and free its state (the model stays loaded)."""
+        ...
+
+    def close(self) -> None:
+        """Release the model."""
+        ...
+
+
+# ----------------------------------------------------------------------------------------------- CPU backend
+
+
+class _Dets:
+    """The minimal Ultralytics ``Boxes``-like view BYTETrack reads: conf, cls, xywh, bool indexing."""
+
+    def __init__(self, xyxy: np.ndarray, conf: np.ndarray, cls: np.ndarray) -> None:
+        self.xyxy = xyxy.reshape(-1, 4).astype(np.float32)
+        self.conf = conf.astype(np.float32)
+        self.cls = cls.astype(np.float32)
+
+    @property
+    def xywh(self) -> np.ndarray:
+        x1, y1, x2, y2 = self.xyxy.T
+        return np.stack([(x1 + x2) / 2, (y1 + y2) / 2, x2 - x1, y2 - y1], axis=1)
+
+    def __len__(self) -> int:
+        return len(self.conf)
+
+    def __getitem__(self, idx: Any) -> _Dets:
+        return _Dets(self.xyxy[idx], self.conf[idx], self.cls[idx])
+
+
+def _tracker_args(kind: str) -> Any:
+    from ultralytics.utils import ROOT, YAML, IterableSimpleNamespace
+
+    cfg = YAML.load(ROOT / "cfg" / "trackers" / f"{kind}.yaml")
+    if kind == "botsort":
+        cfg["gmc_method"] = (
+            "none"  # camera-motion compensation costs ~10 ms/frame; our scenes are static-camera
+        )
+        cfg["with_reid"] = False
+    return IterableSimpleNamespace(**cfg)
+
+
+@dataclass
+class DetectionTracker:
+    """CPU backend: per-frame detections associated by BYTETrack or BoT-SORT (Ultralytics classes)."""
+
+    kind: str = "bytetrack"
+    _tracker: Any = None
+    _pending: dict[int, list[tuple[int, np.ndarray, float]]] = field(default_factory=dict)
+    _confirmed: set[int] = field(default_factory=set)
+
+    def __post_init__(self) -> None:
+        if self.kind not in ("bytetrack", "botsort"):
+            raise ValueError(f"prompt.tracker must be bytetrack or botsort, got {self.kind!r}")
+        self.reset()
+
+    def reset(self) -> None:
+        """Start a new video."""
+        if self.kind == "botsort":
+            from ultralytics.trackers.bot_sort import BOTSORT
+
+            self._tracker = BOTSORT(_tracker_args("botsort"))
+        else:
+            from ultralytics.trackers.byte_tracker import BYTETracker
+
+            self._tracker = BYTETracker(_tracker_args("bytetrack"))
+        self._pending = {}
+        self._confirmed = set()
+
+    def update(
+        self,
+        position: int,
+        frame: np.ndarray,
+        detections: Sequence[tuple[Detection, np.ndarray | None]],
+    ) -> tuple[FrameMasks, list[tuple[int, int, np.ndarray, float]]]:
+        """Associate one frame's detections; returns its masks and back-filled ``(position, id, mask, score)``."""
+        h, w = frame.shape[:2]
+        boxes = np.array([d.box for d, _ in detections], dtype=np.float32).reshape(-1, 4)
+        dets = _Dets(
+            boxes,
+            np.array([d.score for d, _ in detections], dtype=np.float32),
+            np.array([d.class_id for d, _ in detections], dtype=np.float32),
+        )
+        img = frame[..., ::-1] if self.kind == "botsort" else None
+        rows = self._tracker.update(dets, img)
+
+        def mask_of(i: int) -> np.ndarray:
+            m = detections[i][1]
+            return np.asarray(m, dtype=bool) if m is not None else box_mask(detections[i][0].box, h, w)
+
+        out: FrameMasks = {}
+        backfill: list[tuple[int, int, np.ndarray, float]] = []
+        for row in rows:
+            tid, idx = int(row[4]), int(row[7])
+            out[tid] = (mask_of(idx), float(row[5]))
+            if tid not in self._confirmed:
+                self._confirmed.add(tid)
+                backfill.extend((pos, tid, m, s) for pos, m, s in self._pending.pop(tid, []))
+        for track in self._tracker.tracked_stracks:
+            if not track.is_activated and track.frame_id == self._tracker.frame_id:
+                idx = int(track.idx)
+                self._pending.setdefault(int(track.track_id), []).append(
+                    (position, mask_of(idx), float(track.score))
+                )
+        if len(self._pending) > 256:  # unconfirmed tracks that never confirm: keep memory bounded
+            for tid in sorted(self._pending)[:-128]:
+                del self._pending[tid]
+        return out, backfill
