@@ -10,7 +10,8 @@ Protocols (REFERENCE Part 3, section 9):
 - ``official`` (default) — HC-STVG challenge: every frame, inclusive ends,
   vIoU = sum of box IoU over S_i / |S_u|, tIoU = |S_i| / |S_u| on frames, vIoU@R counts ``>``.
 - ``tubedetr`` — frames sampled at 5 fps (kept when floor(f * 5 / fps) increases) from
-  [0, n_frames - 1) for HC-STVG-style videos and [0, n_frames) otherwise, uniformly capped at 200;
+  [0, n_frames - 1) for HC-STVG-style videos, [first, last) of the clip (VidSTG ``used_segment``)
+  when the sample has one and [0, n_frames) otherwise, uniformly capped at 200;
   numerator and denominator count sampled frames only; tIoU on raw frames; ``>``.
 - ``stvg-r1`` — the official STVG-R1 ``evaluate.py``: GT frames from int(t * fps) of the GT times,
   an overlap of one frame or less scores vIoU 0, the GT box of frame f is read one frame late
@@ -140,7 +141,9 @@ class TubeInput:
     fps: float
     gt_span_s: tuple[float, float] | None = None  # seconds (tIoU "seconds" and the empty-union check)
     pred_span_s: tuple[float, float] | None = None
-    segment: tuple[int, int] | None = None  # inclusive frames the protocol samples from; None = video
+    segment: tuple[int, int] | None = (
+        None  # inclusive frames sampled from (VidSTG used_segment, ST-Align split)
+    )
     dataset: str = ""
 
 
@@ -192,6 +195,7 @@ def tube_input(
         fps=sample.fps,
         gt_span_s=sample.gt_span_s,
         pred_span_s=pred_span_s,
+        segment=sample.clip_frames,
         dataset=sample.dataset,
     )
 
@@ -232,8 +236,8 @@ def evaluated_frame_ids(item: TubeInput, protocol: TubeProtocol) -> list[int] | 
     if protocol.frames == "all":
         return None
     if protocol.frames == "tubedetr":
-        if item.segment is not None:
-            start, end = item.segment[0], item.segment[1] + 1
+        if item.segment is not None:  # range(begin_fid, end_fid): the segment's last frame is never sampled
+            start, end = item.segment[0], item.segment[1]
         else:
             start, end = 0, item.n_frames - 1 if item.dataset in HCSTVG_LIKE else item.n_frames
         return tubedetr_frame_ids(start, end, item.fps, protocol.sample_fps, protocol.max_sampled_frames)
@@ -295,8 +299,13 @@ class TubeScores:
         return TubeScore(float(self.tiou[i]), float(self.viou[i]), FAILURES[code - 1] if code else None)
 
 
+def _is_dense(boxes: object) -> bool:
+    """DenseBoxes, or any array-backed tube with the same fields (``stvg.data.tubes.BoxTube``)."""
+    return isinstance(boxes, DenseBoxes) or (hasattr(boxes, "first_frame") and hasattr(boxes, "boxes"))
+
+
 def _box_frames(boxes: Boxes) -> tuple[int, int] | None:
-    if isinstance(boxes, DenseBoxes):
+    if _is_dense(boxes):
         return (boxes.first_frame, boxes.first_frame + len(boxes.boxes) - 1) if len(boxes.boxes) else None
     if not boxes:
         return None
@@ -307,7 +316,7 @@ def _box_frames(boxes: Boxes) -> tuple[int, int] | None:
 def _fill(planes: np.ndarray, n: int, boxes: Boxes, origin: int, shift: int = 0) -> None:
     """Write ``boxes`` into row ``n`` of (4, N, L) planes from frame ``origin``; frame f lands at f + shift."""
     length = planes.shape[2]
-    if isinstance(boxes, DenseBoxes):
+    if _is_dense(boxes):
         arr = np.asarray(boxes.boxes, dtype=np.float32).reshape(-1, 4)
         lo = boxes.first_frame + shift - origin
         a, b = max(lo, 0), min(lo + len(arr), length)
