@@ -177,7 +177,7 @@ def scene_features(video: SyntheticVideo) -> dict[str, bool]:
     present = video.visible.any(axis=(2, 3))  # (N, T)
     return {
         "enters": any(inst.appear_frame > 0 for inst in scene.instances),
-        "leaves": any(inst.leaves for inst in scene.instances),
+        "leaves": any(inst.leaves and inst.end_frame < scene.n_frames for inst in scene.instances),
         "occlusion": bool((video.occluded & present).any()),
         "same_shape_distractor": any(o.shape == target.shape for o in others),
         "same_color_distractor": any(o.color == target.color for o in others),
@@ -198,7 +198,7 @@ def write_mp4(path: Path, frames: np.ndarray, fps: float) -> None:
         raise RuntimeError(f"OpenCV cannot open an mp4v writer for {path}; check the opencv-python build")
     try:
         for frame in frames:
-            writer.write(np.ascontiguousarray(frame[:, :, ::-1]))
+            writer.write(cv2.cvtColor(frame, cv2.COLOR_RGB2BGR))
     finally:
         writer.release()
 

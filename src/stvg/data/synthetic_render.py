@@ -26,23 +26,42 @@ def make_background(rng: np.random.Generator, height: int, width: int) -> np.nda
     return np.clip(np.rint(img), 0, 255).astype(np.uint8)
 
 
-def shape_mask(shape: str, cx: float, cy: float, size: int, height: int, width: int) -> np.ndarray:
-    """Pixels of one shape centred at (cx, cy), clipped to the frame. -> (H, W) bool."""
-    canvas = np.zeros((height, width), dtype=np.uint8)
+def shape_patch(
+    shape: str, cx: float, cy: float, size: int, height: int, width: int
+) -> tuple[np.ndarray, slice, slice]:
+    """One shape centred at (cx, cy), clipped to the frame, as a patch and where it lies in the frame.
+
+    -> (patch (h, w) bool, rows, cols) with ``frame[rows, cols]`` the patch's pixels; an empty patch
+    when the shape is entirely outside the frame.
+    """
     x1 = int(np.floor(cx - size / 2 + 0.5))
     y1 = int(np.floor(cy - size / 2 + 0.5))
-    x2, y2 = x1 + size - 1, y1 + size - 1  # inclusive
+    canvas = np.zeros((size, size), dtype=np.uint8)
+    last = size - 1
     if shape == "square":
-        cv2.rectangle(canvas, (x1, y1), (x2, y2), 1, thickness=-1, lineType=cv2.LINE_8)
+        canvas[:] = 1
     elif shape == "circle":
-        r = (size - 1) // 2
-        cv2.circle(canvas, (x1 + r, y1 + r), r, 1, thickness=-1, lineType=cv2.LINE_8)
+        r = last // 2
+        cv2.circle(canvas, (r, r), r, 1, thickness=-1, lineType=cv2.LINE_8)
     elif shape == "triangle":
-        pts = np.array([[x1, y2], [x2, y2], [(x1 + x2) // 2, y1]], dtype=np.int32)
+        pts = np.array([[0, last], [last, last], [last // 2, 0]], dtype=np.int32)
         cv2.fillPoly(canvas, [pts], 1, lineType=cv2.LINE_8)
     else:
         raise ValueError(f"unknown shape {shape!r}")
-    return canvas.astype(bool)
+    r0, r1 = max(y1, 0), min(y1 + size, height)
+    c0, c1 = max(x1, 0), min(x1 + size, width)
+    if r0 >= r1 or c0 >= c1:
+        return np.zeros((0, 0), dtype=bool), slice(0, 0), slice(0, 0)
+    patch = canvas[r0 - y1 : r1 - y1, c0 - x1 : c1 - x1].astype(bool)
+    return patch, slice(r0, r1), slice(c0, c1)
+
+
+def shape_mask(shape: str, cx: float, cy: float, size: int, height: int, width: int) -> np.ndarray:
+    """Pixels of one shape centred at (cx, cy), clipped to the frame. -> (H, W) bool."""
+    mask = np.zeros((height, width), dtype=bool)
+    patch, rows, cols = shape_patch(shape, cx, cy, size, height, width)
+    mask[rows, cols] = patch
+    return mask
 
 
 def render_frame(
@@ -71,16 +90,17 @@ def _render(
         cx, cy = centers[i][frame]
         if np.isnan(cx):
             continue
-        mask = shape_mask(inst.shape, cx, cy, inst.size, h, w)
-        if not mask.any():
+        patch, rows, cols = shape_patch(inst.shape, cx, cy, inst.size, h, w)
+        if not patch.any():
             continue
         for j in range(i):  # later instances cover earlier ones
-            covered = visible[j] & mask
+            below = visible[j, rows, cols]
+            covered = below & patch
             if covered.any():
                 occluded[j] = True
-                visible[j] &= ~covered
-        visible[i] = mask
-        image[mask] = COLORS[inst.color]
+                below &= ~covered  # a view: updates visible[j]
+        visible[i, rows, cols] = patch
+        image[rows, cols][patch] = COLORS[inst.color]
     return image, visible, occluded
 
 

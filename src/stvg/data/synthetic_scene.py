@@ -70,6 +70,7 @@ class Instance:
 
     @property
     def leaves(self) -> bool:
+        """Heads out through an edge at the end (fully gone when end_frame < the video's length)."""
         return self.segments[-1].kind == "leave"
 
     @property
@@ -208,7 +209,7 @@ def _sample_instance(
     prev = segments[-1].action if segments else ""
     while t < n_frames:
         if t >= leave_at:
-            segments.append(_leave_segment(center, half, w, h, speed[1], t, n_frames))
+            segments.append(_leave_segment(center, half, w, h, speed[1], t, n_frames, prev))
             break
         duration = int(rng.integers(seg_min, seg_max + 1))
         choices = [a for a in (STILL, *DIRECTIONS) if a != prev]
@@ -255,14 +256,16 @@ def _room(
 
 
 def _leave_segment(
-    center: tuple[float, float], half: float, w: int, h: int, v: float, t: int, n_frames: int
+    center: tuple[float, float], half: float, w: int, h: int, v: float, t: int, n_frames: int, prev: str
 ) -> Segment:
-    """Move towards the nearest edge at top speed until fully outside (or the video ends)."""
+    """Move towards the nearest edge at top speed until fully outside (cut at the video's end).
+
+    The previous segment's direction is excluded, so that leaving is a visible change of motion.
+    """
     cx, cy = center
     exits = {"left": cx + half, "right": w - cx + half, "up": cy + half, "down": h - cy + half}
+    exits.pop(prev, None)
     action = min(exits, key=lambda a: (exits[a], a))
     d = math.ceil(exits[action] / v) + 1
     dx, dy = DIRECTIONS[action]
-    if t + d > n_frames:
-        return Segment(action, t, n_frames, (dx * v, dy * v))
-    return Segment(action, t, t + d, (dx * v, dy * v), "leave")
+    return Segment(action, t, min(t + d, n_frames), (dx * v, dy * v), "leave")
