@@ -1,0 +1,41 @@
+"""The prompting ceiling: the score a policy would get by answering exactly the voted ID and the GT span.
+
+It is scored by ``evaluation.metrics.score_tube``, the same function the evaluate stage uses, so the
+ceiling is directly comparable with the policy's numbers: the predicted time span is the GT span in
+seconds and the predicted boxes are the voted instance's tracked boxes (the mask database's tube).
+Native frames that were not tracked (``prompt.track_fps`` below the native rate) take the box of the
+nearest tracked frame (the earlier one on a tie), or none when the instance is absent there.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping, Sequence
+
+from stvg.evaluation.metrics import PROTOCOLS, TubeProtocol, TubeScore, score_tube, seconds_to_frame
+from stvg.labels.voting import nearest_tracked
+from stvg.records import Box, Sample
+
+
+def fill_untracked(tube: Mapping[int, Box], frames: Sequence[int], tracked: Sequence[int]) -> dict[int, Box]:
+    """Boxes of ``tube`` on ``frames``, reading each untracked frame from its nearest tracked frame."""
+    out: dict[int, Box] = {}
+    for f, t in zip(frames, nearest_tracked(frames, tracked)):
+        if t is not None and t in tube:
+            out[int(f)] = tube[t]
+    return out
+
+
+def prompting_ceiling(
+    sample: Sample,
+    tube: Mapping[int, Box],
+    tracked_frames: Sequence[int],
+    protocol: TubeProtocol = PROTOCOLS["official"],
+) -> TubeScore:
+    """Score of answering the voted instance (``tube``: tracked frame -> xyxy) with the GT time span."""
+    if sample.gt_span_s is None:
+        raise ValueError(f"sample {sample.sample_id}: no GT time span, so no prompting ceiling")
+    start, end = (seconds_to_frame(t, sample.fps, sample.n_frames) for t in sample.gt_span_s)
+    gt_frames = [*sample.gt_boxes, *(sample.gt_span_frames or ())]
+    lo, hi = min([start, *gt_frames]), max([end, *gt_frames])  # every frame any protocol may read
+    frames = list(range(max(lo - 1, 0), min(hi + 1, sample.n_frames - 1) + 1))
+    return score_tube(sample, sample.gt_span_s, fill_untracked(tube, frames, tracked_frames), protocol)
