@@ -15,6 +15,7 @@ from __future__ import annotations
 import contextlib
 import logging
 from collections.abc import Iterator, Sequence
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
@@ -143,7 +144,9 @@ class YoloDetector:
         """True for -seg models (masks available)."""
         return getattr(self.model, "task", "") == "segment"
 
-    def detect(self, frames: Sequence[np.ndarray], frame_indices: Sequence[int] | None = None) -> list[list[Detection]]:
+    def detect(
+        self, frames: Sequence[np.ndarray], frame_indices: Sequence[int] | None = None
+    ) -> list[list[Detection]]:
         """Detections per frame (RGB uint8 HxWx3); ``frame_indices`` label them (default 0..n-1)."""
         return [[d for d, _ in per_frame] for per_frame in self._run(frames, frame_indices, masks=False)]
 
@@ -207,3 +210,144 @@ class YoloDetector:
             )
             rows.append((det, mask_arr[k] if mask_arr is not None else None))
         return rows
+
+
+# ----------------------------------------------------------------------------------------------- training
+
+
+@dataclass(frozen=True)
+class LabelledFrame:
+    """One training image: RGB frame, class ids, xyxy boxes (pixels) and bool masks (same order)."""
+
+    image: np.ndarray  # (H, W, 3) uint8 RGB
+    class_ids: tuple[int, ...]
+    boxes: tuple[tuple[float, float, float, float], ...]
+    masks: tuple[np.ndarray, ...] = ()
+
+
+@dataclass(frozen=True)
+class TrainResult:
+    """What a detector training run produced (weights path inside the work folder) and its scores."""
+
+    weights: Path
+    metrics: dict[str, float]
+    epochs: int
+    seconds: float
+    task: str
+
+
+def write_yolo_dataset(
+    root: Path,
+    train: Sequence[LabelledFrame],
+    val: Sequence[LabelledFrame],
+    class_names: Sequence[str],
+    *,
+    segment: bool,
+) -> Path:
+    """Write frames as JPEG (the codec artifacts resemble decoded video) plus YOLO labels; returns data.yaml."""
+    import cv2
+    import yaml
+
+    for split, frames in (("train", train), ("val", val)):
+        (root / "images" / split).mkdir(parents=True, exist_ok=True)
+        (root / "labels" / split).mkdir(parents=True, exist_ok=True)
+        for i, fr in enumerate(frames):
+            h, w = fr.image.shape[:2]
+            cv2.imwrite(
+                str(root / "images" / split / f"{i:06d}.jpg"),
+                fr.image[..., ::-1],
+                [cv2.IMWRITE_JPEG_QUALITY, 90],
+            )
+            lines = []
+            for k, (cid, (x1, y1, x2, y2)) in enumerate(zip(fr.class_ids, fr.boxes, strict=True)):
+                if segment:
+                    poly = _mask_polygon(fr.masks[k]) if k < len(fr.masks) else None
+                    if poly is None:
+                        poly = np.array([[x1, y1], [x2, y1], [x2, y2], [x1, y2]], float)
+                    coords = " ".join(f"{x / w:.6f} {y / h:.6f}" for x, y in poly)
+                    lines.append(f"{cid} {coords}")
+                else:
+                    cx, cy, bw, bh = (x1 + x2) / 2 / w, (y1 + y2) / 2 / h, (x2 - x1) / w, (y2 - y1) / h
+                    lines.append(f"{cid} {cx:.6f} {cy:.6f} {bw:.6f} {bh:.6f}")
+            (root / "labels" / split / f"{i:06d}.txt").write_text("\n".join(lines) + ("\n" if lines else ""))
+    data_yaml = root / "data.yaml"
+    data_yaml.write_text(
+        yaml.safe_dump(
+            {
+                "path": str(root),
+                "train": "images/train",
+                "val": "images/val",
+                "names": dict(enumerate(class_names)),
+            }
+        )
+    )
+    return data_yaml
+
+
+def _mask_polygon(mask: np.ndarray) -> np.ndarray | None:
+    """Outer contour of the largest connected part of a mask, (K, 2) xy pixels, or None."""
+    import cv2
+
+    contours, _ = cv2.findContours(mask.astype(np.uint8), cv2.RETR_EXTERNAL, cv2.CHAIN_APPROX_SIMPLE)
+    if not contours:
+        return None
+    c = max(contours, key=cv2.contourArea).reshape(-1, 2)
+    return c.astype(float) if len(c) >= 3 else None
+
+
+def train_detector(
+    arch: str,
+    data_yaml: Path,
+    work_dir: Path,
+    *,
+    epochs: int,
+    imgsz: int,
+    batch: int,
+    threads: int,
+    seed: int = 0,
+    validate_every_epoch: bool = False,
+) -> TrainResult:
+    """Train ``arch`` from scratch on ``data_yaml``; the run folder stays in ``work_dir`` (not ./runs).
+
+    Settings measured on 2 CPU cores: ``nbs = batch`` (the default 64 would accumulate several batches
+    per optimiser step and learn slower per epoch), RAM cache, no dataloader workers, no plots, and
+    validation only after the last epoch unless asked (it is the slowest part of a short epoch).
+    """
+    import time
+
+    model = load_yolo(arch)
+    t0 = time.perf_counter()
+    with ultralytics_threads(threads):
+        model.train(
+            data=str(data_yaml),
+            epochs=epochs,
+            imgsz=imgsz,
+            batch=batch,
+            nbs=batch,
+            workers=0,
+            cache="ram",
+            device="cpu",
+            project=str(work_dir / "runs"),
+            name="train",
+            exist_ok=True,
+            seed=seed,
+            deterministic=True,
+            plots=False,
+            val=validate_every_epoch,
+            amp=False,
+            verbose=False,
+        )
+    seconds = time.perf_counter() - t0
+    trainer = model.trainer
+    weights = Path(trainer.best) if Path(trainer.best).is_file() else Path(trainer.last)
+    raw = {k: float(v) for k, v in (trainer.metrics or {}).items() if isinstance(v, int | float)}
+    metrics = {
+        "mAP50": raw.get("metrics/mAP50(B)", 0.0),
+        "mAP50-95": raw.get("metrics/mAP50-95(B)", 0.0),
+        "precision": raw.get("metrics/precision(B)", 0.0),
+        "recall": raw.get("metrics/recall(B)", 0.0),
+    }
+    if "metrics/mAP50(M)" in raw:
+        metrics["mask_mAP50"] = raw["metrics/mAP50(M)"]
+        metrics["mask_mAP50-95"] = raw["metrics/mAP50-95(M)"]
+    return TrainResult(weights=weights, metrics=metrics, epochs=epochs, seconds=seconds, task=str(model.task))

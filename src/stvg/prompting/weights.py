@@ -1,0 +1,149 @@
+"""Registry of the real checkpoints the paper setting uses, fetched only by an explicit step.
+
+Nothing in the pipeline downloads weights while it runs: a stage is given a local path, or a
+registered name that ``resolve_weights`` finds in the weights folder, and a missing file is an error
+naming ``fetch_weights`` (the explicit download step) as the fix.
+
+Checksums: the upstream projects publish no SHA-256 for these files, and none could be computed
+here (no access to the hosts), so ``sha256`` is empty and ``size_bytes`` records the expected size
+where known (approximate sizes are marked as such). ``fetch_weights`` logs the SHA-256 of what it
+downloaded; pin it with ``pin=`` (or in the registry) to verify every later fetch.
+
+The official STVG-R1 code loads ``yolov12x.pt`` (the YOLOv12 authors' release, an Ultralytics fork);
+``yolo12x`` is Ultralytics' own build of the same architecture, which the pinned ultralytics loads
+without the fork's modules, so it is the default detector checkpoint.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import logging
+from dataclasses import dataclass
+from pathlib import Path
+
+log = logging.getLogger(__name__)
+
+SAM2_BASE_URL = "https://dl.fbaipublicfiles.com/segment_anything_2/092824"
+
+
+@dataclass(frozen=True)
+class Checkpoint:
+    """One released checkpoint: where it lives, what it is, and how to verify it."""
+
+    name: str
+    url: str
+    filename: str
+    kind: str  # "yolo" | "sam2"
+    sha256: str = ""  # empty: not published upstream (see module docstring)
+    size_bytes: int = 0  # 0: unknown
+    config: str = ""  # SAM2 config the checkpoint belongs to
+    note: str = ""
+
+
+REGISTRY: dict[str, Checkpoint] = {
+    c.name: c
+    for c in (
+        Checkpoint(
+            name="yolo12x",
+            url="https://github.com/ultralytics/assets/releases/download/v8.3.0/yolo12x.pt",
+            filename="yolo12x.pt",
+            kind="yolo",
+            note="Ultralytics YOLO12-x, COCO 80 classes; default stand-in for the paper's YOLOv12-x (~119 MB)",
+        ),
+        Checkpoint(
+            name="yolov12x",
+            url="https://github.com/sunsmarterjie/yolov12/releases/download/v1.0/yolov12x.pt",
+            filename="yolov12x.pt",
+            kind="yolo",
+            note="YOLOv12 authors' release, the file the official STVG-R1 code loads; may need their fork",
+        ),
+        Checkpoint(
+            name="sam2.1_hiera_tiny",
+            url=f"{SAM2_BASE_URL}/sam2.1_hiera_tiny.pt",
+            filename="sam2.1_hiera_tiny.pt",
+            kind="sam2",
+            config="configs/sam2.1/sam2.1_hiera_t.yaml",
+            note="~156 MB",
+        ),
+        Checkpoint(
+            name="sam2.1_hiera_small",
+            url=f"{SAM2_BASE_URL}/sam2.1_hiera_small.pt",
+            filename="sam2.1_hiera_small.pt",
+            kind="sam2",
+            config="configs/sam2.1/sam2.1_hiera_s.yaml",
+            note="~184 MB",
+        ),
+        Checkpoint(
+            name="sam2.1_hiera_base_plus",
+            url=f"{SAM2_BASE_URL}/sam2.1_hiera_base_plus.pt",
+            filename="sam2.1_hiera_base_plus.pt",
+            kind="sam2",
+            config="configs/sam2.1/sam2.1_hiera_b+.yaml",
+            note="~324 MB",
+        ),
+        Checkpoint(
+            name="sam2.1_hiera_large",
+            url=f"{SAM2_BASE_URL}/sam2.1_hiera_large.pt",
+            filename="sam2.1_hiera_large.pt",
+            kind="sam2",
+            config="configs/sam2.1/sam2.1_hiera_l.yaml",
+            note="~898 MB; the paper's segmenter",
+        ),
+    )
+}
+
+
+def checkpoint(name: str) -> Checkpoint:
+    """The registry entry for ``name``; KeyError lists the registered names."""
+    try:
+        return REGISTRY[name]
+    except KeyError:
+        raise KeyError(f"no checkpoint named {name!r}; registered: {', '.join(sorted(REGISTRY))}") from None
+
+
+def sha256_of(path: str | Path, chunk_bytes: int = 1 << 20) -> str:
+    """SHA-256 hex digest of a file."""
+    h = hashlib.sha256()
+    with open(path, "rb") as fh:
+        while chunk := fh.read(chunk_bytes):
+            h.update(chunk)
+    return h.hexdigest()
+
+
+def fetch_weights(name: str, dest_dir: str | Path, *, pin: str = "", progress: bool = True) -> Path:
+    """Download checkpoint ``name`` into ``dest_dir`` (the explicit fetch step); returns its path.
+
+    Verified against ``pin`` or the registry's SHA-256 when either is set; an existing verified
+    file is not downloaded again.
+    """
+    from stvg.data.fetch import download
+
+    entry = checkpoint(name)
+    dest = Path(dest_dir) / entry.filename
+    dest.parent.mkdir(parents=True, exist_ok=True)
+    expected = (pin or entry.sha256).lower()
+    path = download(entry.url, dest, sha256=expected, progress=progress)
+    if not expected:
+        log.info(
+            "%s: sha256 %s (not published upstream; pass pin= to verify later fetches)", name, sha256_of(path)
+        )
+    return path
+
+
+def resolve_weights(spec: str | Path, weights_dir: str | Path = "weights") -> Path:
+    """A local checkpoint from a path or a registered name found in ``weights_dir``; never downloads."""
+    path = Path(spec)
+    if path.is_file():
+        return path
+    name = str(spec)
+    if name in REGISTRY:
+        local = Path(weights_dir) / REGISTRY[name].filename
+        if local.is_file():
+            return local
+        raise FileNotFoundError(
+            f"checkpoint {name!r} is not in {weights_dir}; fetch it first with "
+            f"stvg.prompting.weights.fetch_weights({name!r}, {str(weights_dir)!r}) or point to a local file"
+        )
+    raise FileNotFoundError(
+        f"weights {spec} not found: give an existing file or a registered name ({', '.join(sorted(REGISTRY))})"
+    )
