@@ -250,3 +250,29 @@ def test_bad_synthetic_params_name_the_key() -> None:
         params_from_dict({"synthetic": {"p_enter": 1.5}})
     with pytest.raises(ParamsError, match=r"synthetic\.shape_size"):
         params_from_dict({"synthetic": {"width": 64, "height": 64}})
+
+
+def test_round_trip_through_the_hcstvg_v2_adapter(bench: tuple[Path, SyntheticParams, dict]) -> None:
+    from stvg.data.registry import load_samples
+
+    out, p, _ = bench
+    anno, masks = _load(out, "val_v2.json"), _load(out, "masks_val.json")
+    result = load_samples("synthetic", out / "anno_v2" / "val_v2.json", video_root=out / "video_parts")
+    assert result.invalid == [] and len(result.samples) == p.n_val
+    for s in result.samples:
+        a = anno[s.video_id]
+        first = a["st_frame"] - 1
+        last = first + len(a["bbox"]) - 1
+        assert Path(s.video) == out / "video_parts" / "0" / s.video_id
+        assert (s.query, s.fps, s.n_frames, s.width, s.height) == (
+            a["English"],
+            p.fps,
+            a["img_num"],
+            p.width,
+            p.height,
+        )
+        assert s.gt_span_frames == (first, last)
+        assert s.gt_span_s == pytest.approx((first / p.fps, (last + 1) / p.fps))
+        for t, (x, y, w, h) in zip(range(first, last + 1), a["bbox"]):
+            assert tuple(s.gt_boxes[t]) == (x, y, x + w, y + h)
+        assert s.gt_masks is not None and {int(k) for k in masks[s.video_id]} == set(s.gt_masks)
