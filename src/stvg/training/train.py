@@ -1,0 +1,220 @@
+"""GRPO training of the policy on the labelled, prompted videos; the library side of ``stvg train``.
+
+``train()`` reads top to bottom like open-r1's ``grpo.py``: seed -> output/checkpoint -> data -> model
+-> rewards -> trainer -> train -> save. ``train.grpo`` passes unchanged to TRL's ``GRPOConfig`` (TRL
+validates it); only ``output_dir``, ``report_to``, ``reward_weights`` and ``seed`` are set here.
+
+Departures from the official code (REFERENCE 7.2): checkpoints keep optimizer and scheduler state
+(``save_only_model`` false) so ``resume=True`` continues the step count and the optimizer exactly; the
+ID match and tIoU are separate rewards (same total with equal weights); video goes through the model in
+the loss pass too (``grpo.py``).
+
+Tracking without importing MLflow: when ``MLFLOW_RUN_ID`` or ``MLFLOW_TRACKING_URI`` is in the
+environment, ``report_to=["mlflow"]`` and transformers' ``MLflowCallback`` re-attaches to the flow's run
+(TRL logs per-reward mean/std, ``frac_reward_zero_std``, completion lengths, KL); otherwise ``"none"``.
+"""
+
+from __future__ import annotations
+
+import logging
+import os
+import random
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from stvg.config import TrainParams
+from stvg.io import atomic_dir, write_json_atomic
+from stvg.training import template
+from stvg.training.grpo import FrameLoader, build_trainer, video_dataset
+from stvg.training.policy import load_policy, save_policy
+from stvg.training.rewards import build_reward_funcs
+
+log = logging.getLogger(__name__)
+
+CHECKPOINT_DIR = "checkpoints"
+MODEL_DIR = "model"
+_OWNED_KEYS = ("output_dir", "report_to", "reward_weights")
+
+
+@dataclass(frozen=True)
+class TrainResult:
+    """What a training run produced."""
+
+    model_dir: Path
+    global_step: int
+    log_history: list[dict[str, Any]]
+    resumed_from: str | None
+    n_samples: int
+    report_to: list[str]
+    final_metrics: dict[str, float] = field(default_factory=dict)
+
+
+def report_targets(environ: dict[str, str] | None = None) -> list[str]:
+    """``["mlflow"]`` when the flow passed an MLflow run/URI through the environment, else ``["none"]``."""
+    env = os.environ if environ is None else environ
+    return ["mlflow"] if env.get("MLFLOW_RUN_ID") or env.get("MLFLOW_TRACKING_URI") else ["none"]
+
+
+def latest_checkpoint(checkpoint_dir: Path) -> Path | None:
+    """The highest-numbered complete ``checkpoint-N`` folder (one with ``trainer_state.json``), if any."""
+    found = []
+    for d in checkpoint_dir.glob("checkpoint-*"):
+        suffix = d.name.rsplit("-", 1)[-1]
+        if d.is_dir() and suffix.isdigit() and (d / "trainer_state.json").is_file():
+            found.append((int(suffix), d))
+    return max(found)[1] if found else None
+
+
+def seed_everything(seed: int) -> None:
+    """Seed python, numpy and torch (TRL/transformers seed their own samplers from ``args.seed``)."""
+    import torch
+
+    random.seed(seed)
+    np.random.seed(seed)
+    torch.manual_seed(seed)
+
+
+def grpo_config(p: TrainParams, output_dir: Path, weights: list[float], report_to: list[str]) -> Any:
+    """TRL's GRPOConfig from the passthrough block plus the keys this module owns."""
+    from trl import GRPOConfig
+
+    clash = [k for k in _OWNED_KEYS if k in p.grpo]
+    if clash:
+        raise ValueError(
+            f"train.grpo must not set {clash}: use train.reward_weights / the stage's --out instead"
+        )
+    import torch
+
+    cuda = torch.cuda.is_available()
+    defaults = {
+        "seed": p.seed,
+        "save_only_model": False,
+        "log_completions": False,
+        "bf16": cuda,
+        "use_cpu": not cuda,
+    }
+    kwargs = {**defaults, **p.grpo}
+    if kwargs.get("save_only_model"):
+        raise ValueError("train.grpo.save_only_model=true drops optimizer state and breaks resume; remove it")
+    return GRPOConfig(output_dir=str(output_dir), report_to=report_to, reward_weights=weights, **kwargs)
+
+
+def train(
+    p: TrainParams,
+    records: list[dict[str, Any]],
+    out_dir: str | Path,
+    *,
+    base_model: str | Path,
+    load_frames: FrameLoader,
+    resume: bool = False,
+    device: str | None = None,
+) -> TrainResult:
+    """Train the policy with GRPO on ``records`` (label rows) and save it to ``out_dir/model``.
+
+    ``load_frames(video_id) -> (frames (T, H, W, 3) uint8 RGB, sampling dict)`` supplies the prompted
+    frames as the prompt stage sampled them. ``resume=True`` continues from the latest checkpoint in
+    ``out_dir/checkpoints`` (step count, optimizer, scheduler, RNG) and fails if there is none.
+    """
+    # ------------------------------------------------------------------ seed, output, checkpoint
+    seed_everything(p.seed)
+    out = Path(out_dir)
+    ckpt_dir = out / CHECKPOINT_DIR
+    resume_from = latest_checkpoint(ckpt_dir) if resume else None
+    if resume and resume_from is None:
+        raise FileNotFoundError(
+            f"--resume: no complete checkpoint under {ckpt_dir}; run without --resume first"
+        )
+    if not resume and ckpt_dir.exists():
+        import shutil
+
+        log.info("fresh run: removing old checkpoints in %s", ckpt_dir)
+        shutil.rmtree(ckpt_dir)
+
+    # ------------------------------------------------------------------ data
+    rows = list(records)[: p.max_samples] if p.max_samples else list(records)
+    if not rows:
+        raise ValueError(
+            "no training samples: the label file is empty (did the label stage drop everything?)"
+        )
+    question_template = template.load_template(base_model) if Path(str(base_model)).is_dir() else None
+    dataset = video_dataset(rows, load_frames, question_template or template.QUESTION_TEMPLATE)
+
+    # ------------------------------------------------------------------ rewards and config
+    funcs, weights = build_reward_funcs(p.reward_weights, p.gate_on_format)
+    report_to = report_targets()
+    args = grpo_config(p, ckpt_dir, weights, report_to)
+
+    # ------------------------------------------------------------------ model
+    model, processor = load_policy(
+        base_model, device=device or "cpu", dtype="bfloat16" if args.bf16 else "float32"
+    )
+    if args.gradient_checkpointing:
+        model.config.use_cache = False
+
+    # ------------------------------------------------------------------ trainer
+    trainer = build_trainer(
+        model=model, reward_funcs=funcs, args=args, train_dataset=dataset, processing_class=processor
+    )
+
+    # ------------------------------------------------------------------ train
+    log.info("GRPO on %d samples, resume_from=%s, report_to=%s", len(rows), resume_from, report_to)
+    trainer.train(resume_from_checkpoint=str(resume_from) if resume_from else None)
+
+    # ------------------------------------------------------------------ save
+    model_dir = out / MODEL_DIR
+    with atomic_dir(model_dir) as tmp:
+        save_policy(trainer.model, processor, tmp, question_template or template.QUESTION_TEMPLATE)
+    history = list(trainer.state.log_history)
+    write_json_atomic(out / "log_history.json", history)
+    final = {k: float(v) for k, v in (history[-1] if history else {}).items() if isinstance(v, int | float)}
+    return TrainResult(
+        model_dir=model_dir,
+        global_step=int(trainer.state.global_step),
+        log_history=history,
+        resumed_from=str(resume_from) if resume_from else None,
+        n_samples=len(rows),
+        report_to=report_to,
+        final_metrics=final,
+    )
+
+
+def plot_curves(history: list[dict[str, Any]], out_png: str | Path) -> list[str]:
+    """Reward curves (total and per reward, mean ± std), KL and completion length vs step; returns the keys drawn."""
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    from stvg.io import atomic_path
+
+    steps = [h for h in history if "step" in h and "reward" in h]
+    panels = [
+        ("reward", "reward_std"),
+        *[
+            (k, k[: -len("mean")] + "std")
+            for k in sorted({k for h in steps for k in h if k.startswith("rewards/") and k.endswith("/mean")})
+        ],
+        ("kl", None),
+        ("completions/mean_length", None),
+        ("frac_reward_zero_std", None),
+    ]
+    panels = [(k, s) for k, s in panels if any(k in h for h in steps)]
+    fig, axes = plt.subplots(1, max(1, len(panels)), figsize=(3.2 * max(1, len(panels)), 2.8), squeeze=False)
+    for ax, (key, std_key) in zip(axes[0], panels, strict=False):
+        xs = [h["step"] for h in steps if key in h]
+        ys = np.array([h[key] for h in steps if key in h], dtype=float)
+        ax.plot(xs, ys, marker="o", ms=3)
+        if std_key and all(std_key in h for h in steps if key in h):
+            sd = np.array([h[std_key] for h in steps if key in h], dtype=float)
+            ax.fill_between(xs, ys - sd, ys + sd, alpha=0.25)
+        ax.set_title(key, fontsize=8)
+        ax.set_xlabel("step", fontsize=8)
+        ax.tick_params(labelsize=7)
+    fig.tight_layout()
+    with atomic_path(out_png) as tmp:
+        fig.savefig(tmp, format="png", dpi=100)
+    plt.close(fig)
+    return [k for k, _ in panels]
