@@ -1,0 +1,313 @@
+"""Register the trained policy in the MLflow Model Registry with its lineage; the flow calls this last.
+
+``register_model`` logs the ``save_pretrained`` policy folder as an MLflow *pyfunc* model under the
+pipeline's parent run, registers it as ``registry.model_name`` (``stvg-r1``), writes the lineage as
+model-version tags (``raw_data_version``, ``prompted_data_version``, ``label_data_version``,
+``git_commit``, ``params_hash``) plus the benchmark metrics (``metrics``, JSON), and points the alias
+``challenger`` at the new version. Promotion to ``champion`` is a separate, gated step
+(``flows/promote.py``).
+
+Only ``MlflowClient`` calls with explicit ids are used (no fluent run state), so this works the same
+against the local sqlite store and an MLflow server (``MLFLOW_TRACKING_URI``). Why a pyfunc and not
+``mlflow.transformers``: the latter cannot log Qwen2.5-VL with its video processor (ENVIRONMENT.md);
+the pyfunc's artifact is the unchanged checkpoint folder, loaded by the project's own code on first
+``predict``. Loading the model therefore needs this project installed (``pip install -e .``); the
+model's ``pip_requirements`` pin the third-party stack only.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import logging
+import os
+import re
+import subprocess
+import tempfile
+from collections.abc import Mapping
+from importlib import metadata
+from pathlib import Path
+from typing import Any
+
+import mlflow.pyfunc
+import yaml
+from mlflow.entities.model_registry import ModelVersion
+from mlflow.exceptions import MlflowException
+
+from mlflow import MlflowClient
+from stvg.config import Params, params_to_dict
+
+log = logging.getLogger(__name__)
+
+CHALLENGER = "challenger"
+CHAMPION = "champion"
+LINEAGE_KEYS = ("raw_data_version", "prompted_data_version", "label_data_version", "git_commit")
+METRICS_TAG = "metrics"  # JSON {name: value}: exact names (MLflow keys may not contain "@")
+MODEL_ARTIFACT_NAME = "policy"  # the logged model's name inside the run
+LINEAGE_ARTIFACT_DIR = "lineage"  # run artifact folder holding dvc.lock / data.dvc / params.yaml
+_REQUIREMENT_PACKAGES = ("mlflow", "torch", "torchvision", "transformers", "numpy", "pandas", "opencv-python")
+
+
+# ----------------------------------------------------------------------------------------------- lineage
+
+
+class LineageError(RuntimeError):
+    """The lineage cannot be read (no data.dvc, no dvc.lock entry, no git); the message says what to run."""
+
+
+def read_lineage(root: Path, prompt_stage: str = "prompt", label_stage: str = "label") -> dict[str, str]:
+    """Data and code versions of the workspace: data.dvc md5, prompt/label output hashes, git HEAD.
+
+    A stage with one output contributes its dvc.lock md5 verbatim; with several, the md5 of its sorted
+    ``path md5`` lines (so the version changes exactly when one of its outputs does).
+    """
+    lock = _read_yaml(root / "dvc.lock", "run the pipeline (dvc repro) first")
+    stages = lock.get("stages") or {}
+    return {
+        "raw_data_version": dvc_file_md5(root / "data.dvc"),
+        "prompted_data_version": stage_version(stages, prompt_stage),
+        "label_data_version": stage_version(stages, label_stage),
+        "git_commit": git_commit(root),
+        "git_dirty": str(git_dirty(root)).lower(),
+    }
+
+
+def dvc_file_md5(path: Path) -> str:
+    """The md5 of the single output a ``.dvc`` file pins (e.g. ``data.dvc`` -> raw-data version)."""
+    outs = _read_yaml(path, "run the download flow (stvg download / make run) first").get("outs") or []
+    if len(outs) != 1 or "md5" not in outs[0]:
+        raise LineageError(f"{path} must pin exactly one output with an md5; run `dvc add data` again")
+    return str(outs[0]["md5"])
+
+
+def stage_version(lock_stages: Mapping[str, Any], stage: str) -> str:
+    """One version string for a dvc.lock stage's outputs (see ``read_lineage``)."""
+    outs = (lock_stages.get(stage) or {}).get("outs") or []
+    if not outs:
+        raise LineageError(f"dvc.lock has no outputs for stage {stage!r}; run `dvc repro {stage}` first")
+    pairs = sorted((str(o["path"]), str(o.get("md5", ""))) for o in outs)
+    if len(pairs) == 1:
+        return pairs[0][1]
+    text = "".join(f"{path} {md5}\n" for path, md5 in pairs)
+    return hashlib.md5(text.encode("utf-8")).hexdigest()
+
+
+def git_commit(root: Path) -> str:
+    """``git rev-parse HEAD`` of the repository at ``root``."""
+    return _git(root, "rev-parse", "HEAD")
+
+
+def git_dirty(root: Path) -> bool:
+    """Whether tracked files differ from HEAD (then the commit alone does not reproduce the code)."""
+    return bool(_git(root, "status", "--porcelain", "--untracked-files=no"))
+
+
+def params_hash(params: Params | Mapping[str, Any]) -> str:
+    """SHA-256 of the params as canonical JSON: equal params, equal hash, whatever the YAML layout."""
+    plain = params_to_dict(params) if isinstance(params, Params) else dict(params)
+    return hashlib.sha256(json.dumps(plain, sort_keys=True, default=str).encode("utf-8")).hexdigest()
+
+
+def _git(root: Path, *args: str) -> str:
+    try:
+        out = subprocess.run(["git", *args], cwd=root, capture_output=True, text=True, check=True)
+    except (OSError, subprocess.CalledProcessError) as exc:
+        detail = getattr(exc, "stderr", "") or str(exc)
+        raise LineageError(f"`git {' '.join(args)}` failed in {root}: {detail.strip()}") from exc
+    return out.stdout.strip()
+
+
+def _read_yaml(path: Path, fix: str) -> dict[str, Any]:
+    if not path.is_file():
+        raise LineageError(f"{path} not found; {fix}")
+    try:
+        return yaml.safe_load(path.read_text(encoding="utf-8")) or {}
+    except yaml.YAMLError as exc:
+        raise LineageError(
+            f"{path} is not valid YAML ({exc}); restore it with `git checkout {path.name}`"
+        ) from exc
+
+
+# ----------------------------------------------------------------------------------------------- the model
+
+
+class StvgPolicyModel(mlflow.pyfunc.PythonModel):
+    """Pyfunc wrapper of the policy checkpoint folder; heavy libraries load on the first ``predict``.
+
+    Input: a DataFrame, one row per question, with the columns ``stvg.training.inference`` expects
+    for an item (the prompted video's frames/path, sampling and the query). Output: a DataFrame with
+    the raw ``answer`` and its parsed ``target_id``, ``start_s``, ``end_s``, ``ok``.
+    """
+
+    def load_context(self, context: Any) -> None:
+        self.policy_dir = Path(context.artifacts[MODEL_ARTIFACT_NAME])
+
+    # No type hints here on purpose: MLflow turns predict's hints into a schema it then enforces.
+    def predict(self, context, model_input, params=None):
+        import pandas as pd
+        from stvg.training.inference import generate_answers
+
+        from stvg.training.answer import parse_answer
+
+        options = {"batch_size": 4, "max_new_tokens": 64, "do_sample": False, "seed": 0} | dict(params or {})
+        items = model_input.to_dict(orient="records")
+        answers = generate_answers(self.policy_dir, items, **options)
+        parsed = [parse_answer(a) for a in answers]
+        return pd.DataFrame(
+            {
+                "answer": answers,
+                "target_id": [p.target_id for p in parsed],
+                "start_s": [p.start_s for p in parsed],
+                "end_s": [p.end_s for p in parsed],
+                "ok": [p.ok for p in parsed],
+            }
+        )
+
+
+def pip_requirements() -> list[str]:
+    """Exact pins of the installed third-party stack the model needs (explicit: inference is slow)."""
+    pins = []
+    for name in _REQUIREMENT_PACKAGES:
+        try:
+            pins.append(f"{name}=={metadata.version(name)}")
+        except metadata.PackageNotFoundError:
+            log.warning("package %s not installed; left out of the model's pip requirements", name)
+    return pins
+
+
+# ----------------------------------------------------------------------------------------------- registry
+
+
+def register_model(
+    client: MlflowClient,
+    run_id: str,
+    model_dir: str | os.PathLike[str],
+    params: Params,
+    lineage: Mapping[str, str],
+    metrics: Mapping[str, float],
+    *,
+    lineage_files: Mapping[str, str | os.PathLike[str]] | None = None,
+) -> ModelVersion:
+    """Log ``model_dir`` as a pyfunc under run ``run_id``, register it, tag lineage, alias ``challenger``.
+
+    ``lineage`` must hold every key of ``LINEAGE_KEYS`` (see ``read_lineage``). ``lineage_files``
+    (name -> path, e.g. dvc.lock, data.dvc, params.yaml) are copied to the run's ``lineage/`` folder
+    so ``stvg lineage`` can restore the exact pins even when they were never committed.
+    """
+    model_dir = Path(model_dir)
+    if not model_dir.is_dir() or not any(model_dir.iterdir()):
+        raise FileNotFoundError(f"policy folder {model_dir} is missing or empty; run `dvc repro train` first")
+    missing = [k for k in LINEAGE_KEYS if not lineage.get(k)]
+    if missing:
+        raise LineageError(f"lineage lacks {missing}; build it with flows.registry.read_lineage(root)")
+    name = params.registry.model_name
+    run = client.get_run(run_id)
+
+    logged = client.create_logged_model(
+        experiment_id=run.info.experiment_id,
+        name=MODEL_ARTIFACT_NAME,
+        source_run_id=run_id,
+        tags={k: str(v) for k, v in lineage.items()},
+    )
+    try:
+        with tempfile.TemporaryDirectory(prefix="stvg-model-") as tmp:
+            local = Path(tmp) / "model"
+            mlflow.pyfunc.save_model(
+                path=str(local),
+                python_model=StvgPolicyModel(),
+                artifacts={MODEL_ARTIFACT_NAME: str(model_dir)},
+                pip_requirements=pip_requirements(),
+                mlflow_model=mlflow.models.Model(run_id=run_id, model_id=logged.model_id),
+                metadata={"stvg": {"lineage": dict(lineage)}},
+            )
+            client.log_model_artifacts(logged.model_id, str(local))
+    except Exception:
+        client.finalize_logged_model(logged.model_id, "FAILED")
+        raise
+    client.finalize_logged_model(logged.model_id, "READY")
+    for key, value in metrics.items():
+        client.log_metric(run_id, mlflow_metric_name(key), float(value), model_id=logged.model_id)
+    for file_name, path in (lineage_files or {}).items():
+        if Path(path).is_file():
+            _log_file_as(client, run_id, Path(path), file_name)
+
+    _ensure_registered_model(client, name)
+    tags = {k: str(v) for k, v in lineage.items()}
+    tags["params_hash"] = params_hash(params)
+    tags[METRICS_TAG] = json.dumps({k: float(v) for k, v in metrics.items()}, sort_keys=True)
+    version = client.create_model_version(
+        name,
+        # The storage URI, not models:/<id>: the sqlite registry resolves that through the *global*
+        # tracking URI (an MLflow TODO), which differs from this client's in tests and on servers.
+        source=logged.artifact_location,
+        run_id=run_id,
+        tags=tags,
+        description=_describe(lineage, metrics),
+        model_id=logged.model_id,
+    )
+    client.set_registered_model_alias(name, CHALLENGER, str(version.version))
+    log.info("registered %s version %s (alias %s) from run %s", name, version.version, CHALLENGER, run_id)
+    return client.get_model_version(name, str(version.version))
+
+
+def open_client(root: Path) -> MlflowClient:
+    """A client on ``MLFLOW_TRACKING_URI`` (a server) or, by default, ``sqlite:///<root>/mlflow/mlflow.db``."""
+    uri = os.environ.get("MLFLOW_TRACKING_URI") or ""
+    if not uri:
+        (root / "mlflow").mkdir(parents=True, exist_ok=True)
+        uri = f"sqlite:///{root / 'mlflow' / 'mlflow.db'}"
+    return MlflowClient(tracking_uri=uri, registry_uri=os.environ.get("MLFLOW_REGISTRY_URI") or uri)
+
+
+def version_by_alias(client: MlflowClient, name: str, alias: str) -> ModelVersion | None:
+    """The version an alias points to, or None when the model or the alias does not exist."""
+    try:
+        return client.get_model_version_by_alias(name, alias)
+    except MlflowException as exc:
+        if exc.error_code in ("RESOURCE_DOES_NOT_EXIST", "INVALID_PARAMETER_VALUE", "NOT_FOUND"):
+            return None
+        raise
+
+
+def version_metrics(client: MlflowClient, version: ModelVersion) -> dict[str, float]:
+    """The benchmark metrics of a version: its ``metrics`` tag, else its run's ``evaluate`` metrics."""
+    if METRICS_TAG in version.tags:
+        return {k: float(v) for k, v in json.loads(version.tags[METRICS_TAG]).items()}
+    if not version.run_id:
+        return {}
+    run_metrics = client.get_run(version.run_id).data.metrics
+    for prefix in ("evaluate.", "evaluate/"):
+        scoped = {k[len(prefix) :]: v for k, v in run_metrics.items() if k.startswith(prefix)}
+        if scoped:
+            return scoped
+    return dict(run_metrics)
+
+
+def mlflow_metric_name(name: str) -> str:
+    """A metric name MLflow accepts: ``vIoU@0.3`` -> ``vIoU_at_0.3`` (other bad characters -> ``_``)."""
+    return re.sub(r"[^\w\-. :/]", "_", name.replace("@", "_at_"))
+
+
+def _ensure_registered_model(client: MlflowClient, name: str) -> None:
+    try:
+        client.create_registered_model(
+            name, description="STVG-R1 policy (Qwen2.5-VL, GRPO); aliases: challenger -> champion"
+        )
+    except MlflowException as exc:
+        if exc.error_code != "RESOURCE_ALREADY_EXISTS":
+            raise
+
+
+def _log_file_as(client: MlflowClient, run_id: str, path: Path, file_name: str) -> None:
+    with tempfile.TemporaryDirectory(prefix="stvg-lineage-") as tmp:
+        staged = Path(tmp) / file_name
+        staged.write_bytes(path.read_bytes())
+        client.log_artifact(run_id, str(staged), LINEAGE_ARTIFACT_DIR)
+
+
+def _describe(lineage: Mapping[str, str], metrics: Mapping[str, float]) -> str:
+    lines = ["Lineage:", ""] + [f"- {k}: `{v}`" for k, v in lineage.items()]
+    if metrics:
+        lines += ["", "| metric | value |", "|---|---:|"]
+        lines += [f"| {k} | {float(v):.4f} |" for k, v in sorted(metrics.items())]
+    return "\n".join(lines)

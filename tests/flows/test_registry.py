@@ -1,0 +1,364 @@
+"""Registration, gated promotion and lineage against a REAL MLflow sqlite store in a temporary folder."""
+
+from __future__ import annotations
+
+import json
+import subprocess
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+import yaml
+
+import mlflow
+from flows import lineage as lineage_cli
+from flows import promote as promote_cli
+from flows.lineage import LineageLookupError, model_lineage, resolve_model_uri
+from flows.promote import PromotionError, promote
+from flows.registry import (
+    CHALLENGER,
+    CHAMPION,
+    LineageError,
+    params_hash,
+    read_lineage,
+    register_model,
+    stage_version,
+)
+from mlflow import MlflowClient
+from stvg.config import Params, RegistryParams
+from stvg.registry_gate import GateError
+
+RAW_MD5 = "0f3c2a1b9e8d7c6b5a4f3e2d1c0b9a88.dir"
+PROMPT_MD5 = "11111111111111111111111111111111.dir"
+LABEL_MD5 = "22222222222222222222222222222222.dir"
+LABEL_REPORT_MD5 = "33333333333333333333333333333333"
+METRICS = {"m_vIoU": 0.30, "m_tIoU": 0.50, "vIoU@0.3": 0.40, "vIoU@0.5": 0.20}
+
+
+@pytest.fixture(scope="module")
+def store(tmp_path_factory: pytest.TempPathFactory) -> tuple[MlflowClient, str]:
+    """One sqlite store per module (migrations take seconds); each test uses its own model name."""
+    root = tmp_path_factory.mktemp("mlflow")
+    uri = f"sqlite:///{root / 'mlflow.db'}"
+    client = MlflowClient(tracking_uri=uri, registry_uri=uri)
+    experiment_id = client.create_experiment("stvg-test", artifact_location=(root / "artifacts").as_uri())
+    return client, experiment_id
+
+
+@pytest.fixture
+def client(store: tuple[MlflowClient, str]) -> MlflowClient:
+    return store[0]
+
+
+@pytest.fixture
+def params(request: pytest.FixtureRequest) -> Params:
+    name = "stvg-" + request.node.name.replace("[", "-").replace("]", "").replace("_", "-")[:60]
+    return Params(
+        registry=RegistryParams(model_name=name, primary_metric="m_vIoU", margin=0.0, tolerance=0.02)
+    )
+
+
+@pytest.fixture
+def policy_dir(tmp_path: Path) -> Path:
+    """A tiny stand-in for the save_pretrained folder (the real one comes from the train stage)."""
+    folder = tmp_path / "policy"
+    folder.mkdir()
+    (folder / "config.json").write_text('{"model_type": "qwen2_5_vl"}')
+    (folder / "prompt_template.json").write_text('{"version": 1}')
+    (folder / "model.safetensors").write_bytes(b"\x00" * 64)
+    return folder
+
+
+@pytest.fixture
+def workspace(tmp_path: Path) -> Path:
+    """A git repository with a real-format data.dvc and dvc.lock, committed."""
+    root = tmp_path / "ws"
+    root.mkdir()
+    (root / "data.dvc").write_text(
+        yaml.safe_dump({"outs": [{"md5": RAW_MD5, "size": 1234, "nfiles": 5, "hash": "md5", "path": "data"}]})
+    )
+    lock = {
+        "schema": "2.0",
+        "stages": {
+            "prompt": {
+                "cmd": "stvg prompt",
+                "outs": [
+                    {"path": "artifacts/prompt", "hash": "md5", "md5": PROMPT_MD5, "size": 10, "nfiles": 2}
+                ],
+            },
+            "label": {
+                "cmd": "stvg label",
+                "outs": [
+                    {"path": "artifacts/label/targets.jsonl", "hash": "md5", "md5": LABEL_MD5, "size": 3},
+                    {
+                        "path": "artifacts/label/report.json",
+                        "hash": "md5",
+                        "md5": LABEL_REPORT_MD5,
+                        "size": 4,
+                    },
+                ],
+            },
+        },
+    }
+    (root / "dvc.lock").write_text(yaml.safe_dump(lock))
+    git = ["git", "-c", "user.email=t@example.com", "-c", "user.name=t"]
+    subprocess.run([*git, "init", "-q"], cwd=root, check=True)
+    subprocess.run([*git, "add", "."], cwd=root, check=True)
+    subprocess.run([*git, "commit", "-q", "-m", "pins"], cwd=root, check=True)
+    return root
+
+
+@pytest.fixture
+def parent_run(client: MlflowClient, store: tuple[MlflowClient, str]) -> Iterator[str]:
+    """A pipeline-like parent run with params and two nested stage runs."""
+    run = client.create_run(store[1], run_name="pipeline")
+    client.log_param(run.info.run_id, "registry.primary_metric", "m_vIoU")
+    client.log_param(run.info.run_id, "label.min_vote_share", "0.5")
+    for stage in ("label", "train"):
+        child = client.create_run(
+            store[1], run_name=stage, tags={"mlflow.parentRunId": run.info.run_id, "stage": stage}
+        )
+        client.set_terminated(child.info.run_id)
+    yield run.info.run_id
+    client.set_terminated(run.info.run_id)
+
+
+def _lineage(commit: str = "a" * 40) -> dict[str, str]:
+    return {
+        "raw_data_version": RAW_MD5,
+        "prompted_data_version": PROMPT_MD5,
+        "label_data_version": LABEL_MD5,
+        "git_commit": commit,
+    }
+
+
+def _register(client: MlflowClient, store, params: Params, policy_dir: Path, metrics: dict[str, float]):
+    run = client.create_run(store[1])
+    version = register_model(client, run.info.run_id, policy_dir, params, _lineage(), metrics)
+    client.set_terminated(run.info.run_id)
+    return version
+
+
+# ----------------------------------------------------------------------------------------------- lineage
+
+
+def test_read_lineage_returns_the_exact_pins(workspace: Path) -> None:
+    head = subprocess.run(
+        ["git", "rev-parse", "HEAD"], cwd=workspace, capture_output=True, text=True, check=True
+    ).stdout
+    lineage = read_lineage(workspace)
+    assert lineage["raw_data_version"] == RAW_MD5
+    assert lineage["prompted_data_version"] == PROMPT_MD5  # one output: its dvc.lock md5 verbatim
+    assert lineage["git_commit"] == head.strip()
+    assert lineage["git_dirty"] == "false"
+    # Two outputs: one stable digest that changes when either output changes.
+    label = lineage["label_data_version"]
+    assert len(label) == 32 and label not in (LABEL_MD5, LABEL_REPORT_MD5)
+    lock = yaml.safe_load((workspace / "dvc.lock").read_text())["stages"]
+    lock["label"]["outs"][1]["md5"] = "4" * 32
+    assert stage_version(lock, "label") != label
+
+
+def test_read_lineage_names_the_missing_pin_and_the_fix(workspace: Path) -> None:
+    (workspace / "data.dvc").unlink()
+    with pytest.raises(LineageError, match=r"data.dvc not found; run the download flow"):
+        read_lineage(workspace)
+    with pytest.raises(LineageError, match=r"no outputs for stage 'evaluate'; run `dvc repro evaluate`"):
+        stage_version({}, "evaluate")
+
+
+def test_params_hash_follows_the_values() -> None:
+    assert params_hash(Params()) == params_hash(Params())
+    assert params_hash(Params()) != params_hash(Params(seed=1))
+
+
+# ----------------------------------------------------------------------------------------------- registration
+
+
+def test_register_sets_lineage_tags_metrics_and_challenger_alias(
+    client: MlflowClient, store, params: Params, policy_dir: Path, workspace: Path, parent_run: str
+) -> None:
+    lineage = read_lineage(workspace)
+    files = {"dvc.lock": workspace / "dvc.lock", "data.dvc": workspace / "data.dvc"}
+    version = register_model(client, parent_run, policy_dir, params, lineage, METRICS, lineage_files=files)
+
+    assert version.name == params.registry.model_name and version.run_id == parent_run
+    assert CHALLENGER in version.aliases
+    for key in ("raw_data_version", "prompted_data_version", "label_data_version", "git_commit"):
+        assert version.tags[key] == lineage[key]
+    assert version.tags["params_hash"] == params_hash(params)
+    assert json.loads(version.tags["metrics"]) == METRICS
+    logged_metrics = client.get_run(parent_run).data.metrics
+    assert logged_metrics["vIoU_at_0.3"] == METRICS["vIoU@0.3"]
+    assert RAW_MD5 in version.description
+    logged = {a.path for a in client.list_artifacts(parent_run, "lineage")}
+    assert logged == {"lineage/dvc.lock", "lineage/data.dvc"}
+
+    # The registered model loads back through models:/name@challenger with the policy folder inside.
+    previous = mlflow.get_tracking_uri()
+    mlflow.set_tracking_uri(client.tracking_uri)
+    try:
+        loaded = mlflow.pyfunc.load_model(f"models:/{params.registry.model_name}@{CHALLENGER}")
+    finally:
+        mlflow.set_tracking_uri(previous)
+    folder = loaded.unwrap_python_model().policy_dir
+    assert sorted(p.name for p in folder.iterdir()) == sorted(p.name for p in policy_dir.iterdir())
+    assert (folder / "model.safetensors").read_bytes() == (policy_dir / "model.safetensors").read_bytes()
+
+
+def test_register_rejects_missing_model_folder_and_incomplete_lineage(
+    client: MlflowClient, store, params: Params, policy_dir: Path, tmp_path: Path
+) -> None:
+    run_id = client.create_run(store[1]).info.run_id
+    with pytest.raises(FileNotFoundError, match="dvc repro train"):
+        register_model(client, run_id, tmp_path / "nope", params, _lineage(), METRICS)
+    partial = {k: v for k, v in _lineage().items() if k != "prompted_data_version"}
+    with pytest.raises(LineageError, match="prompted_data_version"):
+        register_model(client, run_id, policy_dir, params, partial, METRICS)
+    assert client.search_model_versions(f"name = '{params.registry.model_name}'") == []
+
+
+# ----------------------------------------------------------------------------------------------- promotion
+
+
+def _promote(client: MlflowClient, params: Params):
+    r = params.registry
+    return promote(client, r.model_name, r.primary_metric, r.margin, r.tolerance, r.gate_metrics)
+
+
+def _champion(client: MlflowClient, name: str) -> str:
+    return str(client.get_model_version_by_alias(name, CHAMPION).version)
+
+
+def test_promotion_moves_champion_only_when_the_gate_passes(
+    client: MlflowClient, store, params: Params, policy_dir: Path
+) -> None:
+    name = params.registry.model_name
+    with pytest.raises(PromotionError, match="no version with alias 'challenger'"):
+        _promote(client, params)
+
+    first = _register(client, store, params, policy_dir, METRICS)
+    decision = _promote(client, params)
+    assert decision.promote and "first model" in decision.reason
+    assert _champion(client, name) == str(first.version)
+    tags = client.get_model_version(name, first.version).tags
+    assert tags["promotion.decision"] == "promoted" and tags["promotion.champion_version"] == "none"
+
+    worse = _register(client, store, params, policy_dir, METRICS | {"m_vIoU": 0.25})
+    decision = _promote(client, params)
+    assert not decision.promote
+    assert _champion(client, name) == str(first.version)
+    recorded = client.get_model_version(name, worse.version)
+    assert recorded.tags["promotion.decision"] == "rejected"
+    assert recorded.tags["promotion.champion_version"] == str(first.version)
+    assert "| m_vIoU | 0.2500 | 0.3000 | -0.0500 | primary-not-better |" in recorded.description
+    assert RAW_MD5 in recorded.description  # the registration description is kept
+    assert json.loads(recorded.tags["promotion.comparisons"])[0]["champion"] == pytest.approx(0.30)
+
+    regressing = _register(client, store, params, policy_dir, METRICS | {"m_vIoU": 0.40, "m_tIoU": 0.40})
+    decision = _promote(client, params)
+    assert not decision.promote and decision.regressions == ("m_tIoU",)
+    assert _champion(client, name) == str(first.version)
+    assert client.get_model_version(name, regressing.version).tags["promotion.decision"] == "rejected"
+
+    better = _register(client, store, params, policy_dir, METRICS | {"m_vIoU": 0.40, "m_tIoU": 0.49})
+    decision = _promote(client, params)
+    assert decision.promote
+    assert _champion(client, name) == str(better.version)
+    assert client.get_model_version(name, better.version).tags["promotion.champion_version"] == str(
+        first.version
+    )
+
+    again = _promote(client, params)  # idempotent: nothing to compare, nothing re-recorded
+    assert again.promote and "already the champion" in again.reason
+    assert _champion(client, name) == str(better.version)
+
+
+def test_promotion_with_missing_metric_is_a_clear_error_and_moves_nothing(
+    client: MlflowClient, store, params: Params, policy_dir: Path
+) -> None:
+    name = params.registry.model_name
+    first = _register(client, store, params, policy_dir, METRICS)
+    _promote(client, params)
+    _register(client, store, params, policy_dir, {"m_vIoU": 0.9})
+    with pytest.raises(GateError, match=r"challenger lacks metric"):
+        _promote(client, params)
+    assert _champion(client, name) == str(first.version)
+
+
+def test_promote_cli_prints_one_json_line(
+    client: MlflowClient, store, params: Params, policy_dir: Path, tmp_path: Path, monkeypatch, capsys
+) -> None:
+    _register(client, store, params, policy_dir, METRICS)
+    params_file = tmp_path / "params.yaml"
+    params_file.write_text(yaml.safe_dump({"registry": {"model_name": params.registry.model_name}}))
+    monkeypatch.setenv("MLFLOW_TRACKING_URI", client.tracking_uri)
+    monkeypatch.setenv("STVG_ROOT", str(tmp_path))
+    assert promote_cli.main(["--params", str(params_file), "--json"]) == 0
+    payload = json.loads(capsys.readouterr().out.strip().splitlines()[-1])
+    assert payload["promote"] is True and payload["champion_version"] == payload["challenger_version"] == "1"
+
+    assert promote_cli.main(["--params", str(params_file)]) == 0
+    out = capsys.readouterr().out
+    assert "metric" in out.splitlines()[0] and "already the champion" in out
+
+
+# ----------------------------------------------------------------------------------------------- lineage CLI
+
+
+def test_lineage_resolves_to_the_exact_dvc_lock_hashes(
+    client: MlflowClient,
+    store,
+    params: Params,
+    policy_dir: Path,
+    workspace: Path,
+    parent_run: str,
+    monkeypatch,
+    capsys,
+) -> None:
+    name = params.registry.model_name
+    files = {"dvc.lock": workspace / "dvc.lock", "data.dvc": workspace / "data.dvc"}
+    version = register_model(
+        client, parent_run, policy_dir, params, read_lineage(workspace), METRICS, lineage_files=files
+    )
+    _promote(client, params)
+
+    for uri in (f"models:/{name}@champion", f"models:/{name}/{version.version}", f"models:/{name}/latest"):
+        assert str(resolve_model_uri(client, uri).version) == str(version.version)
+    info = model_lineage(client, f"models:/{name}@champion")
+    lock = yaml.safe_load((workspace / "dvc.lock").read_text())
+    assert info["raw_data_version"] == yaml.safe_load((workspace / "data.dvc").read_text())["outs"][0]["md5"]
+    assert info["prompted_data_version"] == lock["stages"]["prompt"]["outs"][0]["md5"]
+    assert info["label_data_version"] == stage_version(lock["stages"], "label")
+    head = subprocess.run(
+        ["git", "rev-parse", "HEAD"], cwd=workspace, capture_output=True, text=True, check=True
+    ).stdout
+    assert info["git_commit"] == head.strip()
+    assert info["run_id"] == parent_run
+    assert set(info["stage_run_ids"]) == {"label", "train"}
+    assert info["params"]["label.min_vote_share"] == "0.5"
+    assert info["aliases"] == [CHALLENGER, CHAMPION]
+    assert info["commands"][0] == f"git checkout {head.strip()}"
+    assert any(f"--run-id {parent_run} --artifact-path lineage" in c for c in info["commands"])
+    assert any(c.startswith("dvc pull") for c in info["commands"])
+
+    monkeypatch.setenv("MLFLOW_TRACKING_URI", client.tracking_uri)
+    monkeypatch.setenv("STVG_ROOT", str(workspace))
+    assert lineage_cli.main([f"models:/{name}@champion", "--json"]) == 0
+    assert json.loads(capsys.readouterr().out)["prompted_data_version"] == PROMPT_MD5
+    assert lineage_cli.main([f"models:/{name}@champion"]) == 0
+    text = capsys.readouterr().out
+    assert f"prompted_data_version  {PROMPT_MD5}" in text and "git checkout" in text
+
+
+@pytest.mark.parametrize(
+    ("uri", "message"),
+    [
+        ("stvg-r1@champion", "is not a model URI"),
+        ("models:/no-such-model@champion", "not found in the registry"),
+        ("models:/no-such-model/latest", "has no versions"),
+    ],
+)
+def test_lineage_of_an_unknown_model_is_a_clear_error(client: MlflowClient, uri: str, message: str) -> None:
+    with pytest.raises(LineageLookupError, match=message):
+        resolve_model_uri(client, uri)
