@@ -173,7 +173,10 @@ def test_expressions_ground_uniquely_on_their_target() -> None:
         assert g.unique
         assert g.candidates == ((video.grounded.target, video.grounded.segment),)
         seg = video.scene.instances[video.grounded.target].segments[video.grounded.segment]
-        assert (video.grounded.first_frame, video.grounded.last_frame) == (seg.start, min(seg.end, 50) - 1)
+        assert (video.grounded.first_frame, video.grounded.last_frame) == (
+            seg.start,
+            min(seg.end, video.scene.n_frames) - 1,
+        )
 
 
 def test_scene_features_exist_across_the_set(bench: tuple[Path, SyntheticParams, dict]) -> None:

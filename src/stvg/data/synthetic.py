@@ -98,9 +98,10 @@ def build_video(p: SyntheticParams, split: str, index: int) -> SyntheticVideo:
     """Sample scenes for one video until one has an unambiguous expression whose target stays visible.
 
     The random stream depends only on (seed, split, index, attempt), so a video does not change when
-    n_train / n_val change.
+    n_train / n_val change. GT spans last at least ``segment_s[0]`` (>= 2 frames at the policy's 2 fps
+    for the default 1 s), which excludes segments cut short by the video's end.
     """
-    min_span = max(2, round(0.5 * p.fps))
+    min_span = max(2, round(p.segment_s[0] * p.fps))  # GT spans last at least one shortest segment
     for attempt in range(p.max_attempts):
         rng = np.random.default_rng([p.seed, _SPLIT_STREAM[split], index, attempt])
         scene = sample_scene(rng, p)

@@ -104,7 +104,7 @@ def ground(expr: Expression, scene: Scene) -> Grounding:
                 if i == r:
                     continue
                 for k, seg in enumerate(scene.instances[i].segments):
-                    after = expr.kind == "starts_after_stop" and seg.start >= when
+                    after = expr.kind == "starts_after_stop" and seg.start > when  # strictly after
                     before = expr.kind == "moves_before_start" and seg.end <= when
                     if seg.action == expr.direction and (after or before):
                         found_set.add((i, k))
