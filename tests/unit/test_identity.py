@@ -22,7 +22,9 @@ H, W = 100, 160
 
 
 def obs(x: float, y: float, size: float = 20.0, area: int | None = None) -> Observation:
-    return Observation(box=(x, y, x + size, y + size), area=area if area is not None else int(size * size), score=0.9)
+    return Observation(
+        box=(x, y, x + size, y + size), area=area if area is not None else int(size * size), score=0.9
+    )
 
 
 def moving(x0: float, y: float, frames: range, vx: float = 2.0, size: float = 20.0) -> dict[int, Observation]:
@@ -85,24 +87,24 @@ def test_extrapolation_continues_constant_velocity():
 
 
 def test_fragments_of_one_instance_are_merged_and_logged():
-    tracks = {1: moving(0, 10, range(0, 10)), 2: moving(0, 10, range(14, 30)), 3: moving(0, 60, range(0, 30))}
+    tracks = {1: moving(0, 10, range(10)), 2: moving(0, 10, range(14, 30)), 3: moving(0, 60, range(30))}
     merged, log, absorbed = merge_fragments(tracks, max_gap=5, min_iou=0.3)
     assert set(merged) == {1, 3}
-    assert sorted(merged[1]) == [*range(0, 10), *range(14, 30)]
+    assert sorted(merged[1]) == [*range(10), *range(14, 30)]
     assert absorbed == {2: 1}
     assert log[0]["kind"] == "merge" and log[0]["gap_frames"] == 4
 
 
 def test_fragments_too_far_apart_in_time_or_space_stay_separate():
-    far_in_time = {1: moving(0, 10, range(0, 10)), 2: moving(0, 10, range(30, 40))}
+    far_in_time = {1: moving(0, 10, range(10)), 2: moving(0, 10, range(30, 40))}
     assert set(merge_fragments(far_in_time, max_gap=5, min_iou=0.3)[0]) == {1, 2}
-    elsewhere = {1: moving(0, 10, range(0, 10)), 2: moving(100, 70, range(11, 20))}
+    elsewhere = {1: moving(0, 10, range(10)), 2: moving(100, 70, range(11, 20))}
     assert set(merge_fragments(elsewhere, max_gap=5, min_iou=0.3)[0]) == {1, 2}
 
 
 def test_injected_id_switch_is_split_and_relinked():
-    a = moving(0, 10, range(0, 40))  # object A, top row
-    b = moving(0, 60, range(0, 40))  # object B, bottom row
+    a = moving(0, 10, range(40))  # object A, top row
+    b = moving(0, 60, range(40))  # object B, bottom row
     switched = {
         1: {f: (a[f] if f < 20 else b[f]) for f in range(40)},
         2: {f: (b[f] if f < 20 else a[f]) for f in range(40)},
@@ -118,7 +120,7 @@ def test_injected_id_switch_is_split_and_relinked():
 
 
 def test_switch_split_needs_another_track_to_explain_the_jump():
-    jumpy = {1: {**moving(0, 10, range(0, 10)), **moving(0, 70, range(10, 20))}}
+    jumpy = {1: {**moving(0, 10, range(10)), **moving(0, 70, range(10, 20))}}
     out, log, _ = split_switches(jumpy, min_iou=0.3)
     assert len(out) == 1 and log == []
 
@@ -126,8 +128,8 @@ def test_switch_split_needs_another_track_to_explain_the_jump():
 def test_size_filter_short_tracks_and_renumbering():
     tracks = {
         5: {f: obs(100, 10, 40) for f in range(3, 10)},  # appears second
-        9: {f: obs(0, 10, 40) for f in range(0, 10)},  # appears first
-        2: {f: obs(50, 60, 10) for f in range(0, 10)},  # tiny: 100 px vs 1600 px
+        9: {f: obs(0, 10, 40) for f in range(10)},  # appears first
+        2: {f: obs(50, 60, 10) for f in range(10)},  # tiny: 100 px vs 1600 px
         7: {4: obs(0, 55, 40)},  # one frame: noise
     }
     off = repair_tracks(tracks, RepairParams(size_filter_ratio=0.0, min_track_frames=2, merge=False))

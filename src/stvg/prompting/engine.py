@@ -212,6 +212,7 @@ def track_keyframes(
                         old = replaced_by[i]
                         suppressed.add(old)
                         current.pop(old, None)
+                        tracks.get(old, {}).pop(stop, None)  # the old ID is deleted from the keyframe on
                         counts["replaced"] += 1
                         events.append(
                             {
@@ -247,6 +248,7 @@ def _propagate_backward(
     """Fill new instances back from their keyframe to their first appearance."""
     alive = {oid: 0 for oid in seeds}  # id -> consecutive positions without a mask
     masks = dict(seeds)
+    last_seen = dict.fromkeys(seeds, keyframe)
     pos = keyframe
     others = [t for t in tracks if t not in seeds]
     try:
@@ -285,10 +287,12 @@ def _propagate_backward(
                             )
                         continue
                     tracks.setdefault(oid, {}).setdefault(f, obs)
-                    masks[oid] = mask
+                    masks[oid], last_seen[oid] = mask, f
                 if not alive:
                     break
             tracker.reset()
+            # only instances visible on the boundary frame can be re-prompted in the previous window
+            alive = {oid: c for oid, c in alive.items() if last_seen.get(oid) == a}
             pos = a
     finally:
         tracker.close()

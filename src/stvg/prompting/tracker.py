@@ -79,6 +79,46 @@ class _Dets:
         return _Dets(self.xyxy[idx], self.conf[idx], self.cls[idx])
 
 
+def _ensure_lap() -> None:
+    """Make ``import lap`` work for Ultralytics' trackers when the ``lap`` package is not installed.
+
+    Ultralytics imports ``lap`` at module import and would try to pip-install it (disabled here). The
+    stand-in solves the same assignment with SciPy's ``linear_sum_assignment`` and drops pairs above
+    ``cost_limit`` (Ultralytics' own non-lap path); ``lap`` itself is preferred when installed.
+    """
+    try:
+        import lap  # noqa: F401
+
+        return
+    except ImportError:
+        pass
+    import sys
+    import types
+
+    from scipy.optimize import linear_sum_assignment
+
+    def lapjv(
+        cost: np.ndarray, extend_cost: bool = True, cost_limit: float = np.inf
+    ) -> tuple[float, Any, Any]:
+        cost = np.asarray(cost, dtype=np.float64)
+        x = np.full(cost.shape[0], -1, dtype=np.int64)
+        y = np.full(cost.shape[1], -1, dtype=np.int64)
+        rows, cols = linear_sum_assignment(
+            np.minimum(cost, cost_limit + 1.0) if np.isfinite(cost_limit) else cost
+        )
+        total = 0.0
+        for r, c in zip(rows, cols, strict=True):
+            if cost[r, c] <= cost_limit:
+                x[r], y[c] = c, r
+                total += cost[r, c]
+        return total, x, y
+
+    shim = types.ModuleType("lap")
+    shim.__version__ = "0-scipy-shim"  # type: ignore[attr-defined]
+    shim.lapjv = lapjv  # type: ignore[attr-defined]
+    sys.modules["lap"] = shim
+
+
 def _tracker_args(kind: str) -> Any:
     from ultralytics.utils import ROOT, YAML, IterableSimpleNamespace
 
@@ -107,6 +147,7 @@ class DetectionTracker:
 
     def reset(self) -> None:
         """Start a new video."""
+        _ensure_lap()
         if self.kind == "botsort":
             from ultralytics.trackers.bot_sort import BOTSORT
 
