@@ -1,0 +1,107 @@
+"""One entry point for every data set: ``load_samples(FORMAT, annotation)`` -> ``LoadResult``.
+
+FORMAT names the release format, not the file: ``hcstvg-v2`` reads both ``val_v2.json`` and the
+query-only ``query_v2.json``; ``synthetic`` is ``hcstvg-v2`` plus the masks file written beside it.
+Format-specific options pass through ``**options`` (see each adapter).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from pathlib import Path
+from typing import Any
+
+from stvg.data.common import LoadResult
+from stvg.data.errors import AnnotationError, InvalidSample
+
+FORMATS = ("hcstvg-v1", "hcstvg-v2", "vidstg", "mevis", "charades-sta", "st-align", "synthetic")
+
+
+def _hcstvg(version: str) -> Callable[..., LoadResult]:
+    def load(path: Path, **kw: Any) -> LoadResult:
+        from stvg.data.hcstvg import load_hcstvg
+
+        return load_hcstvg(path, version=version, **kw)
+
+    return load
+
+
+def _synthetic(path: Path, **kw: Any) -> LoadResult:
+    from stvg.data.hcstvg import hcstvg_masks_beside, load_hcstvg
+
+    kw.setdefault("masks", hcstvg_masks_beside(path))
+    return load_hcstvg(path, version="v2", dataset="synthetic", **kw)
+
+
+def _vidstg(path: Path, **kw: Any) -> LoadResult:
+    from stvg.data.vidstg import load_vidstg
+
+    return load_vidstg(path, **kw)
+
+
+def _mevis(path: Path, **kw: Any) -> LoadResult:
+    from stvg.data.mevis import load_mevis
+
+    return load_mevis(path, **kw)
+
+
+def _charades(path: Path, **kw: Any) -> LoadResult:
+    from stvg.data.charades import load_charades
+
+    return load_charades(path, **kw)
+
+
+def _st_align(path: Path, **kw: Any) -> LoadResult:
+    from stvg.data.st_align import load_st_align
+
+    return load_st_align(path, **kw)
+
+
+_LOADERS: dict[str, Callable[..., LoadResult]] = {
+    "hcstvg-v1": _hcstvg("v1"),
+    "hcstvg-v2": _hcstvg("v2"),
+    "vidstg": _vidstg,
+    "mevis": _mevis,
+    "charades-sta": _charades,
+    "st-align": _st_align,
+    "synthetic": _synthetic,
+}
+
+
+def load_samples(
+    fmt: str,
+    annotation: str | Path,
+    *,
+    video_root: str | Path | None = None,
+    skip_invalid: bool = False,
+    **options: Any,
+) -> LoadResult:
+    """Read one annotation file of data set format ``fmt`` into ``Sample`` records.
+
+    With ``video_root``, each sample's video file must exist there (its path becomes ``Sample.video``).
+    A bad sample raises ``AnnotationError`` naming file and sample; with ``skip_invalid`` it is dropped
+    and listed in ``LoadResult.invalid`` instead. A malformed file always raises.
+    """
+    if fmt not in _LOADERS:
+        raise ValueError(f"unknown data set format {fmt!r}; use one of {', '.join(FORMATS)}")
+    return _LOADERS[fmt](Path(annotation), video_root=video_root, skip_invalid=skip_invalid, **options)
+
+
+def dataset_stats(fmt: str, path: str | Path, **options: Any) -> dict[str, int]:
+    """Counts for ``stvg data stats``: samples, videos, invalid (+ declarative/interrogative for VidSTG).
+
+    Invalid samples are counted, not fatal, so the stats describe any readable file.
+    """
+    result = load_samples(fmt, path, skip_invalid=True, **options)
+    stats = {
+        "samples": len(result.samples),
+        "videos": len({s.video_id for s in result.samples}),
+        "invalid": len(result.invalid),
+    }
+    if fmt == "vidstg":
+        for kind in ("declarative", "interrogative"):
+            stats[kind] = sum(1 for s in result.samples if s.sentence_type == kind)
+    return stats
+
+
+__all__ = ["FORMATS", "AnnotationError", "InvalidSample", "LoadResult", "dataset_stats", "load_samples"]
