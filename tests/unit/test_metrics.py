@@ -1,0 +1,251 @@
+"""Tube and moment metrics: REFERENCE 3.5 worked examples by hand, protocol variants, failure modes."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+
+from stvg.evaluation.metrics import (
+    PROTOCOLS,
+    DenseBoxes,
+    TubeInput,
+    aggregate_by_group,
+    aggregate_tubes,
+    get_protocol,
+    moment_metrics,
+    passes,
+    plane_box_iou,
+    score_tube,
+    score_tubes,
+    seconds_to_frame,
+    tubedetr_frame_ids,
+    uniform_frame_ids,
+)
+from stvg.geometry import box_iou
+from stvg.records import Sample
+
+GT_BOX = (0.0, 0.0, 10.0, 10.0)
+PRED_BOX = (0.0, 0.0, 10.0, 8.0)  # IoU 0.8 with GT_BOX
+
+
+def worked(pred_span=(150, 249), gt_span=(100, 199), **kw) -> TubeInput:
+    """REFERENCE 3.5: 30 fps, GT 100..199, prediction 150..249, IoU 0.8 on every overlapping frame."""
+    gt = {f: GT_BOX for f in range(gt_span[0], gt_span[1] + 1)}
+    pred = {} if pred_span is None else {f: PRED_BOX for f in range(pred_span[0], pred_span[1] + 1)}
+    return TubeInput(gt_span, gt, pred_span, pred, n_frames=kw.pop("n_frames", 600), fps=30.0, **kw)
+
+
+def test_worked_example_official() -> None:
+    s = score_tubes([worked()], PROTOCOLS["official"])[0]
+    assert s.tiou == pytest.approx(50 / 150)
+    assert s.viou == pytest.approx(50 * 0.8 / 150, rel=1e-6)
+    assert s.failure is None
+
+
+def test_worked_example_tubedetr_close_to_official() -> None:
+    official = score_tubes([worked()], PROTOCOLS["official"])[0]
+    tube = score_tubes([worked(dataset="vidstg")], PROTOCOLS["tubedetr"])[0]
+    assert tube.tiou == pytest.approx(official.tiou)  # tIoU stays on raw frames
+    # 5 of every 30 frames: frames 102,108,... -> 8 sampled in the overlap 150..199 ... of 25 in 100..249
+    ids = np.array(tubedetr_frame_ids(0, 600, 30.0))
+    inter = ((ids >= 150) & (ids <= 199)).sum()
+    union = ((ids >= 100) & (ids <= 249)).sum()
+    assert tube.viou == pytest.approx(inter * 0.8 / union, rel=1e-6)
+    assert tube.viou != pytest.approx(official.viou, rel=1e-3)
+    assert abs(tube.viou - official.viou) < 0.03  # "about the same value with quantisation noise"
+
+
+def test_no_temporal_overlap_scores_zero_without_dividing_by_zero() -> None:
+    s = score_tubes([worked(pred_span=(300, 399))])[0]
+    assert (s.tiou, s.viou, s.failure) == (0.0, 0.0, None)
+
+
+def test_missing_prediction_scores_zero_and_is_counted() -> None:
+    scores = score_tubes([worked(), worked(pred_span=None)])
+    assert scores[1].failure == "missing"
+    agg = aggregate_tubes(scores)
+    assert agg["n"] == 2 and agg["n_missing"] == 1
+    assert agg["m_vIoU"] == pytest.approx(50 * 0.8 / 150 / 2, rel=1e-6)
+
+
+def test_reversed_span_scores_zero_and_is_counted() -> None:
+    scores = score_tubes([worked(pred_span=(249, 150))])
+    assert scores[0].failure == "reversed" and scores[0].viou == 0.0 and scores[0].tiou == 0.0
+    assert aggregate_tubes(scores)["n_reversed"] == 1
+
+
+def test_zero_length_union_in_seconds_is_a_counted_failure() -> None:
+    it = worked(pred_span=(150, 150), gt_span=(150, 150), gt_span_s=(5.0, 5.0), pred_span_s=(5.0, 5.0))
+    scores = score_tubes([it])
+    assert scores[0].failure == "empty_union" and scores[0].viou == 0.0
+    assert aggregate_tubes(scores)["n_empty_union"] == 1
+
+
+def test_perfect_span_wrong_object_scores_near_zero() -> None:
+    gt = {f: GT_BOX for f in range(100, 200)}
+    wrong = {f: (50.0, 50.0, 60.0, 60.0) for f in range(100, 200)}
+    s = score_tubes([TubeInput((100, 199), gt, (100, 199), wrong, n_frames=600, fps=30.0)])[0]
+    assert s.tiou == 1.0 and s.viou == 0.0
+
+
+def test_missing_predicted_box_inside_the_overlap_counts_zero() -> None:
+    it = worked()
+    pred = dict(it.pred_boxes)
+    del pred[160]
+    s = score_tubes([TubeInput(it.gt_span, it.gt_boxes, it.pred_span, pred, 600, 30.0)])[0]
+    assert s.viou == pytest.approx(49 * 0.8 / 150, rel=1e-6)
+
+
+def test_threshold_operator_differs_exactly_at_the_boundary() -> None:
+    values = np.array([0.3, 0.5, 0.31])
+    assert passes(values, 0.3, ">").tolist() == [False, True, True]
+    assert passes(values, 0.3, ">=").tolist() == [True, True, True]
+    # a sample whose vIoU is exactly 0.5: counted by >= only
+    gt = {f: GT_BOX for f in range(0, 10)}
+    half = {f: (0.0, 0.0, 10.0, 5.0) for f in range(0, 10)}
+    scores = score_tubes([TubeInput((0, 9), gt, (0, 9), half, 100, 10.0)])
+    assert aggregate_tubes(scores, get_protocol("official"))["vIoU@0.5"] == 0.0
+    assert aggregate_tubes(scores, get_protocol("official", threshold_op=">="))["vIoU@0.5"] == 1.0
+
+
+def test_end_exclusive_flag_shortens_the_predicted_span_by_one() -> None:
+    inclusive = score_tubes([worked(pred_span=(100, 199))], get_protocol("official"))[0]
+    exclusive = score_tubes([worked(pred_span=(100, 200))], get_protocol("official", end_inclusive=False))[0]
+    assert inclusive.tiou == exclusive.tiou == 1.0
+    assert inclusive.viou == pytest.approx(exclusive.viou)
+
+
+def test_stvg_r1_one_frame_overlap_scores_zero_but_official_does_not() -> None:
+    it = worked(pred_span=(199, 260))
+    assert score_tubes([it], PROTOCOLS["official"])[0].viou > 0
+    assert score_tubes([it], PROTOCOLS["stvg-r1"])[0].viou == 0.0
+
+
+def test_stvg_r1_reads_gt_boxes_one_frame_late() -> None:
+    """The 1-based st_frame slip: with a perfect prediction the first GT frame has no box."""
+    gt = {f: GT_BOX for f in range(100, 200)}
+    pred = dict(gt)
+    it = TubeInput((100, 199), gt, (100, 199), pred, 600, 30.0)
+    assert score_tubes([it], PROTOCOLS["official"])[0].viou == pytest.approx(1.0)
+    assert score_tubes([it], PROTOCOLS["stvg-r1"])[0].viou == pytest.approx(99 / 100)
+
+
+def test_stvg_r1_tiou_in_seconds_and_gt_frames_from_times() -> None:
+    s = Sample(
+        "s", "hcstvg-v2", "v.mp4", "q", fps=30.0, n_frames=600, width=64, height=64,
+        gt_span_s=(3.34, 6.66), gt_span_frames=(101, 199),
+        gt_boxes={f: GT_BOX for f in range(101, 200)},
+    )  # fmt: skip
+    boxes = {f: GT_BOX for f in range(0, 600)}
+    r1 = score_tube(s, (5.0, 10.0), boxes, PROTOCOLS["stvg-r1"])
+    assert r1.tiou == pytest.approx((6.66 - 5.0) / (10.0 - 3.34))
+    official = score_tube(s, (5.0, 10.0), boxes, PROTOCOLS["official"])
+    assert official.tiou == pytest.approx((199 - 150 + 1) / (300 - 101 + 1))
+
+
+def test_st_align_union_counts_frames_with_boxes_on_uniform_samples() -> None:
+    gt = {f: GT_BOX for f in range(0, 100)}
+    pred = {f: PRED_BOX for f in range(50, 150)}
+    it = TubeInput((0, 99), gt, (50, 149), pred, n_frames=199, fps=30.0, segment=(0, 198))
+    s = score_tubes([it], PROTOCOLS["st-align"])[0]
+    ids = np.array(uniform_frame_ids(0, 198))
+    inter = ((ids >= 50) & (ids <= 99)).sum()
+    union = ((ids >= 0) & (ids <= 149)).sum()
+    assert s.viou == pytest.approx(inter * 0.8 / union, rel=1e-6)
+    assert s.tiou == pytest.approx((99 - 50) / (149 - 0))  # end-points as continuous values
+
+
+def test_tubedetr_sampling_rule_and_cap() -> None:
+    assert tubedetr_frame_ids(0, 13, 10.0) == [0, 2, 4, 6, 8, 10, 12]
+    ids = tubedetr_frame_ids(0, 3000, 25.0)
+    assert len(ids) == 200 and ids[0] == 0 and ids == sorted(set(ids))
+    assert uniform_frame_ids(0, 99) == list(range(100))
+    assert uniform_frame_ids(10, 10) == [10]
+
+
+def test_tubedetr_never_samples_the_last_hcstvg_frame() -> None:
+    gt = {f: GT_BOX for f in range(90, 100)}
+    last = {99: GT_BOX}  # the prediction overlaps the GT on the video's last frame only
+    hcstvg = TubeInput((90, 99), gt, (99, 99), last, 100, 5.0, dataset="hcstvg-v2")
+    other = TubeInput((90, 99), gt, (99, 99), last, 100, 5.0, dataset="charades-sta")
+    assert 99 not in tubedetr_frame_ids(0, 99, 5.0)
+    assert score_tubes([hcstvg], PROTOCOLS["official"])[0].viou == pytest.approx(1 / 10)
+    assert score_tubes([hcstvg], PROTOCOLS["tubedetr"])[0].viou == 0.0
+    assert score_tubes([other], PROTOCOLS["tubedetr"])[0].viou == pytest.approx(1 / 10)
+
+
+def test_seconds_to_frame_round_trips_and_clips() -> None:
+    assert seconds_to_frame(3 / 29.97, 29.97, 100) == 3
+    assert seconds_to_frame(-1.0, 30.0, 100) == 0
+    assert seconds_to_frame(100.0, 30.0, 100) == 99
+
+
+def test_score_tube_policy_answer_uses_floor_frames_and_reversed_answer_fails() -> None:
+    s = Sample(
+        "s", "synthetic", "v.mp4", "q", fps=10.0, n_frames=100, width=64, height=64,
+        gt_span_s=(1.0, 2.0), gt_span_frames=(10, 19), gt_boxes={f: GT_BOX for f in range(10, 20)},
+    )  # fmt: skip
+    boxes = {f: GT_BOX for f in range(100)}
+    assert score_tube(s, (1.05, 1.99), boxes).viou == pytest.approx(1.0)
+    assert score_tube(s, (1.05, 2.09), boxes).viou == pytest.approx(10 / 11)  # floor(20.9) = 20
+    assert score_tube(s, (1.2, 2.0), boxes).viou == pytest.approx(8 / 11)
+    assert score_tube(s, (2.0, 1.0), boxes).failure == "reversed"
+    assert score_tube(s, None, boxes).failure == "missing"
+    assert score_tube(s, (float("nan"), 1.0), boxes).failure == "missing"
+
+
+def test_vectorised_batch_matches_a_per_frame_loop() -> None:
+    rng = np.random.default_rng(3)
+    items, expected = [], []
+    for _ in range(60):
+        gs = int(rng.integers(0, 50))
+        ge = gs + int(rng.integers(0, 40))
+        ps = gs + int(rng.integers(-30, 30))
+        pe = ps + int(rng.integers(0, 40))
+        gt = {f: tuple(rng.uniform(0, 20, 2).tolist() + rng.uniform(25, 50, 2).tolist()) for f in range(gs, ge + 1)}
+        pr = {f: tuple(rng.uniform(0, 20, 2).tolist() + rng.uniform(25, 50, 2).tolist()) for f in range(ps, pe + 1)}
+        if rng.random() < 0.3:  # array-backed boxes take the same path
+            arr = np.array([pr[f] for f in range(ps, pe + 1)])
+            items.append(TubeInput((gs, ge), gt, (ps, pe), DenseBoxes(ps, arr), 200, 10.0))
+        else:
+            items.append(TubeInput((gs, ge), gt, (ps, pe), pr, 200, 10.0))
+        num = sum(float(box_iou(gt[f], pr[f])) for f in range(max(gs, ps), min(ge, pe) + 1))
+        expected.append(num / (max(ge, pe) - min(gs, ps) + 1))
+    got = score_tubes(items).viou
+    np.testing.assert_allclose(got, expected, rtol=1e-5, atol=1e-7)
+
+
+def test_plane_box_iou_matches_geometry_including_degenerate_and_missing_boxes() -> None:
+    rng = np.random.default_rng(0)
+    a = rng.uniform(0, 50, (200, 4))
+    b = rng.uniform(0, 50, (200, 4))  # many degenerate (x2 < x1) boxes
+    b[:5] = np.nan
+    expected = np.where(np.isnan(b[:, 0]), 0.0, box_iou(a, np.nan_to_num(b)))
+    got = plane_box_iou(a.T.astype(np.float32), b.T.astype(np.float32))
+    np.testing.assert_allclose(got, expected, atol=1e-5)
+
+
+def test_vidstg_groups_are_reported_separately() -> None:
+    scores = score_tubes([worked(), worked(pred_span=None), worked(pred_span=(100, 199))])
+    out = aggregate_by_group(scores, ["declarative", "interrogative", "declarative"])
+    assert out["interrogative"]["n"] == 1 and out["interrogative"]["m_vIoU"] == 0.0
+    assert out["declarative"]["m_tIoU"] == pytest.approx((1 / 3 + 1.0) / 2)
+    assert out["all"]["n"] == 3
+
+
+def test_unknown_protocol_is_a_clear_error() -> None:
+    with pytest.raises(ValueError, match="official"):
+        get_protocol("nope")
+
+
+def test_charades_moment_metrics_count_unparsable_and_clip_to_duration() -> None:
+    gt = [(0.0, 10.0), (0.0, 10.0), (0.0, 10.0), (20.0, 40.0)]
+    pred = [(0.0, 10.0), (0.0, 5.0), None, (20.0, 30.0)]
+    out = moment_metrics(pred, gt, durations=[30, 30, 30, 30.0])
+    assert out["n"] == 4 and out["n_unparsable"] == 1
+    assert out["mIoU"] == pytest.approx((1.0 + 0.5 + 0.0 + 1.0) / 4)  # GT end 40 clipped to 30
+    assert out["R@0.5"] == pytest.approx(3 / 4)  # 0.5 counts with >=
+    assert moment_metrics(pred, gt, threshold_op=">", durations=[30] * 4)["R@0.5"] == pytest.approx(2 / 4)
+    assert moment_metrics([(5.0, 1.0)], [(0.0, 10.0)])["n_reversed"] == 1
+    with pytest.raises(ValueError, match="align"):
+        moment_metrics([(0.0, 1.0)], gt)
