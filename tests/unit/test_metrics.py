@@ -101,8 +101,8 @@ def test_threshold_operator_differs_exactly_at_the_boundary() -> None:
     assert passes(values, 0.3, ">").tolist() == [False, True, True]
     assert passes(values, 0.3, ">=").tolist() == [True, True, True]
     # a sample whose vIoU is exactly 0.5: counted by >= only
-    gt = {f: GT_BOX for f in range(0, 10)}
-    half = {f: (0.0, 0.0, 10.0, 5.0) for f in range(0, 10)}
+    gt = {f: GT_BOX for f in range(10)}
+    half = {f: (0.0, 0.0, 10.0, 5.0) for f in range(10)}
     scores = score_tubes([TubeInput((0, 9), gt, (0, 9), half, 100, 10.0)])
     assert aggregate_tubes(scores, get_protocol("official"))["vIoU@0.5"] == 0.0
     assert aggregate_tubes(scores, get_protocol("official", threshold_op=">="))["vIoU@0.5"] == 1.0
@@ -136,7 +136,7 @@ def test_stvg_r1_tiou_in_seconds_and_gt_frames_from_times() -> None:
         gt_span_s=(3.34, 6.66), gt_span_frames=(101, 199),
         gt_boxes={f: GT_BOX for f in range(101, 200)},
     )  # fmt: skip
-    boxes = {f: GT_BOX for f in range(0, 600)}
+    boxes = {f: GT_BOX for f in range(600)}
     r1 = score_tube(s, (5.0, 10.0), boxes, PROTOCOLS["stvg-r1"])
     assert r1.tiou == pytest.approx((6.66 - 5.0) / (10.0 - 3.34))
     official = score_tube(s, (5.0, 10.0), boxes, PROTOCOLS["official"])
@@ -144,7 +144,7 @@ def test_stvg_r1_tiou_in_seconds_and_gt_frames_from_times() -> None:
 
 
 def test_st_align_union_counts_frames_with_boxes_on_uniform_samples() -> None:
-    gt = {f: GT_BOX for f in range(0, 100)}
+    gt = {f: GT_BOX for f in range(100)}
     pred = {f: PRED_BOX for f in range(50, 150)}
     it = TubeInput((0, 99), gt, (50, 149), pred, n_frames=199, fps=30.0, segment=(0, 198))
     s = score_tubes([it], PROTOCOLS["st-align"])[0]
@@ -202,8 +202,14 @@ def test_vectorised_batch_matches_a_per_frame_loop() -> None:
         ge = gs + int(rng.integers(0, 40))
         ps = gs + int(rng.integers(-30, 30))
         pe = ps + int(rng.integers(0, 40))
-        gt = {f: tuple(rng.uniform(0, 20, 2).tolist() + rng.uniform(25, 50, 2).tolist()) for f in range(gs, ge + 1)}
-        pr = {f: tuple(rng.uniform(0, 20, 2).tolist() + rng.uniform(25, 50, 2).tolist()) for f in range(ps, pe + 1)}
+        gt = {
+            f: tuple(rng.uniform(0, 20, 2).tolist() + rng.uniform(25, 50, 2).tolist())
+            for f in range(gs, ge + 1)
+        }
+        pr = {
+            f: tuple(rng.uniform(0, 20, 2).tolist() + rng.uniform(25, 50, 2).tolist())
+            for f in range(ps, pe + 1)
+        }
         if rng.random() < 0.3:  # array-backed boxes take the same path
             arr = np.array([pr[f] for f in range(ps, pe + 1)])
             items.append(TubeInput((gs, ge), gt, (ps, pe), DenseBoxes(ps, arr), 200, 10.0))
