@@ -22,7 +22,6 @@ import json
 import logging
 import os
 import re
-import subprocess
 import tempfile
 from collections.abc import Mapping
 from importlib import metadata
@@ -30,10 +29,11 @@ from pathlib import Path
 from typing import Any
 
 import mlflow.pyfunc
-import yaml
+import pandas as pd
 from mlflow.entities.model_registry import ModelVersion
 from mlflow.exceptions import MlflowException
 
+from flows import dvc, tracking
 from mlflow import MlflowClient
 from stvg.config import Params, params_to_dict
 
@@ -61,71 +61,44 @@ def read_lineage(root: Path, prompt_stage: str = "prompt", label_stage: str = "l
     A stage with one output contributes its dvc.lock md5 verbatim; with several, the md5 of its sorted
     ``path md5`` lines (so the version changes exactly when one of its outputs does).
     """
-    lock = _read_yaml(root / "dvc.lock", "run the pipeline (dvc repro) first")
-    stages = lock.get("stages") or {}
+    try:
+        hashes = dvc.lock_hashes(root)
+    except dvc.DvcError as exc:
+        raise LineageError(str(exc)) from exc
+    if not hashes:
+        raise LineageError(f"{root / 'dvc.lock'} not found or empty; run the pipeline (dvc repro) first")
     return {
-        "raw_data_version": dvc_file_md5(root / "data.dvc"),
-        "prompted_data_version": stage_version(stages, prompt_stage),
-        "label_data_version": stage_version(stages, label_stage),
-        "git_commit": git_commit(root),
-        "git_dirty": str(git_dirty(root)).lower(),
+        "raw_data_version": raw_data_version(root),
+        "prompted_data_version": stage_version(hashes, prompt_stage),
+        "label_data_version": stage_version(hashes, label_stage),
+        "git_commit": tracking.git_commit(root),
+        "git_dirty": str(tracking.git_dirty(root)).lower(),
     }
 
 
-def dvc_file_md5(path: Path) -> str:
-    """The md5 of the single output a ``.dvc`` file pins (e.g. ``data.dvc`` -> raw-data version)."""
-    outs = _read_yaml(path, "run the download flow (stvg download / make run) first").get("outs") or []
-    if len(outs) != 1 or "md5" not in outs[0]:
-        raise LineageError(f"{path} must pin exactly one output with an md5; run `dvc add data` again")
-    return str(outs[0]["md5"])
+def raw_data_version(root: Path) -> str:
+    """The md5 that ``data.dvc`` pins: the raw-data version."""
+    try:
+        return dvc.dvc_file_hash(root / "data.dvc")
+    except dvc.DvcError as exc:
+        raise LineageError(str(exc)) from exc
 
 
-def stage_version(lock_stages: Mapping[str, Any], stage: str) -> str:
-    """One version string for a dvc.lock stage's outputs (see ``read_lineage``)."""
-    outs = (lock_stages.get(stage) or {}).get("outs") or []
+def stage_version(lock_hashes: Mapping[str, Mapping[str, str]], stage: str) -> str:
+    """One version string for a stage's outputs, from ``flows.dvc.lock_hashes`` ({stage: {path: md5}})."""
+    outs = lock_hashes.get(stage) or {}
     if not outs:
         raise LineageError(f"dvc.lock has no outputs for stage {stage!r}; run `dvc repro {stage}` first")
-    pairs = sorted((str(o["path"]), str(o.get("md5", ""))) for o in outs)
-    if len(pairs) == 1:
-        return pairs[0][1]
-    text = "".join(f"{path} {md5}\n" for path, md5 in pairs)
+    if len(outs) == 1:
+        return next(iter(outs.values()))
+    text = "".join(f"{path} {md5}\n" for path, md5 in sorted(outs.items()))
     return hashlib.md5(text.encode("utf-8")).hexdigest()
-
-
-def git_commit(root: Path) -> str:
-    """``git rev-parse HEAD`` of the repository at ``root``."""
-    return _git(root, "rev-parse", "HEAD")
-
-
-def git_dirty(root: Path) -> bool:
-    """Whether tracked files differ from HEAD (then the commit alone does not reproduce the code)."""
-    return bool(_git(root, "status", "--porcelain", "--untracked-files=no"))
 
 
 def params_hash(params: Params | Mapping[str, Any]) -> str:
     """SHA-256 of the params as canonical JSON: equal params, equal hash, whatever the YAML layout."""
     plain = params_to_dict(params) if isinstance(params, Params) else dict(params)
     return hashlib.sha256(json.dumps(plain, sort_keys=True, default=str).encode("utf-8")).hexdigest()
-
-
-def _git(root: Path, *args: str) -> str:
-    try:
-        out = subprocess.run(["git", *args], cwd=root, capture_output=True, text=True, check=True)
-    except (OSError, subprocess.CalledProcessError) as exc:
-        detail = getattr(exc, "stderr", "") or str(exc)
-        raise LineageError(f"`git {' '.join(args)}` failed in {root}: {detail.strip()}") from exc
-    return out.stdout.strip()
-
-
-def _read_yaml(path: Path, fix: str) -> dict[str, Any]:
-    if not path.is_file():
-        raise LineageError(f"{path} not found; {fix}")
-    try:
-        return yaml.safe_load(path.read_text(encoding="utf-8")) or {}
-    except yaml.YAMLError as exc:
-        raise LineageError(
-            f"{path} is not valid YAML ({exc}); restore it with `git checkout {path.name}`"
-        ) from exc
 
 
 # ----------------------------------------------------------------------------------------------- the model
@@ -142,12 +115,11 @@ class StvgPolicyModel(mlflow.pyfunc.PythonModel):
     def load_context(self, context: Any) -> None:
         self.policy_dir = Path(context.artifacts[MODEL_ARTIFACT_NAME])
 
-    # No type hints here on purpose: MLflow turns predict's hints into a schema it then enforces.
-    def predict(self, context, model_input, params=None):
-        import pandas as pd
-        from stvg.training.inference import generate_answers
-
+    def predict(
+        self, context: Any, model_input: pd.DataFrame, params: dict[str, Any] | None = None
+    ) -> pd.DataFrame:
         from stvg.training.answer import parse_answer
+        from stvg.training.inference import generate_answers
 
         options = {"batch_size": 4, "max_new_tokens": 64, "do_sample": False, "seed": 0} | dict(params or {})
         items = model_input.to_dict(orient="records")
@@ -251,12 +223,8 @@ def register_model(
 
 
 def open_client(root: Path) -> MlflowClient:
-    """A client on ``MLFLOW_TRACKING_URI`` (a server) or, by default, ``sqlite:///<root>/mlflow/mlflow.db``."""
-    uri = os.environ.get("MLFLOW_TRACKING_URI") or ""
-    if not uri:
-        (root / "mlflow").mkdir(parents=True, exist_ok=True)
-        uri = f"sqlite:///{root / 'mlflow' / 'mlflow.db'}"
-    return MlflowClient(tracking_uri=uri, registry_uri=os.environ.get("MLFLOW_REGISTRY_URI") or uri)
+    """A client on ``MLFLOW_TRACKING_URI`` (a server) or, by default, the project's sqlite store."""
+    return tracking.get_client(root)
 
 
 def version_by_alias(client: MlflowClient, name: str, alias: str) -> ModelVersion | None:

@@ -154,14 +154,18 @@ def test_read_lineage_returns_the_exact_pins(workspace: Path) -> None:
     # Two outputs: one stable digest that changes when either output changes.
     label = lineage["label_data_version"]
     assert len(label) == 32 and label not in (LABEL_MD5, LABEL_REPORT_MD5)
-    lock = yaml.safe_load((workspace / "dvc.lock").read_text())["stages"]
-    lock["label"]["outs"][1]["md5"] = "4" * 32
-    assert stage_version(lock, "label") != label
+    hashes = {"label": {"artifacts/label/targets.jsonl": LABEL_MD5, "artifacts/label/report.json": "4" * 32}}
+    assert stage_version(hashes, "label") != label
+    hashes["label"]["artifacts/label/report.json"] = LABEL_REPORT_MD5
+    assert stage_version(hashes, "label") == label
 
 
 def test_read_lineage_names_the_missing_pin_and_the_fix(workspace: Path) -> None:
     (workspace / "data.dvc").unlink()
     with pytest.raises(LineageError, match=r"data.dvc not found; run the download flow"):
+        read_lineage(workspace)
+    (workspace / "dvc.lock").unlink()
+    with pytest.raises(LineageError, match=r"dvc.lock not found or empty; run the pipeline"):
         read_lineage(workspace)
     with pytest.raises(LineageError, match=r"no outputs for stage 'evaluate'; run `dvc repro evaluate`"):
         stage_version({}, "evaluate")
@@ -329,7 +333,8 @@ def test_lineage_resolves_to_the_exact_dvc_lock_hashes(
     lock = yaml.safe_load((workspace / "dvc.lock").read_text())
     assert info["raw_data_version"] == yaml.safe_load((workspace / "data.dvc").read_text())["outs"][0]["md5"]
     assert info["prompted_data_version"] == lock["stages"]["prompt"]["outs"][0]["md5"]
-    assert info["label_data_version"] == stage_version(lock["stages"], "label")
+    label_outs = {o["path"]: o["md5"] for o in lock["stages"]["label"]["outs"]}
+    assert info["label_data_version"] == stage_version({"label": label_outs}, "label")
     head = subprocess.run(
         ["git", "rev-parse", "HEAD"], cwd=workspace, capture_output=True, text=True, check=True
     ).stdout
