@@ -70,3 +70,15 @@ def test_unknown_expectation_and_bad_kwargs_are_clear_errors():
         run_suite("x", _table([0.1]), [Expect("ExpectColumnValuesToBeBetween", {"colum": "score"}, "?")])
     with pytest.raises(ValueError, match="id_column 'nope'"):
         run_suite("x", _table([0.1]), SUITE, id_column="nope")
+
+
+def test_merged_report_names_the_failing_table():
+    from stvg.checks.core import merge_reports
+
+    ok = run_suite("raw_train", _table([0.1]), SUITE, id_column="id")
+    bad = run_suite("raw_test", _table([3.0], ids=["t9"]), SUITE, id_column="id")
+    merged = merge_reports("raw", [ok, bad])
+    assert not merged.success and merged.n_rows == 2
+    assert merged.failures[0]["suite"] == "raw_test"
+    assert "[raw_test] ExpectColumnValuesToBeBetween" in merged.message() and "t9" in merged.message()
+    assert merge_reports("raw", [ok]).success

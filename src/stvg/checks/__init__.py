@@ -5,6 +5,6 @@
 great_expectations: ``run_suite`` does, when it first runs.
 """
 
-from stvg.checks.core import CheckFailed, CheckReport, Expect, run_suite
+from stvg.checks.core import CheckFailed, CheckReport, Expect, merge_reports, run_suite
 
-__all__ = ["CheckFailed", "CheckReport", "Expect", "run_suite"]
+__all__ = ["CheckFailed", "CheckReport", "Expect", "merge_reports", "run_suite"]

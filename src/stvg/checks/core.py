@@ -80,7 +80,8 @@ class CheckReport:
             column = f" on `{f['column']}`" if f.get("column") else ""
             what = f.get("error") or f"{f['unexpected_count']} offending row(s)"
             examples = f"; e.g. {', '.join(map(str, f['examples']))}" if f.get("examples") else ""
-            lines.append(f"  - {f['expectation']}{column} ({f['why']}): {what}{examples}")
+            suite = f"[{f['suite']}] " if f.get("suite") else ""
+            lines.append(f"  - {suite}{f['expectation']}{column} ({f['why']}): {what}{examples}")
         return "\n".join(lines)
 
     def raise_on_failure(self) -> CheckReport:
@@ -88,6 +89,18 @@ class CheckReport:
         if not self.success:
             raise CheckFailed(self)
         return self
+
+
+def merge_reports(name: str, reports: Sequence[CheckReport]) -> CheckReport:
+    """One report over several tables (e.g. train and test files); failures keep their table's name."""
+    failures = [{**f, "suite": r.name} for r in reports for f in r.failures]
+    return CheckReport(
+        name=name,
+        success=all(r.success for r in reports),
+        n_rows=sum(r.n_rows for r in reports),
+        statistics={r.name: r.statistics for r in reports},
+        failures=failures,
+    )
 
 
 class CheckFailed(RuntimeError):

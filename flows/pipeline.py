@@ -1,0 +1,216 @@
+"""The pipeline flow: download + raw gate, then every dvc.yaml stage as repro -> gate -> log, in MLflow.
+
+    python -m flows.pipeline [--params params.yaml] [--stages download prompt ...]   (= make run, stvg run)
+
+One MLflow parent run per execution records the flattened params, the git commit, package versions,
+the raw-data version (``raw_data_version`` = the md5 ``data.dvc`` pins) and the check reports; each
+stage gets a nested run. The download step is the download flow (a Prefect subflow, with retries);
+every other stage is ``dvc repro <stage>`` (a no-op when nothing changed: DVC does the caching), then
+its great-expectations gate, then its MLflow logging. Stages plug in through ``STAGES``: an entry
+names the dvc.yaml stage, its check and its logger; a dvc.yaml stage without an entry is reproduced
+and logged with its ``dvc.lock`` output hashes only. A failed stage or gate marks the stage run and
+the parent run FAILED and raises ``PipelineFailed`` naming the stage, the check and the offending
+items. Prefect state lives under ``.prefect/`` (see flows/__init__.py).
+"""
+
+from __future__ import annotations
+
+import argparse
+import sys
+import time
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass, field
+from pathlib import Path
+
+from prefect import flow, get_run_logger, task
+from prefect.cache_policies import NO_CACHE
+from prefect.runtime import flow_run
+
+from flows import dvc, tracking
+from flows.download import DownloadResult, download_flow
+from mlflow import MlflowClient
+from stvg.checks.core import CheckFailed, CheckReport, merge_reports
+from stvg.config import Params, load_params
+
+DOWNLOAD = "download"
+
+CheckFn = Callable[[Path, Params], CheckReport | Sequence[CheckReport]]
+LogFn = Callable[[MlflowClient, str, Path, Params], None]
+
+
+@dataclass(frozen=True)
+class PipelineStage:
+    """How the flow gates and logs one dvc.yaml stage (same name everywhere: dvc, params, artifacts/)."""
+
+    name: str
+    check: CheckFn | None = None  # reads the stage's outputs under root, returns report(s); never mutates
+    log: LogFn | None = None  # logs metrics/artifacts into the stage's MLflow run
+
+
+# The stages with a gate and/or their own logging, keyed by dvc.yaml stage name. Later work adds
+# e.g. PipelineStage("prompt", check_prompt_outputs, log_prompt_previews).
+STAGES: list[PipelineStage] = []
+
+
+@dataclass(frozen=True)
+class PipelineResult:
+    """Where to look after a run."""
+
+    run_id: str
+    experiment_id: str
+    tracking_uri: str
+    raw_data_version: str
+    stages: list[str] = field(default_factory=list)
+
+
+class PipelineFailed(RuntimeError):
+    """A stage or its gate failed; carries the stage name, the MLflow run and (for gates) the report."""
+
+    def __init__(
+        self, stage: str, run_id: str, cause: BaseException, report: CheckReport | None = None
+    ) -> None:
+        super().__init__(f"pipeline stopped at stage `{stage}` (MLflow run {run_id}): {cause}")
+        self.stage, self.run_id, self.report = stage, run_id, report
+
+
+def stage_plan(root: Path, selected: Sequence[str] | None) -> list[str]:
+    """Stages to run, in order: download, then dvc.yaml's stages; ``selected`` filters by name."""
+    available = [DOWNLOAD, *dvc.pipeline_stages(root)]
+    if not selected:
+        return available
+    unknown = sorted(set(selected) - set(available))
+    if unknown:
+        raise ValueError(f"unknown stage(s) {', '.join(unknown)}; this pipeline has: {', '.join(available)}")
+    return [s for s in available if s in selected]
+
+
+@task(name="repro", task_run_name="repro-{stage}", cache_policy=NO_CACHE)
+def repro_task(stage: str, root: Path, env: dict[str, str]) -> str:
+    """``dvc repro <stage>`` with the MLflow stage run in the environment."""
+    return dvc.repro(stage, cwd=root, env=env)
+
+
+@task(name="gate", task_run_name="gate-{stage}", cache_policy=NO_CACHE)
+def gate_task(stage: str, check: CheckFn, root: Path, params: Params) -> CheckReport:
+    """Run the stage's great-expectations check; returns the (possibly failed) report."""
+    result = check(root, params)
+    reports = [result] if isinstance(result, CheckReport) else list(result)
+    report = reports[0] if len(reports) == 1 else merge_reports(stage, reports)
+    get_run_logger().info(report.message())
+    return report
+
+
+@flow(name="pipeline")
+def pipeline_flow(params_path: str = "params.yaml", stages: list[str] | None = None) -> PipelineResult:
+    """Run the pipeline on the repository holding ``params_path``; one MLflow parent run per call."""
+    logger = get_run_logger()
+    params_file = Path(params_path).resolve()
+    root = params_file.parent
+    params = load_params(params_file)
+    plan = stage_plan(root, stages)
+    hooks = {s.name: s for s in STAGES}
+
+    client = tracking.get_client(root)
+    experiment_id = tracking.ensure_experiment(client, params.registry.experiment, root)
+    run_id = tracking.start_run(
+        client,
+        experiment_id,
+        f"pipeline-{time.strftime('%Y%m%d-%H%M%S')}",
+        tags={"stvg.stages": ",".join(plan), "prefect.flow_run_id": str(flow_run.get_id() or "")},
+    )
+    logger.info("MLflow run %s (%s)", run_id, client.tracking_uri)
+    tracking.log_params(client, run_id, params)
+    tracking.log_lineage(client, run_id, root, raw_data_version=None)
+    tracking.log_file_artifact(client, run_id, params_file, "inputs")
+
+    current, stage_run = plan[0] if plan else DOWNLOAD, None
+    raw_version = ""
+    try:
+        for current in plan:
+            stage_run = tracking.start_run(client, experiment_id, current, parent_run_id=run_id)
+            if current == DOWNLOAD:
+                result: DownloadResult = download_flow(params_path=str(params_file))
+                raw_version = result.raw_data_version
+                for report in result.reports:
+                    for target in (run_id, stage_run):
+                        tracking.log_json_artifact(
+                            client, target, report.to_dict(), f"{report.name}.json", "checks"
+                        )
+                tracking.log_json_artifact(client, stage_run, result.sources, "sources.json", "download")
+            else:
+                repro_task(current, root, tracking.stage_env(client, stage_run))
+                _log_stage_outputs(client, stage_run, root, current)
+                hook = hooks.get(current)
+                if hook and hook.check:
+                    report = gate_task(current, hook.check, root, params)
+                    for target in (run_id, stage_run):
+                        tracking.log_json_artifact(
+                            client, target, report.to_dict(), f"{report.name}.json", "checks"
+                        )
+                    report.raise_on_failure()
+                if hook and hook.log:
+                    hook.log(client, stage_run, root, params)
+            tracking.end_run(client, stage_run)
+            stage_run = None
+        raw_version = raw_version or _current_raw_version(root)
+        if raw_version:
+            tracking.log_lineage(client, run_id, root, raw_data_version=raw_version)
+    except Exception as exc:
+        report = exc.report if isinstance(exc, CheckFailed) else None
+        failure = {"stage": current, "error": str(exc), "check": report.to_dict() if report else None}
+        if report is not None:
+            tracking.log_json_artifact(client, run_id, report.to_dict(), f"{report.name}.json", "checks")
+        tracking.log_json_artifact(client, run_id, failure, "failure.json")
+        tracking.log_tags(client, run_id, {"stvg.failed_stage": current})
+        if stage_run:
+            tracking.end_run(client, stage_run, failed=True)
+        tracking.end_run(client, run_id, failed=True)
+        raise PipelineFailed(current, run_id, exc, report) from exc
+    tracking.end_run(client, run_id)
+    result_out = PipelineResult(run_id, experiment_id, client.tracking_uri, raw_version, plan)
+    logger.info("\n".join(next_steps(result_out)))
+    return result_out
+
+
+def _log_stage_outputs(client: MlflowClient, run_id: str, root: Path, stage: str) -> None:
+    """The stage's dvc.lock output hashes (its data version) and its summary.json when there is one."""
+    hashes = dvc.lock_hashes(root).get(stage, {})
+    if hashes:
+        tracking.log_tags(client, run_id, {f"dvc.out.{path}": md5 for path, md5 in hashes.items()})
+        tracking.log_json_artifact(client, run_id, hashes, "dvc_outs.json", stage)
+    tracking.log_file_artifact(client, run_id, root / "artifacts" / stage / "summary.json", stage)
+
+
+def _current_raw_version(root: Path) -> str:
+    data_dvc = root / "data.dvc"
+    return dvc.dvc_file_hash(data_dvc) if data_dvc.is_file() else ""
+
+
+def next_steps(result: PipelineResult) -> list[str]:
+    """What to look at after a run."""
+    return [
+        f"pipeline finished: stages {', '.join(result.stages) or '(none)'}",
+        f"  MLflow run:        {result.run_id} (experiment {result.experiment_id}, {result.tracking_uri})",
+        f"  raw-data version:  {result.raw_data_version or '(no data.dvc)'}",
+        "  MLflow UI:         make mlflow-ui       -> http://127.0.0.1:5000",
+        "  Prefect UI:        make prefect-server  -> http://127.0.0.1:4200",
+    ]
+
+
+def main(argv: list[str] | None = None) -> int:
+    """``python -m flows.pipeline`` / ``stvg run``: run the flow, print where to look next."""
+    parser = argparse.ArgumentParser(prog="stvg run", description=__doc__.split("\n\n")[0])
+    parser.add_argument("--params", default="params.yaml", help="params file at the repository root")
+    parser.add_argument("--stages", nargs="+", default=None, metavar="STAGE", help="only these stages")
+    args = parser.parse_args(argv)
+    try:
+        result = pipeline_flow(params_path=args.params, stages=args.stages)
+    except Exception as exc:  # noqa: BLE001 - the command line reports every failure the same way
+        print(f"\n{exc}", file=sys.stderr)
+        return 1
+    print("\n".join(next_steps(result)))
+    return 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())
