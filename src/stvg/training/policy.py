@@ -214,3 +214,36 @@ def encode_video_prompts(
 def chat_texts(processor: Any, messages: Sequence[list[dict[str, Any]]]) -> list[str]:
     """Render chat messages to prompt text with the assistant header appended."""
     return [processor.apply_chat_template(m, tokenize=False, add_generation_prompt=True) for m in messages]
+
+
+SOURCE_FILE = "source.json"
+
+
+def weights_hash(model: Any) -> str:
+    """SHA-256 over the model's tensors (names, dtypes, shapes, bytes): equal iff the weights are equal."""
+    import hashlib
+
+    import torch
+
+    digest = hashlib.sha256()
+    for name, tensor in sorted(model.state_dict().items()):
+        t = tensor.detach().cpu().contiguous()
+        digest.update(f"{name}|{t.dtype}|{tuple(t.shape)}".encode())
+        digest.update(t.view(-1).view(torch.uint8).numpy().tobytes())  # bytes, so bf16 hashes too
+    return digest.hexdigest()
+
+
+def resolve_base_model(base_dir: str | Path) -> str:
+    """What to load for the base model folder the ``base_model`` stage wrote: itself (a built model) or
+    the local path / hub id recorded in its ``source.json``."""
+    base = Path(base_dir)
+    if (base / "config.json").is_file():
+        return str(base)
+    source = base / SOURCE_FILE
+    if source.is_file():
+        import json
+
+        return str(json.loads(source.read_text(encoding="utf-8"))["model"])
+    raise FileNotFoundError(
+        f"{base} holds neither a model (config.json) nor {SOURCE_FILE}; run `stvg base_model`"
+    )

@@ -1,0 +1,103 @@
+"""Train stage: GRPO on the labelled, prompted videos; the trained policy lands in ``--out/model``.
+
+    stvg train --params params.yaml --labels artifacts/label/train.jsonl --prompt-dir artifacts/prompt \\
+        --base-model artifacts/base_model --out artifacts/train [--resume]
+
+Multi-GPU (paper scale: params.paper.yaml), DeepSpeed ZeRO-3 (add ``_offload`` to offload to CPU):
+
+    accelerate launch --config_file configs/accelerate/zero3.yaml -m stvg.cli train --params params.yaml \\
+        --labels artifacts/label/train.jsonl --prompt-dir artifacts/prompt --base-model artifacts/base_model \\
+        --out artifacts/train
+
+Outputs: ``model/`` (weights + processor + prompt_template.json), ``checkpoints/checkpoint-N`` (with
+optimizer state; ``--resume`` continues from the latest), ``log_history.json`` (TRL's per-step logs),
+``reward_curves.png`` and ``summary.json``. Label rows whose video is missing from the mask database are
+skipped with a warning naming them. With ``MLFLOW_RUN_ID``/``MLFLOW_TRACKING_URI`` set by the flow the
+per-step metrics go to that MLflow run.
+"""
+
+from __future__ import annotations
+
+import argparse
+import logging
+import time
+from pathlib import Path
+from typing import Any
+
+from stvg.config import load_params
+from stvg.io import read_jsonl, write_json_atomic
+
+log = logging.getLogger(__name__)
+
+
+def _frame_loader(prompt_dir: Path) -> Any:
+    from stvg.prompting.maskdb import MaskDB
+
+    db = MaskDB(prompt_dir)
+
+    def load(video_id: str) -> tuple[Any, dict[str, Any]]:
+        return db.sampled_frames(video_id), db.sampling(video_id)
+
+    return db, load
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(prog="stvg train", description=__doc__.splitlines()[0])
+    parser.add_argument("--params", default="params.yaml")
+    parser.add_argument("--labels", required=True, help="label stage output (train.jsonl)")
+    parser.add_argument("--prompt-dir", required=True, help="prompt stage output (the mask database)")
+    parser.add_argument("--base-model", required=True, help="base_model stage output")
+    parser.add_argument("--out", required=True)
+    parser.add_argument("--resume", action="store_true", help="continue from the latest checkpoint in --out")
+    args = parser.parse_args(argv)
+    logging.basicConfig(level=logging.INFO, format="%(levelname)s %(name)s: %(message)s")
+
+    from stvg.training.policy import resolve_base_model
+    from stvg.training.train import plot_curves, train
+
+    p = load_params(args.params).train
+    labels_path = Path(args.labels)
+    if not labels_path.is_file():
+        print(f"stvg train: labels {labels_path} not found; run `stvg label` first")
+        return 1
+    records = read_jsonl(labels_path)
+    db, load_frames = _frame_loader(Path(args.prompt_dir))
+    missing = sorted({r.get("video_id", "?") for r in records if not db.has(str(r.get("video_id")))})
+    if missing:
+        log.warning(
+            "skipping %d video(s) absent from the mask database %s: %s",
+            len(missing),
+            args.prompt_dir,
+            missing[:10],
+        )
+    records = [r for r in records if db.has(str(r.get("video_id")))]
+    try:
+        base = resolve_base_model(args.base_model)
+    except FileNotFoundError as exc:
+        print(f"stvg train: {exc}")
+        return 1
+
+    t0 = time.perf_counter()
+    out = Path(args.out)
+    result = train(p, records, out, base_model=base, load_frames=load_frames, resume=args.resume)
+    drawn = plot_curves(result.log_history, out / "reward_curves.png")
+    steps = [h for h in result.log_history if "reward" in h]
+    summary = {
+        "base_model": base,
+        "n_samples": result.n_samples,
+        "skipped_videos": missing,
+        "global_step": result.global_step,
+        "resumed_from": result.resumed_from,
+        "report_to": result.report_to,
+        "final_reward": steps[-1]["reward"] if steps else None,
+        "mean_reward": sum(h["reward"] for h in steps) / len(steps) if steps else None,
+        "plotted": drawn,
+        "seconds": round(time.perf_counter() - t0, 2),
+    }
+    write_json_atomic(out / "summary.json", summary)
+    print(f"train: step {result.global_step}, model in {result.model_dir}")
+    return 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())

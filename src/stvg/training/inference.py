@@ -1,0 +1,78 @@
+"""Batched answer generation for evaluation: the policy watches each prompted video and answers.
+
+Greedy by default, and explicitly so: the official ``evaluate.py`` calls ``generate`` without sampling
+arguments, so its decoding follows whatever the checkpoint's ``generation_config`` says (REFERENCE 7.2).
+Here every decoding setting is passed on each call and the checkpoint's config is overridden, so
+``do_sample=False`` really is greedy. The prompt is the template saved with the model.
+"""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Sequence
+from pathlib import Path
+from typing import Any
+
+from stvg.training import template
+from stvg.training.policy import chat_texts, encode_video_prompts, load_policy
+
+log = logging.getLogger(__name__)
+
+
+def generation_settings(generation_config: Any, max_new_tokens: int, do_sample: bool) -> Any:
+    """A copy of the checkpoint's generation config with the decoding mode forced (greedy unless sampling)."""
+    import copy
+
+    cfg = copy.deepcopy(generation_config)
+    cfg.max_new_tokens = int(max_new_tokens)
+    cfg.do_sample = bool(do_sample)
+    cfg.num_beams = 1
+    if not do_sample:  # sampling knobs would only trigger warnings under greedy decoding
+        cfg.temperature, cfg.top_p, cfg.top_k = None, None, None
+    return cfg
+
+
+def generate_answers(
+    policy_dir: str | Path,
+    items: Sequence[dict[str, Any]],
+    batch_size: int = 4,
+    max_new_tokens: int = 64,
+    do_sample: bool = False,
+    seed: int = 0,
+    device: str | None = None,
+    progress: bool = True,
+) -> list[str]:
+    """Completion text for each item (``{"video": (T,H,W,3) uint8 RGB, "sampling": dict, "query": str}``).
+
+    Items are answered in order, ``batch_size`` at a time (prompts left-padded).
+    """
+    import torch
+    from tqdm import tqdm
+
+    if batch_size < 1:
+        raise ValueError(f"batch_size must be >= 1, got {batch_size}")
+    for i, item in enumerate(items):
+        missing = [k for k in ("video", "sampling", "query") if k not in item]
+        if missing:
+            raise ValueError(f"item {i} ({item.get('sample_id', '?')}) lacks {missing}")
+    device = device or ("cuda" if torch.cuda.is_available() else "cpu")
+    model, processor = load_policy(policy_dir, device=device, dtype="auto")
+    model.eval()
+    question = (
+        template.load_template(policy_dir) if Path(str(policy_dir)).is_dir() else template.QUESTION_TEMPLATE
+    )
+    gen_cfg = generation_settings(model.generation_config, max_new_tokens, do_sample)
+    torch.manual_seed(seed)
+    answers: list[str] = []
+    batches = range(0, len(items), batch_size)
+    for start in tqdm(batches, desc="generate", unit="batch", disable=not progress):
+        chunk = items[start : start + batch_size]
+        texts = chat_texts(processor, [template.build_messages(it["query"], question) for it in chunk])
+        enc = encode_video_prompts(
+            processor, texts, [it["video"] for it in chunk], [it["sampling"] for it in chunk]
+        )
+        enc = enc.to(device)
+        with torch.no_grad():
+            out = model.generate(**enc, generation_config=gen_cfg)
+        answers.extend(processor.batch_decode(out[:, enc["input_ids"].shape[1] :], skip_special_tokens=True))
+    return answers
