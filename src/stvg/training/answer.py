@@ -17,7 +17,7 @@ MAX_TARGET_ID = 10_000
 
 _ANSWER_RE = re.compile(r"<answer>(.*?)</answer>", re.IGNORECASE | re.DOTALL)
 _FORMAT_RE = re.compile(r"<think>.*?</think>\s*<answer>.*?</answer>", re.IGNORECASE | re.DOTALL)
-_NUM = r"[-+]?\d+(?:\.\d+)?"
+_NUM = r"[-+]?\d+(?:\.\d+)?(?![\d.]|[eE][-+]?\d)"  # no exponent: "2e1" is not a time
 _ID_RE = re.compile(r"target\s*id\s*[:=]?\s*\[?\s*([-+]?[\d.]+)\s*\]?", re.IGNORECASE)
 _TIME_RE = re.compile(
     rf"time\s*range\s*[:=]?\s*\[?\s*({_NUM})\s*s?\s*(?:to|and|-|–)\s*({_NUM})\s*s?\s*\]?",
