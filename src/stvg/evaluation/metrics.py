@@ -47,7 +47,8 @@ UnionMode = Literal["span", "boxes"]
 FAILURES = ("missing", "reversed", "empty_union")  # codes 1, 2, 3 in TubeScores.failure; 0 = scored
 _FAILURE_CODE = {name: i + 1 for i, name in enumerate(FAILURES)}
 _FRAME_EPS = 1e-6  # frames; see the module docstring
-_CHUNK = 4096  # samples per vectorised chunk: bounds the (chunk, L, 4) temporaries
+_CHUNK = 4096  # samples per vectorised chunk: bounds the (chunk, L) temporaries
+_PACK_CHUNK = 1024  # samples per packed batch in score_tubes: bounds the padded (4, n, L) box planes
 HCSTVG_LIKE = ("hcstvg-v1", "hcstvg-v2", "synthetic")  # TubeDETR samples [0, n_frames - 1) for these
 
 
@@ -492,8 +493,19 @@ def _viou_chunk(batch: TubeBatch, protocol: TubeProtocol, a: int, b: int) -> np.
 
 
 def score_tubes(items: Sequence[TubeInput], protocol: TubeProtocol = PROTOCOLS["official"]) -> TubeScores:
-    """Score many samples: ``pack_tubes`` then ``score_batch``."""
-    return score_batch(pack_tubes(items, protocol), protocol)
+    """Score many samples: ``pack_tubes`` then ``score_batch``.
+
+    Samples are packed in chunks of similar GT length (sorted, then restored to input order), so one
+    long tube neither pads every row nor holds the whole benchmark's box planes in memory.
+    """
+    n = len(items)
+    tiou, viou, failure = np.zeros(n), np.zeros(n), np.zeros(n, dtype=np.int8)
+    order = sorted(range(n), key=lambda i: items[i].gt_span[1] - items[i].gt_span[0])
+    for a in range(0, n, _PACK_CHUNK):
+        idx = order[a : a + _PACK_CHUNK]
+        part = score_batch(pack_tubes([items[i] for i in idx], protocol), protocol)
+        tiou[idx], viou[idx], failure[idx] = part.tiou, part.viou, part.failure
+    return TubeScores(tiou=tiou, viou=viou, failure=failure)
 
 
 def score_tube(

@@ -2,6 +2,7 @@
 
     stvg score FORMAT SUBMISSION ANNOTATION [--protocol official|tubedetr|stvg-r1|st-align]
                                             [--threshold-op '>'|'>='] [--end-exclusive] [--mask-dict PATH]
+                                            [--vidor-root DIR] [--durations CSV]
 
 Prints one JSON line (fractions in [0, 1], plus counts). Formats:
 
@@ -202,7 +203,8 @@ def score_charades_submission(
             answers = []
         elif len(answers) != len(group):
             warn(f"video {vid!r}: {len(answers)} span(s) for {len(group)} sentence(s); missing ones score 0")
-        for i, s in enumerate(group):
+        for pos, s in enumerate(group):
+            i = _sentence_index(s, vid, pos)
             a = answers[i] if i < len(answers) else None
             if a is not None and not (
                 isinstance(a, list | tuple) and len(a) == 2 and all(_number(v) for v in a)
@@ -217,6 +219,13 @@ def score_charades_submission(
     out: dict[str, Any] = {"format": "charades-sta", "threshold_op": threshold_op}
     out.update(moment_metrics(preds, gts, threshold_op=threshold_op, durations=durations))  # type: ignore[arg-type]
     return out
+
+
+def _sentence_index(sample: Sample, vid: str, position: int) -> int:
+    """Index of the sample's sentence in its video's list: the adapter's ``<vid>_<k>`` id keeps the
+    position even when an invalid sentence before it was dropped; otherwise the order of loading."""
+    prefix, _, k = sample.sample_id.rpartition("_")
+    return int(k) if prefix == vid and k.isdigit() else position
 
 
 # ----------------------------------------------------------------------------------------------- mevis
@@ -305,6 +314,7 @@ def score(
     threshold_op: str | None = None,
     end_exclusive: bool = False,
     mask_dict: Path | None = None,
+    **load_options: Any,
 ) -> tuple[dict[str, Any], Warnings]:
     """Score a submission file; returns the metrics and the warnings raised on its entries."""
     warn = Warnings()
@@ -321,7 +331,9 @@ def score(
     from stvg.data.registry import load_samples
 
     try:
-        samples = load_samples(fmt, annotation).samples
+        samples = load_samples(
+            fmt, annotation, **{k: v for k, v in load_options.items() if v is not None}
+        ).samples
     except (OSError, ValueError) as exc:
         raise SubmissionError(f"{annotation}: {exc}") from exc
     if fmt == "charades-sta":
@@ -348,6 +360,10 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument(
         "--mask-dict", type=Path, default=None, help="mevis: mask_dict.json (default: beside ANNOTATION)"
     )
+    ap.add_argument("--vidor-root", type=Path, default=None, help="vidstg: folder of the VidOR box files")
+    ap.add_argument(
+        "--durations", type=Path, default=None, help="charades-sta: Charades_v1_test.csv (GT end clip)"
+    )
     args = ap.parse_args(argv)
     logging.basicConfig(
         level=logging.WARNING, format="%(levelname)s %(name)s: %(message)s", stream=sys.stderr
@@ -361,6 +377,8 @@ def main(argv: list[str] | None = None) -> int:
             threshold_op=args.threshold_op,
             end_exclusive=args.end_exclusive,
             mask_dict=args.mask_dict,
+            vidor_root=args.vidor_root,
+            durations=args.durations,
         )
     except SubmissionError as exc:
         sys.stderr.write(f"stvg score: {exc}\n")
