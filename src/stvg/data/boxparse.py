@@ -97,6 +97,10 @@ def _parse_rows(text: bytes, n_rows: int) -> np.ndarray | None:
     """Parse ``x,y,w,h,`` lines into (n_rows, 4) float64; None unless every row has exactly 4 numbers."""
     if n_rows == 0:
         return np.zeros((0, 4))
+    # Every line is "x,y,w,h,": with no NaN below (>= 4 numbers per line), 4 commas per line on
+    # average means exactly 4 numbers on every line (pandas would silently drop a 5th).
+    if text.count(b",") != 4 * n_rows:
+        return None
     import pandas as pd
 
     try:

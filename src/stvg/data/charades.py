@@ -44,12 +44,15 @@ def load_charades(
     else:
         csv_path = durations if durations is not None else _durations_beside(path, split)
         lengths = read_durations(csv_path) if csv_path is not None else {}
-        rows = _text_rows(path, lengths, rejections)
+        rows = _text_rows(path, lengths)
 
     samples: list[Sample] = []
     seen: dict[str, int] = {}
     root = Path(video_root) if video_root is not None else None
     for vid, duration, start, end, query in rows:
+        if isinstance(duration, str):  # an unparsable text line: vid is "line<n>", duration the reason
+            rejections.reject(vid, duration)
+            continue
         k = seen[vid] = seen.get(vid, -1) + 1
         sid = f"{vid}_{k}"
         problem = _span_problem(start, end, query)
@@ -88,7 +91,9 @@ def load_charades(
     return rejections.result(samples)
 
 
-Row = tuple[str, float, Any, Any, str]  # vid, duration (0 = unknown), start, end, sentence
+Row = tuple[
+    str, float | str, Any, Any, str
+]  # vid, duration (0 = unknown; str = why unparsable), start, end, text
 
 
 def _json_rows(path: Path, rejections: Rejections) -> list[Row]:
@@ -111,7 +116,7 @@ def _json_rows(path: Path, rejections: Rejections) -> list[Row]:
     return rows
 
 
-def _text_rows(path: Path, lengths: dict[str, float], rejections: Rejections) -> list[Row]:
+def _text_rows(path: Path, lengths: dict[str, float]) -> list[Row]:
     try:
         text = read_bytes(path).decode("utf-8")
     except UnicodeDecodeError as exc:
@@ -123,13 +128,13 @@ def _text_rows(path: Path, lengths: dict[str, float], rejections: Rejections) ->
         head, sep, sentence = line.partition("##")
         fields = head.split()
         if not sep or len(fields) != 3:
-            rejections.reject(f"line{n}", f"line {n} is not 'VID start end##sentence': {line[:80]!r}")
+            rows.append((f"line{n}", f"line {n} is not 'VID start end##sentence': {line[:80]!r}", 0, 0, ""))
             continue
         vid, start, end = fields
         try:
             rows.append((vid, lengths.get(vid, 0.0), float(start), float(end), sentence.strip()))
         except ValueError:
-            rejections.reject(f"line{n}", f"line {n}: start/end must be seconds, got {start!r} {end!r}")
+            rows.append((f"line{n}", f"line {n}: start/end must be seconds, got {start!r} {end!r}", 0, 0, ""))
     return rows
 
 
