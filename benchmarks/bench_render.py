@@ -50,8 +50,13 @@ def main() -> None:
     cv2.setNumThreads(args.threads)
     p = PromptParams()
     data = list(make_frames(args.frames, args.width, args.height, args.instances))
-    common = {"width": args.width, "height": args.height, "frames": args.frames, "instances": args.instances,
-              "threads": args.threads}
+    common = {
+        "width": args.width,
+        "height": args.height,
+        "frames": args.frames,
+        "instances": args.instances,
+        "threads": args.threads,
+    }
 
     t0 = time.perf_counter()
     drawn = [draw_ids(f, m, p) for f, m in data]
@@ -68,8 +73,17 @@ def main() -> None:
         write_video(Path(tmp) / "b.mp4", (draw_ids(f, m, p, inplace=False) for f, m in data), fps=30.0)
         t_all = time.perf_counter() - t0
     fps_all = args.frames / t_all
-    print(json.dumps({"bench": "render.draw+encode", "frames_per_s": round(fps_all, 1),
-                      "target_frames_per_s": 300, "meets_target": fps_all >= 300, **common}))
+    print(
+        json.dumps(
+            {
+                "bench": "render.draw+encode",
+                "frames_per_s": round(fps_all, 1),
+                "target_frames_per_s": 300,
+                "meets_target": fps_all >= 300,
+                **common,
+            }
+        )
+    )
 
 
 if __name__ == "__main__":

@@ -49,7 +49,10 @@ def test_plan_has_even_frames_multiple_of_28_dims_and_respects_the_budget(n, fps
     assert plan.times_s == tuple(i / fps for i in plan.frame_indices)
     assert plan.fps == pytest.approx(k / n * fps)
     # Aspect ratio kept within one 28-px step.
-    assert abs(plan.out_width / plan.out_height - w / h) < 28 / min(plan.out_height, plan.out_width) * (w / h) + 1e-9
+    assert (
+        abs(plan.out_width / plan.out_height - w / h)
+        < 28 / min(plan.out_height, plan.out_width) * (w / h) + 1e-9
+    )
 
 
 def test_twenty_second_clip_matches_the_reference_budget():
@@ -88,7 +91,9 @@ def test_resize_matches_transformers_qwen2_vl_smart_resize():
     hf = pytest.importorskip("transformers.models.qwen2_vl.image_processing_qwen2_vl")
     for h, w in [(720, 1280), (240, 320), (360, 640), (1080, 1920), (1920, 480), (100, 3000), (57, 85)]:
         for max_px in (80281, 200704, 602112):
-            assert smart_resize(h, w, 28, P.min_pixels, max_px) == hf.smart_resize(h, w, 28, P.min_pixels, max_px)
+            assert smart_resize(h, w, 28, P.min_pixels, max_px) == hf.smart_resize(
+                h, w, 28, P.min_pixels, max_px
+            )
 
 
 def test_effective_fps_matches_transformers_video_metadata():

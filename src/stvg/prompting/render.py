@@ -122,7 +122,9 @@ def write_video(
         raise ValueError(f"fps must be > 0 to write {target}, got {fps}")
     target.parent.mkdir(parents=True, exist_ok=True)
     # OpenCV picks the container from the extension, so the temp file keeps the target's suffix.
-    fd, tmp_name = tempfile.mkstemp(prefix=f".{target.stem}.", suffix=target.suffix or ".mp4", dir=target.parent)
+    fd, tmp_name = tempfile.mkstemp(
+        prefix=f".{target.stem}.", suffix=target.suffix or ".mp4", dir=target.parent
+    )
     os.close(fd)
     tmp = Path(tmp_name)
     writer: cv2.VideoWriter | None = None

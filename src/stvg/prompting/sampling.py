@@ -53,7 +53,11 @@ class SamplingPlan:
     @property
     def visual_tokens(self) -> int:
         """Vision tokens after the 2x2 spatial merge and 2-frame temporal patch."""
-        return (self.n_samples // FRAME_FACTOR) * (self.out_height // IMAGE_FACTOR) * (self.out_width // IMAGE_FACTOR)
+        return (
+            (self.n_samples // FRAME_FACTOR)
+            * (self.out_height // IMAGE_FACTOR)
+            * (self.out_width // IMAGE_FACTOR)
+        )
 
     def to_dict(self) -> dict[str, Any]:
         """Plain JSON-ready dict (the content of ``sampling.json``)."""
@@ -120,7 +124,11 @@ def smart_nframes(
 
 
 def smart_resize(
-    height: int, width: int, factor: int = IMAGE_FACTOR, min_pixels: int = 4 * 28 * 28, max_pixels: int = 16384 * 28 * 28
+    height: int,
+    width: int,
+    factor: int = IMAGE_FACTOR,
+    min_pixels: int = 4 * 28 * 28,
+    max_pixels: int = 16384 * 28 * 28,
 ) -> tuple[int, int]:
     """Frame size with both sides multiples of ``factor``, pixels within [min, max], aspect kept."""
     if min(height, width) <= 0:

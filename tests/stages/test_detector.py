@@ -1,0 +1,64 @@
+"""The detector stage: adopt a given weights file, or train a short run end to end on generator frames."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import pytest
+import yaml
+
+from stvg.stages.detector import main
+
+
+def write_params(tmp_path: Path, **detector) -> Path:
+    path = tmp_path / "params.yaml"
+    path.write_text(yaml.safe_dump({"detector": detector}))
+    return path
+
+
+def test_given_weights_are_validated_and_copied(tmp_path: Path):
+    from stvg.prompting.detector import load_yolo
+
+    weights = tmp_path / "given.pt"
+    load_yolo("yolov8n.yaml").save(str(weights))  # random weights with COCO class names
+    params = write_params(tmp_path, weights=str(weights), classes=["person"])
+    out = tmp_path / "artifacts" / "detector"
+    assert main(["--params", str(params), "--out", str(out)]) == 0
+    assert (out / "weights.pt").read_bytes() == weights.read_bytes()
+    metrics = json.loads((out / "metrics.json").read_text())
+    assert metrics["source"] == "given" and len(metrics["sha256"]) == 64
+    summary = json.loads((out / "summary.json").read_text())
+    assert summary["stage"] == "detector" and "person" in summary["classes"]
+
+
+def test_bad_weights_fail_cleanly_without_partial_output(tmp_path: Path, capsys):
+    out = tmp_path / "out"
+    params = write_params(tmp_path, weights=str(tmp_path / "missing.pt"))
+    assert main(["--params", str(params), "--out", str(out)]) == 1
+    assert "missing.pt" in capsys.readouterr().err
+    assert not out.exists() and not list(tmp_path.glob(".out.partial-*"))
+
+
+def test_unknown_params_key_is_a_usage_error(tmp_path: Path):
+    params = write_params(tmp_path, epoch=3)
+    assert main(["--params", str(params), "--out", str(tmp_path / "o")]) == 2
+
+
+@pytest.mark.slow
+def test_trains_a_short_run_end_to_end(tmp_path: Path, monkeypatch):
+    from stvg.data.synthetic import SHAPE_CLASSES
+    from stvg.prompting.detector import YoloDetector
+
+    monkeypatch.chdir(tmp_path)  # a stray ./runs folder would show up here
+    params = write_params(tmp_path, epochs=2, imgsz=96, batch=8, n_train_frames=24, n_val_frames=8)
+    out = tmp_path / "artifacts" / "detector"
+    assert main(["--params", str(params), "--out", str(out)]) == 0
+    metrics = json.loads((out / "metrics.json").read_text())
+    assert metrics["source"] == "trained" and metrics["epochs"] == 2
+    assert 0.0 <= metrics["mAP50-95"] <= metrics["mAP50"] <= 1.0
+    assert metrics["n_train_frames"] == 24 and metrics["classes"] == list(SHAPE_CLASSES)
+    assert metrics["seconds"] > 0
+    detector = YoloDetector(out / "weights.pt", imgsz=96)
+    assert sorted(detector.class_names.values()) == sorted(SHAPE_CLASSES)
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["artifacts", "params.yaml"]

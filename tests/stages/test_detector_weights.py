@@ -1,0 +1,53 @@
+"""The checkpoint registry: explicit fetch through stvg.data.fetch.download, never at resolve time."""
+
+from __future__ import annotations
+
+import hashlib
+from pathlib import Path
+
+import pytest
+
+from stvg.prompting import weights
+
+
+def test_registry_holds_the_paper_checkpoints_with_official_urls():
+    for name in (
+        "yolo12x",
+        "yolov12x",
+        *(f"sam2.1_hiera_{s}" for s in ("tiny", "small", "base_plus", "large")),
+    ):
+        entry = weights.checkpoint(name)
+        assert entry.url.startswith("https://") and entry.url.endswith(entry.filename)
+        assert len(entry.sha256) in (0, 64)
+    assert weights.checkpoint("sam2.1_hiera_large").config == "configs/sam2.1/sam2.1_hiera_l.yaml"
+    with pytest.raises(KeyError, match="registered"):
+        weights.checkpoint("yolo99")
+
+
+def test_fetch_goes_through_the_download_helper(tmp_path: Path, monkeypatch):
+    calls = []
+
+    def fake_download(url, dest, *, sha256="", progress=True, **_):
+        calls.append((url, Path(dest), sha256))
+        Path(dest).write_bytes(b"weights")
+        return Path(dest)
+
+    monkeypatch.setattr("stvg.data.fetch.download", fake_download)
+    pin = hashlib.sha256(b"weights").hexdigest()
+    path = weights.fetch_weights("sam2.1_hiera_tiny", tmp_path / "w", pin=pin.upper())
+    assert path == tmp_path / "w" / "sam2.1_hiera_tiny.pt" and path.read_bytes() == b"weights"
+    assert calls == [(weights.checkpoint("sam2.1_hiera_tiny").url, path, pin)]
+    assert weights.sha256_of(path) == pin
+
+
+def test_resolve_never_downloads(tmp_path: Path, monkeypatch):
+    monkeypatch.setattr("stvg.data.fetch.download", lambda *a, **k: pytest.fail("resolve must not download"))
+    local = tmp_path / "mine.pt"
+    local.write_bytes(b"x")
+    assert weights.resolve_weights(local) == local
+    with pytest.raises(FileNotFoundError, match="fetch_weights"):
+        weights.resolve_weights("yolo12x", tmp_path)
+    (tmp_path / "yolo12x.pt").write_bytes(b"y")
+    assert weights.resolve_weights("yolo12x", tmp_path) == tmp_path / "yolo12x.pt"
+    with pytest.raises(FileNotFoundError, match="registered name"):
+        weights.resolve_weights(tmp_path / "nothing.pt", tmp_path)
