@@ -40,12 +40,26 @@ class DataParams:
     video_root: str = "synthetic/video_parts"
     max_videos: int = 0
     skip_invalid: bool = False
+    clip_boxes: bool = False  # clip GT boxes to the frame instead of rejecting them (CG-STVG clips)
+    vidor_root: str = ""  # VidSTG: VidOR annotation folder with the box trajectories; "" = no boxes
+    max_entries: int = 0  # ST-Align: first N entries (official protocol: 2000); 0 = all
 
     def __post_init__(self) -> None:
         from stvg.records import DATASETS
 
         _require(self.dataset in DATASETS, "data.dataset", f"must be one of {', '.join(DATASETS)}, got {self.dataset!r}")
         _require(self.max_videos >= 0, "data.max_videos", "must be >= 0 (0 = all videos)")
+        _require(self.max_entries >= 0, "data.max_entries", "must be >= 0 (0 = all; ST-Align official: 2000)")
+        _require(
+            not self.vidor_root or self.dataset == "vidstg",
+            "data.vidor_root",
+            "only applies to data.dataset: vidstg; set it to an empty string",
+        )
+        _require(
+            not self.max_entries or self.dataset == "st-align",
+            "data.max_entries",
+            "only applies to data.dataset: st-align; set it to 0",
+        )
 
 
 @dataclass(frozen=True)
