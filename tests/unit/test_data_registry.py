@@ -70,3 +70,28 @@ def test_stats_count_invalid_samples(tmp_path: Path) -> None:
     path = tmp_path / "query_v2.json"
     path.write_text(json.dumps({"a.mp4": "A man waves.", "b.mp4": " "}))
     assert dataset_stats("hcstvg-v2", path) == {"samples": 1, "videos": 1, "invalid": 1}
+
+
+def test_load_split_applies_data_params(tmp_path: Path) -> None:
+    from stvg.config import DataParams
+    from stvg.data.registry import load_split
+
+    anno = tmp_path / "anno"
+    anno.mkdir()
+    query = {f"{i}.mp4": f"Person {i} waves." for i in range(5)}
+    query["bad.mp4"] = ""
+    (anno / "val_v2.json").write_text(json.dumps(query))
+    params = DataParams(
+        dataset="hcstvg-v2",
+        test_annotation="anno/val_v2.json",
+        video_root="videos",
+        max_videos=3,
+        skip_invalid=True,
+    )
+    result = load_split(params, tmp_path, "test", with_videos=False)
+    assert [s.video_id for s in result.samples] == ["0.mp4", "1.mp4", "2.mp4"]
+    assert [i.sample_id for i in result.invalid] == ["bad"]
+    (tmp_path / "videos" / "3").mkdir(parents=True)
+    (tmp_path / "videos" / "3" / "1.mp4").write_bytes(b"x")
+    found = load_split(params, tmp_path, "test")
+    assert [s.video for s in found.samples] == [str(tmp_path / "videos" / "3" / "1.mp4")]

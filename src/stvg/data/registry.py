@@ -9,10 +9,13 @@ from __future__ import annotations
 
 from collections.abc import Callable
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any, Literal
 
 from stvg.data.common import LoadResult
 from stvg.data.errors import AnnotationError, InvalidSample
+
+if TYPE_CHECKING:
+    from stvg.config import DataParams
 
 FORMATS = ("hcstvg-v1", "hcstvg-v2", "vidstg", "mevis", "charades-sta", "st-align", "synthetic")
 
@@ -87,6 +90,40 @@ def load_samples(
     return _LOADERS[fmt](Path(annotation), video_root=video_root, skip_invalid=skip_invalid, **options)
 
 
+def load_split(
+    params: DataParams,
+    data_root: str | Path,
+    split: Literal["train", "test"],
+    *,
+    with_videos: bool = True,
+) -> LoadResult:
+    """Load the ``data`` section's train or test annotation (paths relative to ``data_root``).
+
+    Applies ``skip_invalid``, the format options (``clip_boxes``, ``vidor_root``, ``max_entries``) and
+    ``max_videos`` (the first N videos in file order). ``with_videos=False`` skips the video check.
+    """
+    root = Path(data_root)
+    annotation = root / (params.train_annotation if split == "train" else params.test_annotation)
+    options: dict[str, Any] = {}
+    if params.dataset in ("hcstvg-v1", "hcstvg-v2", "synthetic", "vidstg", "st-align"):
+        options["clip_boxes"] = params.clip_boxes
+    if params.dataset == "vidstg" and params.vidor_root:
+        options["vidor_root"] = root / params.vidor_root
+    if params.dataset == "st-align" and params.max_entries:
+        options["max_entries"] = params.max_entries
+    video_root = root / params.video_root if with_videos and params.video_root else None
+    result = load_samples(
+        params.dataset, annotation, video_root=video_root, skip_invalid=params.skip_invalid, **options
+    )
+    if params.max_videos:
+        keep: dict[str, None] = {}
+        for s in result.samples:
+            if len(keep) < params.max_videos:
+                keep.setdefault(s.video_id, None)
+        result = LoadResult([s for s in result.samples if s.video_id in keep], result.invalid)
+    return result
+
+
 def dataset_stats(fmt: str, path: str | Path, **options: Any) -> dict[str, int]:
     """Counts for ``stvg data stats``: samples, videos, invalid (+ declarative/interrogative for VidSTG).
 
@@ -104,4 +141,12 @@ def dataset_stats(fmt: str, path: str | Path, **options: Any) -> dict[str, int]:
     return stats
 
 
-__all__ = ["FORMATS", "AnnotationError", "InvalidSample", "LoadResult", "dataset_stats", "load_samples"]
+__all__ = [
+    "FORMATS",
+    "AnnotationError",
+    "InvalidSample",
+    "LoadResult",
+    "dataset_stats",
+    "load_samples",
+    "load_split",
+]
