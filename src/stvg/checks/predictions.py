@@ -1,0 +1,92 @@
+"""The predictions gate: every benchmark sample answered by every policy, scores in range, parse rate bound.
+
+The parse-rate bound is ``evaluate.min_parse_rate``: 0 for the embedded default, whose tiny random
+policy is not expected to produce the answer format, and high at paper scale, where a collapse of the
+format (a broken template, a truncated ``max_new_tokens``) must stop the promotion.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping, Sequence
+from typing import Any
+
+import pandas as pd
+
+from stvg.checks.core import CheckReport, Expect, run_suite
+
+POLICY = "policy"  # the trained policy's name in predictions.jsonl (baselines: oracle, random)
+PREDICTION_COLUMNS = (
+    "policy",
+    "sample_id",
+    "parse_ok",
+    "tiou",
+    "viou",
+    "viou_repaired",
+    "target_id",
+    "start_s",
+    "end_s",
+)
+
+
+def prediction_table(records: Sequence[Mapping[str, Any]], parse_rates: Mapping[str, float]) -> pd.DataFrame:
+    """One row per (policy, sample) with the policy's parse rate as a column."""
+    df = pd.DataFrame(
+        [{c: r.get(c) for c in PREDICTION_COLUMNS} for r in records], columns=list(PREDICTION_COLUMNS)
+    )
+    # the bound is on the trained policy; a baseline's empty answer marks an unlabelled sample, not a format failure
+    df["parse_rate"] = [float(parse_rates.get(str(p), 0.0)) if p == POLICY else 1.0 for p in df["policy"]]
+    df["parsed_span_ok"] = [
+        (not ok) or (s is not None and e is not None and 0 <= s < e)
+        for ok, s, e in zip(df["parse_ok"], df["start_s"], df["end_s"], strict=True)
+    ]
+    df["key"] = df["policy"].astype(str) + "/" + df["sample_id"].astype(str)
+    return df
+
+
+def prediction_expectations(min_parse_rate: float) -> list[Expect]:
+    """The predictions suite."""
+    return [
+        # every benchmark sample is answered once per policy: a silent skip would inflate the means
+        Expect(
+            "ExpectCompoundColumnsToBeUnique",
+            {"column_list": ["policy", "sample_id"]},
+            "one answer per sample",
+        ),
+        *[
+            Expect(
+                "ExpectColumnValuesToBeBetween",
+                {"column": c, "min_value": 0, "max_value": 1},
+                f"`{c}` is a fraction in [0, 1]",
+            )
+            for c in ("tiou", "viou", "viou_repaired")
+        ],
+        # strict vIoU can never beat the repaired one: the fallbacks only add boxes where the ID is absent
+        Expect(
+            "ExpectColumnPairValuesAToBeGreaterThanB",
+            {"column_A": "viou_repaired", "column_B": "viou", "or_equal": True},
+            "repaired vIoU >= strict vIoU",
+        ),
+        Expect(
+            "ExpectColumnValuesToBeInSet",
+            {"column": "parsed_span_ok", "value_set": [True]},
+            "a parsed answer has 0 <= start < end",
+        ),
+        Expect(
+            "ExpectColumnValuesToBeBetween",
+            {"column": "parse_rate", "min_value": min_parse_rate, "max_value": 1},
+            f"the policy parses at least {min_parse_rate:g} of its answers (evaluate.min_parse_rate)",
+        ),
+        Expect(
+            "ExpectTableRowCountToBeBetween",
+            {"min_value": 1},
+            "there is something to evaluate",
+        ),
+    ]
+
+
+def check_predictions(
+    records: Sequence[Mapping[str, Any]], parse_rates: Mapping[str, float], min_parse_rate: float
+) -> CheckReport:
+    """Run the predictions suite."""
+    df = prediction_table(records, parse_rates)
+    return run_suite("predictions", df, prediction_expectations(min_parse_rate), id_column="key")

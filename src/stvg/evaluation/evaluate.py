@@ -1,0 +1,207 @@
+"""Score answers (``Target ID: N, Time range: s to e``) against the benchmark: ID -> tube -> official metrics.
+
+Every policy (the trained model and the baselines) goes through the same path: parse the last
+``<answer>`` block, look up the answered ID's box tube in the mask database, and score it with
+``evaluation.metrics.score_tube``, the function the label stage's prompting ceiling uses too.
+
+Two spatial scores per answer, reported side by side:
+
+- ``strict`` (the headline numbers): only the answered ID's own boxes; a frame where it has no mask
+  scores IoU 0, an ID that is not in the video scores 0;
+- ``repaired``: the official ``evaluate.py`` fallbacks (``evaluation.fallbacks``) fill such frames,
+  with the frames each fallback filled counted, so a promotion never rests on a hidden heuristic.
+
+Native frames that were not tracked (``prompt.track_fps`` below native) read the nearest tracked
+frame in both, exactly as the ceiling does (``labels.ceiling.fill_untracked``).
+
+Baselines: ``oracle`` answers each sample's voted label and its exact GT seconds (so its strict score
+equals the label stage's prompting ceiling, sample by sample); ``random`` answers a uniformly drawn
+instance ID of the video and a uniformly drawn span, seeded.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Mapping, Sequence
+from dataclasses import dataclass
+from typing import Any, Protocol
+
+import numpy as np
+
+from stvg.evaluation.fallbacks import FALLBACKS, repaired_tube
+from stvg.evaluation.metrics import TubeProtocol, TubeScores, aggregate_by_group, score_tube
+from stvg.labels.ceiling import fill_untracked
+from stvg.records import Box, Sample
+from stvg.training.answer import ParsedAnswer, parse_answer
+
+ORACLE_FORMAT = "<think>oracle</think><answer>Target ID: {id}, Time range: {s:.6f} to {e:.6f}</answer>"
+HEADLINE = ("m_tIoU", "m_vIoU")
+
+
+class TrackSource(Protocol):
+    """The part of the mask database evaluation reads (``prompting.maskdb.MaskDB``)."""
+
+    def has(self, video_id: str) -> bool: ...
+    def boxes_by_frame(self, video_id: str) -> dict[int, dict[int, Box]]: ...
+    def instance_ids(self, video_id: str) -> list[int]: ...
+
+
+@dataclass(frozen=True)
+class ScoredAnswer:
+    """One answer of one policy to one sample, parsed and scored both ways."""
+
+    policy: str
+    sample_id: str
+    video_id: str
+    sentence_type: str
+    text: str
+    parsed: ParsedAnswer
+    id_in_video: bool
+    tiou: float
+    viou: float  # strict
+    viou_repaired: float
+    fallback_frames: dict[str, int]
+    failure: str | None
+
+    def to_record(self) -> dict[str, Any]:
+        """One line of predictions.jsonl."""
+        p = self.parsed
+        return {
+            "policy": self.policy,
+            "sample_id": self.sample_id,
+            "video_id": self.video_id,
+            "sentence_type": self.sentence_type,
+            "text": self.text,
+            "parse_ok": p.ok,
+            "parse_reason": p.reason,
+            "target_id": p.target_id,
+            "start_s": p.start_s if p.ok else None,
+            "end_s": p.end_s if p.ok else None,
+            "id_in_video": self.id_in_video,
+            "tiou": self.tiou,
+            "viou": self.viou,
+            "viou_repaired": self.viou_repaired,
+            "fallback_frames": self.fallback_frames,
+            "failure": self.failure,
+        }
+
+
+def oracle_answers(samples: Sequence[Sample], labels: Mapping[str, Mapping[str, Any]]) -> list[str]:
+    """The voted label and exact GT seconds of each sample ("" when the sample has no label)."""
+    out = []
+    for s in samples:
+        lab = labels.get(s.sample_id)
+        if lab is None or lab.get("target_id") is None or s.gt_span_s is None:
+            out.append("")
+        else:
+            out.append(ORACLE_FORMAT.format(id=int(lab["target_id"]), s=s.gt_span_s[0], e=s.gt_span_s[1]))
+    return out
+
+
+def random_answers(samples: Sequence[Sample], db: TrackSource, seed: int) -> list[str]:
+    """A uniformly drawn instance of the video and a uniformly drawn span, reproducible by seed."""
+    rng = np.random.default_rng(seed)
+    out = []
+    for s in samples:
+        ids = db.instance_ids(s.video_id) if db.has(s.video_id) else []
+        if not ids or s.duration_s <= 0:
+            out.append("")
+            continue
+        a, b = sorted(rng.uniform(0.0, s.duration_s, size=2))
+        out.append(ORACLE_FORMAT.format(id=int(rng.choice(ids)), s=a, e=b).replace("oracle", "random"))
+    return out
+
+
+def score_answers(
+    policy: str,
+    samples: Sequence[Sample],
+    texts: Sequence[str],
+    db: TrackSource,
+    protocol: TubeProtocol,
+    parse: Callable[[str], ParsedAnswer] = parse_answer,
+) -> list[ScoredAnswer]:
+    """Parse and score each sample's answer (strict and repaired)."""
+    if len(samples) != len(texts):
+        raise ValueError(f"{policy}: {len(texts)} answers for {len(samples)} samples")
+    out = []
+    for sample, text in zip(samples, texts, strict=True):
+        parsed = parse(text)
+        tracks = db.boxes_by_frame(sample.video_id) if db.has(sample.video_id) else {}
+        tracked = sorted(tracks)
+        span = (parsed.start_s, parsed.end_s) if parsed.ok else None
+        in_video = bool(parsed.ok and any(parsed.target_id in objs for objs in tracks.values()))
+        frames = range(sample.n_frames)
+        if span is not None:
+            own = {f: objs[parsed.target_id] for f, objs in tracks.items() if parsed.target_id in objs}
+            strict_boxes = fill_untracked(own, frames, tracked)
+            dense = {f: tracks[t] for f, t in _nearest_map(frames, tracked).items()}
+            repaired = repaired_tube(dense, int(parsed.target_id), frames)
+        else:
+            strict_boxes, repaired = {}, None
+        strict = score_tube(sample, span, strict_boxes, protocol)
+        rep = score_tube(sample, span, repaired.boxes if repaired else {}, protocol)
+        out.append(
+            ScoredAnswer(
+                policy=policy,
+                sample_id=sample.sample_id,
+                video_id=sample.video_id,
+                sentence_type=sample.sentence_type,
+                text=text,
+                parsed=parsed,
+                id_in_video=in_video,
+                tiou=float(strict.tiou),
+                viou=float(strict.viou),
+                viou_repaired=float(rep.viou),
+                fallback_frames=repaired.fallback_counts if repaired else dict.fromkeys(FALLBACKS, 0),
+                failure=strict.failure,
+            )
+        )
+    return out
+
+
+def summarise(
+    answers: Sequence[ScoredAnswer], protocol: TubeProtocol, by_sentence_type: bool
+) -> dict[str, float]:
+    """Flat metrics of one policy: strict headline, ``repaired/…``, parse and ID rates, fallback frames.
+
+    With ``by_sentence_type`` (VidSTG) the metrics are also given per group as ``declarative/…``.
+    """
+    n = len(answers)
+    strict = TubeScores(
+        tiou=np.array([a.tiou for a in answers], dtype=np.float64),
+        viou=np.array([a.viou for a in answers], dtype=np.float64),
+        failure=np.zeros(n, dtype=np.int8),
+    )
+    repaired = TubeScores(
+        strict.tiou, np.array([a.viou_repaired for a in answers], dtype=np.float64), strict.failure
+    )
+    groups = [a.sentence_type for a in answers]
+    out: dict[str, float] = {}
+    for prefix, scores in (("", strict), ("repaired/", repaired)):
+        agg = aggregate_by_group(scores, groups, protocol)
+        for group, values in agg.items():
+            if group != "all" and not by_sentence_type:
+                continue
+            gp = "" if group == "all" else f"{group}/"
+            for k, v in values.items():
+                if k in HEADLINE or k.startswith(("vIoU@", "tIoU@")):
+                    out[f"{prefix}{gp}{k}"] = float(v)
+    out["n"] = float(n)
+    out["parse_rate"] = float(np.mean([a.parsed.ok for a in answers])) if n else 0.0
+    out["id_in_video_rate"] = float(np.mean([a.id_in_video for a in answers])) if n else 0.0
+    for name in FALLBACKS:
+        out[f"repaired/{name}_frames"] = float(sum(a.fallback_frames.get(name, 0) for a in answers))
+    return out
+
+
+def _nearest_map(frames: Sequence[int] | range, tracked: Sequence[int]) -> dict[int, int]:
+    """Each frame -> its nearest tracked frame (the earlier on a tie); frames with none are left out."""
+    if not tracked:
+        return {}
+    t = np.asarray(tracked, dtype=np.int64)
+    f = np.asarray(list(frames), dtype=np.int64)
+    pos = np.clip(np.searchsorted(t, f), 1, len(t) - 1) if len(t) > 1 else np.zeros_like(f)
+    if len(t) == 1:
+        return {int(x): int(t[0]) for x in f}
+    left, right = t[pos - 1], t[pos]
+    pick = np.where(f - left <= right - f, left, right)
+    return {int(x): int(p) for x, p in zip(f, pick, strict=True)}
