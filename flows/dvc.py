@@ -46,7 +46,9 @@ def ensure_repo(cwd: Path | str = ".") -> None:
     cwd = Path(cwd)
     if not (cwd / ".dvc").is_dir():
         run_dvc("init", "--quiet", cwd=cwd)
-    run_dvc("config", "core.analytics", "false", cwd=cwd)
+    config = cwd / ".dvc" / "config"
+    if "analytics = false" not in (config.read_text(encoding="utf-8") if config.is_file() else ""):
+        run_dvc("config", "core.analytics", "false", cwd=cwd)  # each dvc call costs ~1 s: only when unset
 
 
 def add(path: Path | str, cwd: Path | str = ".") -> Path:

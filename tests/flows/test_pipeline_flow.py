@@ -1,0 +1,252 @@
+"""The download and pipeline flows for real: Prefect (test harness), DVC and MLflow in a temp git repo.
+
+The raw data is an HC-STVG v2 release (annotations + video files) served as a .tar.gz from a real
+HTTP server on 127.0.0.1, so the whole path download -> extract -> GX gate -> dvc add -> MLflow runs.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import io
+import json
+import subprocess
+import sys
+import tarfile
+from pathlib import Path
+
+import pytest
+import yaml
+
+from tests.unit.test_fetch import server  # noqa: F401 - the 127.0.0.1 Range server fixture
+
+pytestmark = pytest.mark.slow
+
+
+@pytest.fixture(scope="session")
+def prefect_harness(tmp_path_factory):
+    """One temporary Prefect API (its first start takes ~20 s) with PREFECT_HOME in a temp folder."""
+    from prefect.settings import PREFECT_HOME, temporary_settings
+    from prefect.testing.utilities import prefect_test_harness
+
+    home = str(tmp_path_factory.mktemp("prefect_home"))
+    with temporary_settings({PREFECT_HOME: home}), prefect_test_harness(server_startup_timeout=180):
+        yield
+
+
+def _entry(query: str, st: float = 2.0, ed: float = 5.0) -> dict:
+    # HC-STVG v2 release entry: 200 frames over 20 s (10 fps), tube from 1-based frame 21, 30 boxes (xywh)
+    return {
+        "bbox": [[10, 20, 50, 60]] * 30,
+        "st_time": st,
+        "ed_time": ed,
+        "img_num": 200,
+        "st_frame": 21,
+        "English": query,
+        "img_size": [240, 320],
+    }
+
+
+def _release(late_end: bool = False) -> bytes:
+    """An HC-STVG v2 release archive; ``late_end`` puts one GT end past the video's 20 s."""
+    train = {
+        "clip_a.mp4": _entry("the man in the grey suit sits down"),
+        "clip_b.mp4": _entry("a woman opens the door"),
+    }
+    val = {
+        "clip_c.mp4": _entry("the child who waves"),
+        "late_clip.mp4": _entry("a dog runs", ed=25.0 if late_end else 6.0),
+    }
+    members = {
+        "anno_v2/train_v2.json": json.dumps(train).encode(),
+        "anno_v2/val_v2.json": json.dumps(val).encode(),
+        **{f"video_parts/0/{name}": b"\0" * 16 for name in [*train, *val]},
+    }
+    buf = io.BytesIO()
+    with tarfile.open(fileobj=buf, mode="w:gz") as tf:
+        for name, content in members.items():
+            info = tarfile.TarInfo(name)
+            info.size = len(content)
+            tf.addfile(info, io.BytesIO(content))
+    return buf.getvalue()
+
+
+def _git(repo: Path, *args: str) -> str:
+    cmd = ["git", "-c", "user.name=test", "-c", "user.email=test@example.com", *args]
+    return subprocess.run(cmd, cwd=repo, check=True, capture_output=True, text=True).stdout.strip()
+
+
+@pytest.fixture
+def make_repo(tmp_path, server, monkeypatch):  # noqa: F811
+    """A git repository with a params.yaml whose one source is the served HC-STVG v2 archive."""
+    base, state = server
+    monkeypatch.delenv("MLFLOW_TRACKING_URI", raising=False)
+
+    def make(late_end: bool = False) -> Path:
+        archive = _release(late_end)
+        state.files["/hcstvg_v2.tar.gz"] = archive
+        repo = tmp_path / "repo"
+        repo.mkdir()
+        params = {
+            "data": {
+                "dataset": "hcstvg-v2",
+                "train_annotation": "hcstvg_v2/anno_v2/train_v2.json",
+                "test_annotation": "hcstvg_v2/anno_v2/val_v2.json",
+                "video_root": "hcstvg_v2/video_parts",
+            },
+            "download": {
+                "sources": [
+                    {
+                        "name": "hcstvg_v2",
+                        "kind": "http",
+                        "url": f"{base}/hcstvg_v2.tar.gz",
+                        "sha256": hashlib.sha256(archive).hexdigest(),
+                        "extract": True,
+                    }
+                ],
+                "retries": 1,
+                "retry_delay_s": 0.1,
+            },
+            "registry": {"experiment": "stvg-test"},
+        }
+        (repo / "params.yaml").write_text(yaml.safe_dump(params))
+        (repo / ".gitignore").write_text("/mlflow/\n/.cache/\n")
+        _git(repo, "init", "-q")
+        _git(repo, "add", "params.yaml", ".gitignore")
+        _git(repo, "commit", "-qm", "params")
+        return repo
+
+    return make, state
+
+
+def _client(repo: Path):
+    from mlflow import MlflowClient
+
+    return MlflowClient(tracking_uri=f"sqlite:///{repo / 'mlflow' / 'mlflow.db'}")
+
+
+def _artifact_json(client, run_id: str, path: str, dst: Path) -> dict:
+    return json.loads(Path(client.download_artifacts(run_id, path, str(dst))).read_text())
+
+
+def test_download_flow_fetches_checks_and_versions_data(prefect_harness, make_repo, tmp_path):
+    from flows import dvc
+    from flows.download import download_flow
+
+    make, state = make_repo
+    repo = make()
+    result = download_flow(params_path=str(repo / "params.yaml"))
+
+    assert (repo / "data" / "hcstvg_v2" / "anno_v2" / "val_v2.json").is_file()
+    assert result.raw_data_version == dvc.dvc_file_hash(repo / "data.dvc")
+    assert [r.name for r in result.reports] == ["raw_train", "raw_test"]
+    assert all(r.success for r in result.reports)
+    assert (repo / ".dvc" / "config").read_text().count("analytics = false") == 1
+
+    again = download_flow(params_path=str(repo / "params.yaml"))  # unchanged source: no transfer
+    assert again.raw_data_version == result.raw_data_version
+    assert [s["status"] for s in again.sources] == ["up-to-date"]
+    assert len(state.ranges) == 1
+
+
+def test_pipeline_logs_one_run_with_raw_data_version_and_reports(prefect_harness, make_repo, tmp_path):
+    from flows import dvc
+    from flows.pipeline import pipeline_flow
+
+    make, _ = make_repo
+    repo = make()
+    result = pipeline_flow(params_path=str(repo / "params.yaml"))
+
+    client = _client(repo)
+    run = client.get_run(result.run_id)
+    md5 = dvc.dvc_file_hash(repo / "data.dvc")
+    assert run.info.status == "FINISHED"
+    assert run.data.tags["raw_data_version"] == md5 == result.raw_data_version
+    assert run.data.params["raw_data_version"] == md5
+    assert run.data.params["download.retries"] == "1"
+    assert run.data.params["data.dataset"] == "hcstvg-v2"
+    assert run.data.tags["git_commit"] == _git(repo, "rev-parse", "HEAD")
+    assert run.data.tags["version.dvc"]
+    report = _artifact_json(client, run.info.run_id, "checks/raw_test.json", tmp_path / "a")
+    assert report["success"] and report["n_rows"] == 2
+
+    children = client.search_runs(
+        [run.info.experiment_id], filter_string=f"tags.mlflow.parentRunId = '{result.run_id}'"
+    )
+    assert [(c.info.run_name, c.info.status) for c in children] == [("download", "FINISHED")]
+    # artifacts in the project's store, not a CWD-relative ./mlruns
+    assert list((repo / "mlflow" / "artifacts").rglob("raw_train.json"))
+    assert not (Path.cwd() / "mlruns").exists()
+
+
+def test_raw_check_failure_stops_the_flow_and_fails_the_run(prefect_harness, make_repo, tmp_path):
+    from flows.pipeline import PipelineFailed, pipeline_flow
+
+    make, _ = make_repo
+    repo = make(late_end=True)
+    with pytest.raises(PipelineFailed) as excinfo:
+        pipeline_flow(params_path=str(repo / "params.yaml"))
+    message = str(excinfo.value)
+    assert "stage `download`" in message
+    assert "ExpectColumnPairValuesAToBeGreaterThanB" in message and "late_clip" in message
+    assert "clip_c" not in message
+    assert not (repo / "data.dvc").exists()  # data that failed its gate is not versioned
+
+    client = _client(repo)
+    run = client.get_run(excinfo.value.run_id)
+    assert run.info.status == "FAILED"
+    assert run.data.tags["stvg.failed_stage"] == "download"
+    failure = _artifact_json(client, run.info.run_id, "failure.json", tmp_path / "a")
+    assert failure["stage"] == "download" and not failure["check"]["success"]
+    children = client.search_runs([run.info.experiment_id], f"tags.mlflow.parentRunId = '{run.info.run_id}'")
+    assert [c.info.status for c in children] == ["FAILED"]
+
+
+def test_dvc_stage_is_reproduced_gated_and_logged(prefect_harness, make_repo, tmp_path, monkeypatch):
+    from flows import pipeline
+    from stvg.checks.core import Expect, run_suite
+
+    make, _ = make_repo
+    repo = make()
+    script = (
+        "import json, os, pathlib; p = pathlib.Path('artifacts/count'); p.mkdir(parents=True, exist_ok=True); "
+        "(p / 'summary.json').write_text(json.dumps({'n': 3, 'run': os.environ.get('MLFLOW_RUN_ID', '')}))"
+    )
+    stage = {"cmd": f'{sys.executable} -c "{script}"', "deps": ["data"], "outs": ["artifacts/count"]}
+    (repo / "dvc.yaml").write_text(yaml.safe_dump({"stages": {"count": stage}}))
+    monkeypatch.setenv("MLFLOW_TRACKING_URI", f"sqlite:///{tmp_path / 'server-like.db'}")
+
+    def check_count(root: Path, params) -> object:
+        import pandas as pd
+
+        n = json.loads((root / "artifacts" / "count" / "summary.json").read_text())["n"]
+        table = pd.DataFrame({"item": ["count"], "n": [n]})
+        expect = [
+            Expect("ExpectColumnValuesToBeBetween", {"column": "n", "max_value": limit}, "count is small")
+        ]
+        return run_suite("count", table, expect, id_column="item")
+
+    limit = 10
+    monkeypatch.setattr(pipeline, "STAGES", [pipeline.PipelineStage("count", check=check_count)])
+    result = pipeline.pipeline_flow(params_path=str(repo / "params.yaml"))
+    assert result.stages == ["download", "count"]
+
+    from mlflow import MlflowClient
+
+    client = MlflowClient(tracking_uri=f"sqlite:///{tmp_path / 'server-like.db'}")
+    children = {
+        c.info.run_name: c
+        for c in client.search_runs([result.experiment_id], f"tags.mlflow.parentRunId = '{result.run_id}'")
+    }
+    count_run = children["count"]
+    assert count_run.info.status == "FINISHED"
+    assert count_run.data.tags["dvc.out.artifacts/count"]
+    summary = json.loads((repo / "artifacts" / "count" / "summary.json").read_text())
+    assert summary["run"] == count_run.info.run_id  # the stage saw its own MLflow run id
+    assert _artifact_json(client, result.run_id, "checks/count.json", tmp_path / "a")["success"]
+
+    limit = 2  # the same outputs now fail the gate: the flow stops at `count`
+    with pytest.raises(
+        pipeline.PipelineFailed, match=r"stage `count`[\s\S]*ExpectColumnValuesToBeBetween"
+    ) as excinfo:
+        pipeline.pipeline_flow(params_path=str(repo / "params.yaml"), stages=["count"])
+    assert client.get_run(excinfo.value.run_id).info.status == "FAILED"
