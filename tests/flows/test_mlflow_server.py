@@ -1,0 +1,133 @@
+"""The registry path against a real `mlflow server` on 127.0.0.1 (MLFLOW_TRACKING_URI = http://...)."""
+
+from __future__ import annotations
+
+import json
+import os
+import signal
+import socket
+import subprocess
+import sys
+import time
+import urllib.request
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+
+import mlflow
+from flows import lineage as lineage_cli
+from flows import promote as promote_cli
+from flows.registry import CHAMPION, register_model
+from mlflow import MlflowClient
+from stvg.config import Params, RegistryParams
+
+pytestmark = pytest.mark.slow
+
+LINEAGE = {
+    "raw_data_version": "9" * 32 + ".dir",
+    "prompted_data_version": "8" * 32 + ".dir",
+    "label_data_version": "7" * 32 + ".dir",
+    "git_commit": "6" * 40,
+}
+
+
+def _free_port() -> int:
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        return sock.getsockname()[1]
+
+
+@pytest.fixture(scope="module")
+def server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
+    """`mlflow server --workers 1` on a free local port, killed (whole process group) at the end."""
+    folder = tmp_path_factory.mktemp("mlflow-server")
+    port = _free_port()
+    url = f"http://127.0.0.1:{port}"
+    cmd = [
+        sys.executable, "-m", "mlflow", "server",
+        "--backend-store-uri", f"sqlite:///{folder / 'mlflow.db'}",
+        "--artifacts-destination", str(folder / "artifacts"),
+        "--host", "127.0.0.1", "--port", str(port), "--workers", "1",
+    ]  # fmt: skip
+    env = os.environ | {"MLFLOW_SERVER_ENABLE_JOB_EXECUTION": "false", "MLFLOW_DISABLE_TELEMETRY": "true"}
+    log = (folder / "server.log").open("wb")
+    proc = subprocess.Popen(
+        cmd, cwd=folder, env=env, stdout=log, stderr=subprocess.STDOUT, start_new_session=True
+    )
+    try:
+        deadline = time.monotonic() + 120
+        while True:
+            if proc.poll() is not None:
+                pytest.fail(
+                    f"mlflow server exited with {proc.returncode}: {(folder / 'server.log').read_text()[-2000:]}"
+                )
+            try:
+                with urllib.request.urlopen(f"{url}/health", timeout=2) as response:
+                    if response.status == 200:
+                        break
+            except OSError:
+                pass
+            if time.monotonic() > deadline:
+                pytest.fail(
+                    f"mlflow server not healthy after 120 s: {(folder / 'server.log').read_text()[-2000:]}"
+                )
+            time.sleep(0.5)
+        yield url
+    finally:
+        os.killpg(proc.pid, signal.SIGTERM)
+        try:
+            proc.wait(timeout=20)
+        except subprocess.TimeoutExpired:
+            os.killpg(proc.pid, signal.SIGKILL)
+            proc.wait()
+        log.close()
+
+
+def test_register_promote_lineage_and_load_through_the_server(
+    server: str, tmp_path: Path, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
+) -> None:
+    client = MlflowClient(tracking_uri=server)
+    experiment_id = client.create_experiment("stvg-server")  # server-side artifact root (mlflow-artifacts:)
+    params = Params(registry=RegistryParams(model_name="stvg-r1-server"))
+    policy = tmp_path / "policy"
+    policy.mkdir()
+    (policy / "config.json").write_text('{"model_type": "qwen2_5_vl"}')
+    dvc_lock = tmp_path / "dvc.lock"
+    dvc_lock.write_text("schema: '2.0'\n")
+
+    versions = []
+    for metrics in ({"m_vIoU": 0.3, "m_tIoU": 0.5}, {"m_vIoU": 0.2, "m_tIoU": 0.5}):
+        run_id = client.create_run(experiment_id).info.run_id
+        versions.append(
+            register_model(
+                client, run_id, policy, params, LINEAGE, metrics, lineage_files={"dvc.lock": dvc_lock}
+            )
+        )
+        client.set_terminated(run_id)
+        # The CLIs, as a user runs them: MLFLOW_TRACKING_URI names the server.
+        monkeypatch.setenv("MLFLOW_TRACKING_URI", server)
+        monkeypatch.setenv("STVG_ROOT", str(tmp_path))
+        params_file = tmp_path / "params.yaml"
+        params_file.write_text(f"registry:\n  model_name: {params.registry.model_name}\n")
+        assert promote_cli.main(["--params", str(params_file), "--json"]) == 0
+        capsys.readouterr()
+
+    champion = client.get_model_version_by_alias(params.registry.model_name, CHAMPION)
+    assert str(champion.version) == str(versions[0].version)  # the worse second model was not promoted
+    rejected = client.get_model_version(params.registry.model_name, str(versions[1].version))
+    assert rejected.tags["promotion.decision"] == "rejected"
+
+    assert lineage_cli.main([f"models:/{params.registry.model_name}@champion", "--json"]) == 0
+    info = json.loads(capsys.readouterr().out)
+    assert {k: info[k] for k in LINEAGE} == LINEAGE
+    assert info["lineage_files"] == ["dvc.lock"] and info["tracking_uri"] == server
+
+    previous = mlflow.get_tracking_uri()
+    mlflow.set_tracking_uri(server)
+    try:
+        loaded = mlflow.pyfunc.load_model(f"models:/{params.registry.model_name}@champion")
+    finally:
+        mlflow.set_tracking_uri(previous)
+    folder = loaded.unwrap_python_model().policy_dir
+    assert (folder / "config.json").read_text() == '{"model_type": "qwen2_5_vl"}'
