@@ -18,6 +18,7 @@ from stvg.evaluation.metrics import (
     score_tube,
     score_tubes,
     seconds_to_frame,
+    seconds_to_span,
     tubedetr_frame_ids,
     uniform_frame_ids,
 )
@@ -140,7 +141,8 @@ def test_stvg_r1_tiou_in_seconds_and_gt_frames_from_times() -> None:
     r1 = score_tube(s, (5.0, 10.0), boxes, PROTOCOLS["stvg-r1"])
     assert r1.tiou == pytest.approx((6.66 - 5.0) / (10.0 - 3.34))
     official = score_tube(s, (5.0, 10.0), boxes, PROTOCOLS["official"])
-    assert official.tiou == pytest.approx((199 - 150 + 1) / (300 - 101 + 1))
+    # 10.0 s ends exactly on a frame boundary: the interval rule stops at frame 299, floor at 300
+    assert official.tiou == pytest.approx((199 - 150 + 1) / (299 - 101 + 1))
 
 
 def test_st_align_union_counts_frames_with_boxes_on_uniform_samples() -> None:
@@ -174,13 +176,22 @@ def test_tubedetr_never_samples_the_last_hcstvg_frame() -> None:
     assert score_tubes([other], PROTOCOLS["tubedetr"])[0].viou == pytest.approx(1 / 10)
 
 
+def test_seconds_to_span_interval_rule_inverts_gt_times_and_floor_rule_is_the_code() -> None:
+    # a tube on frames 40..49 at 10 fps written as [4.0, 5.0) (HC-STVG / synthetic ed_time)
+    assert seconds_to_span(4.0, 5.0, 10.0, 100) == (40, 49)
+    assert seconds_to_span(4.0, 5.0, 10.0, 100, "floor") == (40, 50)
+    assert seconds_to_span(8.9147, 17.5447, 30.0, 600) == (267, 526)  # REFERENCE's HC-STVG example
+    assert seconds_to_span(4.0, 4.0, 10.0, 100) == (40, 40)  # a zero-length answer keeps one frame
+    assert seconds_to_span(0.0, 99.0, 10.0, 100) == (0, 99)
+
+
 def test_seconds_to_frame_round_trips_and_clips() -> None:
     assert seconds_to_frame(3 / 29.97, 29.97, 100) == 3
     assert seconds_to_frame(-1.0, 30.0, 100) == 0
     assert seconds_to_frame(100.0, 30.0, 100) == 99
 
 
-def test_score_tube_policy_answer_uses_floor_frames_and_reversed_answer_fails() -> None:
+def test_score_tube_policy_answer_maps_seconds_to_frames_and_reversed_answer_fails() -> None:
     s = Sample(
         "s", "synthetic", "v.mp4", "q", fps=10.0, n_frames=100, width=64, height=64,
         gt_span_s=(1.0, 2.0), gt_span_frames=(10, 19), gt_boxes={f: GT_BOX for f in range(10, 20)},
@@ -188,7 +199,7 @@ def test_score_tube_policy_answer_uses_floor_frames_and_reversed_answer_fails() 
     boxes = {f: GT_BOX for f in range(100)}
     assert score_tube(s, (1.05, 1.99), boxes).viou == pytest.approx(1.0)
     assert score_tube(s, (1.05, 2.09), boxes).viou == pytest.approx(10 / 11)  # floor(20.9) = 20
-    assert score_tube(s, (1.2, 2.0), boxes).viou == pytest.approx(8 / 11)
+    assert score_tube(s, (1.2, 2.0), boxes).viou == pytest.approx(8 / 10)  # frames 12..19
     assert score_tube(s, (2.0, 1.0), boxes).failure == "reversed"
     assert score_tube(s, None, boxes).failure == "missing"
     assert score_tube(s, (float("nan"), 1.0), boxes).failure == "missing"

@@ -22,9 +22,11 @@ Protocols (REFERENCE Part 3, section 9):
   end-points as continuous values, ``>=``.
 
 Every failure scores tIoU = vIoU = 0 and is still counted: a missing prediction, a reversed span, a
-zero-length union (seconds). Times become frames with floor(t * fps + 1e-6), clipped to the video:
-the 1e-6 frame tolerance makes frame -> seconds -> frame round-trip exactly (``int(t * fps)`` in the
-official code would map 3 / 29.97 s back to frame 2).
+zero-length union (seconds). An answer in seconds becomes frames floor(s * fps) .. ceil(e * fps) - 1
+(the frames the interval overlaps; ``seconds_to_span``), clipped to the video; REFERENCE 9 writes
+floor for both ends, which makes a span ending on a frame boundary one frame too long, so only the
+``stvg-r1`` preset keeps that (``end_frame_rule="floor"``). A 1e-6 frame tolerance makes
+frame -> seconds -> frame round-trip exactly (plain ``int(t * fps)`` maps 3 / 29.97 s to frame 2).
 """
 
 from __future__ import annotations
@@ -43,6 +45,7 @@ ThresholdOp = Literal[">", ">="]
 FrameSampling = Literal["all", "tubedetr", "uniform100"]
 TiouMode = Literal["frames", "seconds", "continuous"]
 UnionMode = Literal["span", "boxes"]
+EndFrameRule = Literal["interval", "floor"]
 
 FAILURES = ("missing", "reversed", "empty_union")  # codes 1, 2, 3 in TubeScores.failure; 0 = scored
 _FAILURE_CODE = {name: i + 1 for i, name in enumerate(FAILURES)}
@@ -64,6 +67,7 @@ class TubeProtocol:
     tiou: TiouMode = "frames"
     gt_frames_from_times: bool = False  # GT frames = floor(GT seconds * fps) (stvg-r1)
     gt_box_offset: int = 0  # GT box of frame f is the box of frame f - offset (stvg-r1: 1)
+    end_frame_rule: EndFrameRule = "interval"  # seconds -> last frame (stvg-r1: "floor", int(t * fps))
     union: UnionMode = "span"
     sample_fps: float = 5.0  # tubedetr sampling rate
     max_sampled_frames: int = 200  # tubedetr cap
@@ -82,6 +86,7 @@ PROTOCOLS: dict[str, TubeProtocol] = {
         tiou="seconds",
         gt_frames_from_times=True,
         gt_box_offset=1,
+        end_frame_rule="floor",
     ),
     "st-align": TubeProtocol(
         name="st-align",
@@ -154,6 +159,23 @@ def seconds_to_frame(t: float, fps: float, n_frames: int) -> int:
     return int(min(max(f, 0), max(n_frames - 1, 0)))
 
 
+def seconds_to_span(
+    start_s: float, end_s: float, fps: float, n_frames: int, rule: EndFrameRule = "interval"
+) -> tuple[int, int]:
+    """Inclusive frames of a span in seconds.
+
+    ``interval``: the frames the interval overlaps, floor(s * fps) .. ceil(e * fps) - 1 (at least the
+    start frame); it inverts both HC-STVG's times (an ``ed_time`` on a frame boundary ends the
+    previous frame) and a GT tube written as [first / fps, (last + 1) / fps]. ``floor``: the official
+    STVG-R1 ``int(t * fps)`` for both ends, one frame longer when ``e * fps`` is a whole number.
+    """
+    first = seconds_to_frame(start_s, fps, n_frames)
+    if rule == "floor":
+        return first, seconds_to_frame(end_s, fps, n_frames)
+    last = math.ceil(end_s * fps - _FRAME_EPS) - 1
+    return first, int(min(max(last, first), max(n_frames - 1, 0)))
+
+
 def tube_input(
     sample: Sample,
     pred_span_s: tuple[float, float] | None,
@@ -163,28 +185,19 @@ def tube_input(
     """Convert a policy answer (seconds + boxes on native frames) for ``sample`` into a ``TubeInput``."""
     if sample.gt_span_frames is None and sample.gt_span_s is None:
         raise ValueError(f"sample {sample.sample_id}: no GT span; it cannot be scored as a tube")
-    if protocol.gt_frames_from_times and sample.gt_span_s is not None:
-        gs, ge = sample.gt_span_s
-        gt_span = (
-            seconds_to_frame(gs, sample.fps, sample.n_frames),
-            seconds_to_frame(ge, sample.fps, sample.n_frames),
-        )
-    elif sample.gt_span_frames is not None:
+    rule = protocol.end_frame_rule
+    if sample.gt_span_frames is not None and not (
+        protocol.gt_frames_from_times and sample.gt_span_s is not None
+    ):
         gt_span = (int(sample.gt_span_frames[0]), int(sample.gt_span_frames[1]))
     else:
         gs, ge = sample.gt_span_s  # type: ignore[misc]
-        gt_span = (
-            seconds_to_frame(gs, sample.fps, sample.n_frames),
-            seconds_to_frame(ge, sample.fps, sample.n_frames),
-        )
+        gt_span = seconds_to_span(gs, ge, sample.fps, sample.n_frames, rule)
     pred_span = None
     if pred_span_s is not None and all(math.isfinite(v) for v in pred_span_s):
         ps, pe = pred_span_s
         # a reversed answer is caught from the seconds in pack_tubes (clipping could hide it here)
-        pred_span = (
-            seconds_to_frame(ps, sample.fps, sample.n_frames),
-            seconds_to_frame(pe, sample.fps, sample.n_frames),
-        )
+        pred_span = seconds_to_span(ps, pe, sample.fps, sample.n_frames, rule) if pe >= ps else (0, 0)
     else:
         pred_span_s = None
     return TubeInput(
@@ -624,6 +637,7 @@ __all__ = [
     "score_tube",
     "score_tubes",
     "seconds_to_frame",
+    "seconds_to_span",
     "tube_input",
     "tubedetr_frame_ids",
     "uniform_frame_ids",

@@ -11,7 +11,7 @@ from __future__ import annotations
 
 from collections.abc import Mapping, Sequence
 
-from stvg.evaluation.metrics import PROTOCOLS, TubeProtocol, TubeScore, score_tube, seconds_to_frame
+from stvg.evaluation.metrics import PROTOCOLS, TubeProtocol, TubeScore, score_tube, seconds_to_span
 from stvg.labels.voting import nearest_tracked
 from stvg.records import Box, Sample
 
@@ -34,7 +34,7 @@ def prompting_ceiling(
     """Score of answering the voted instance (``tube``: tracked frame -> xyxy) with the GT time span."""
     if sample.gt_span_s is None:
         raise ValueError(f"sample {sample.sample_id}: no GT time span, so no prompting ceiling")
-    start, end = (seconds_to_frame(t, sample.fps, sample.n_frames) for t in sample.gt_span_s)
+    start, end = seconds_to_span(*sample.gt_span_s, sample.fps, sample.n_frames, protocol.end_frame_rule)
     gt_frames = [*sample.gt_boxes, *(sample.gt_span_frames or ())]
     lo, hi = min([start, *gt_frames]), max([end, *gt_frames])  # every frame any protocol may read
     frames = list(range(max(lo - 1, 0), min(hi + 1, sample.n_frames - 1) + 1))
