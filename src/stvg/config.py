@@ -283,17 +283,21 @@ class TrainParams:
 class EvaluateParams:
     """Policy evaluation and the official metrics."""
 
-    protocol: Literal["official", "tubedetr", "stvg-r1"] = "official"
+    protocol: Literal["official", "tubedetr", "stvg-r1", "st-align"] = "official"  # evaluation.metrics.PROTOCOLS
     threshold_op: Literal[">", ">="] = ">"
     iou_thresholds: tuple[float, ...] = (0.3, 0.5)
     batch_size: int = 4
     max_new_tokens: int = 64
     do_sample: bool = False
     baselines: tuple[str, ...] = ("oracle", "random")
+    min_parse_rate: float = 0.0  # predictions gate: share of parsable answers per policy
     seed: int = 0
 
     def __post_init__(self) -> None:
         _require(all(0 < t < 1 for t in self.iou_thresholds), "evaluate.iou_thresholds", "must be in (0, 1)")
+        unknown = set(self.baselines) - {"oracle", "random"}
+        _require(not unknown, "evaluate.baselines", f"has unknown baselines {sorted(unknown)}; use oracle/random")
+        _require(0 <= self.min_parse_rate <= 1, "evaluate.min_parse_rate", "must be in [0, 1]")
         _require(self.batch_size >= 1, "evaluate.batch_size", "must be >= 1")
         _require(self.max_new_tokens >= 1, "evaluate.max_new_tokens", "must be >= 1")
 
