@@ -25,7 +25,12 @@ def square(h: int, w: int, y0: int, x0: int, size: int) -> np.ndarray:
 
 
 def test_radius_matches_the_reference_table() -> None:
-    assert [boundary_radius(h, w) for h, w in ((360, 640), (480, 854), (720, 1280), (1080, 1920))] == [6, 8, 12, 18]
+    assert [boundary_radius(h, w) for h, w in ((360, 640), (480, 854), (720, 1280), (1080, 1920))] == [
+        6,
+        8,
+        12,
+        18,
+    ]
     assert disk(1).tolist() == [[0, 1, 0], [1, 1, 1], [0, 1, 0]]
 
 
