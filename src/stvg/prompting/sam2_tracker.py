@@ -96,21 +96,21 @@ class Sam2Tracker:
         import torch
 
         assert self._state is not None, "call start() first"
-        with torch.inference_mode():
+        with torch.inference_mode(), self._precision():
             _, ids, logits = self.predictor.add_new_points_or_box(
                 self._state,
                 frame_idx=self._local(frame_idx),
                 obj_id=int(obj_id),
                 box=np.asarray(box, np.float32),
             )
-        return (logits[list(ids).index(int(obj_id))][0] > 0).cpu().numpy()
+        return (logits[list(ids).index(int(obj_id))][0].float() > 0).cpu().numpy()
 
     def add_mask(self, frame_idx: int, obj_id: int, mask: np.ndarray) -> None:
         """Mask prompt (a mask carried over a window boundary)."""
         import torch
 
         assert self._state is not None, "call start() first"
-        with torch.inference_mode():
+        with torch.inference_mode(), self._precision():
             self.predictor.add_new_mask(
                 self._state, frame_idx=self._local(frame_idx), obj_id=int(obj_id), mask=mask
             )
@@ -130,19 +130,49 @@ class Sam2Tracker:
                     yield f, {}
             return
         local = self._local(start)
+        if reverse and local == 0:
+            # SAM2 skips reverse tracking that starts on the window's first frame; one frame is one
+            # frame either way, conditioned on the same prompts, so run it as a forward step.
+            reverse, n = False, 1
         with contextlib.ExitStack() as stack:
             stack.enter_context(torch.inference_mode())
+            stack.enter_context(self._precision())
+            self.predictor.propagate_in_video_preflight(self._state)  # encodes prompt memories (idempotent)
+            self._float_memories()
             gen = self.predictor.propagate_in_video(
                 self._state, start_frame_idx=local, max_frame_num_to_track=n - 1, reverse=reverse
             )
             for k, ids, logits in gen:
-                probs = torch.sigmoid(logits[:, 0]).cpu().numpy()
+                self._float_memories()
+                probs = torch.sigmoid(logits[:, 0].float()).cpu().numpy()
                 out: FrameMasks = {}
                 for oid, pr in zip(ids, probs, strict=True):
                     m = pr > 0.5
                     if m.any():
                         out[int(oid)] = (m, float(pr[m].mean()))
                 yield self._first + k, out
+
+    def _precision(self) -> Any:
+        """bfloat16 autocast on CUDA, as SAM2's own demos run; plain float32 on CPU."""
+        import torch
+
+        if torch.device(self.predictor.device).type == "cuda":
+            return torch.autocast("cuda", dtype=torch.bfloat16)
+        return contextlib.nullcontext()
+
+    def _float_memories(self) -> None:
+        """On CPU, keep stored memories float32: SAM2 stores them as bfloat16 for autocast, and without
+        autocast a step whose memories are all bfloat16 fails with a dtype mismatch."""
+        import torch
+
+        if self._state is None or torch.device(self.predictor.device).type == "cuda":
+            return
+        for per_obj in self._state["output_dict_per_obj"].values():
+            for outputs in per_obj.values():
+                for out in outputs.values():
+                    feats = out.get("maskmem_features")
+                    if feats is not None and feats.dtype == torch.bfloat16:
+                        out["maskmem_features"] = feats.float()
 
     def reset(self) -> None:
         """Drop the session state (frames, memories)."""
