@@ -112,6 +112,7 @@ def _parse_rows(text: bytes, n_rows: int) -> np.ndarray | None:
             index_col=False,
             dtype=np.float64,
             engine="c",
+            low_memory=False,  # one pass, no chunk concatenation
         )
     except (ValueError, pd.errors.ParserError):
         return None

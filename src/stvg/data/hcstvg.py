@@ -286,34 +286,40 @@ def _gather_boxes(parsed: list[dict[str, Any]], fast: BoxArrays | None) -> tuple
 def _check_boxes(
     parsed: list[dict[str, Any]], boxes: np.ndarray, offsets: np.ndarray, clip: bool
 ) -> list[str]:
-    """Per entry, why its boxes are unusable ("" when fine); clips in place when ``clip``."""
+    """Per entry, why its boxes are unusable ("" when fine); clips in place when ``clip``.
+
+    Bounds are checked per entry with ``reduceat`` (every entry here has >= 1 box), so no per-box
+    copy of the frame size is built; only a failing entry is searched box by box for the message.
+    """
     if not parsed:
         return []
-    counts = np.diff(offsets)
-    width = np.repeat(np.fromiter((e["width"] for e in parsed), dtype=np.float64, count=len(parsed)), counts)
-    height = np.repeat(
-        np.fromiter((e["height"] for e in parsed), dtype=np.float64, count=len(parsed)), counts
-    )
+    width = np.fromiter((e["width"] for e in parsed), dtype=np.float64, count=len(parsed))
+    height = np.fromiter((e["height"] for e in parsed), dtype=np.float64, count=len(parsed))
     x1, y1, x2, y2 = boxes.T
+    starts = offsets[:-1]
     if clip:
-        np.clip(x1, 0, width, out=x1)
-        np.clip(x2, 0, width, out=x2)
-        np.clip(y1, 0, height, out=y1)
-        np.clip(y2, 0, height, out=y2)
-    degenerate = (x2 <= x1) | (y2 <= y1)
-    outside = (x1 < 0) | (y1 < 0) | (x2 > width) | (y2 > height)
-    bad_rows = degenerate | outside
+        counts = np.diff(offsets)
+        np.clip(x1, 0, np.repeat(width, counts), out=x1)
+        np.clip(x2, 0, np.repeat(width, counts), out=x2)
+        np.clip(y1, 0, np.repeat(height, counts), out=y1)
+        np.clip(y2, 0, np.repeat(height, counts), out=y2)
+    degenerate = np.logical_or.reduceat((x2 <= x1) | (y2 <= y1), starts)
+    outside = (
+        (np.minimum.reduceat(x1, starts) < 0)
+        | (np.minimum.reduceat(y1, starts) < 0)
+        | (np.maximum.reduceat(x2, starts) > width)
+        | (np.maximum.reduceat(y2, starts) > height)
+    )
     reasons = [""] * len(parsed)
-    if not bad_rows.any():
-        return reasons
-    for row in np.flatnonzero(bad_rows):
-        k = int(np.searchsorted(offsets, row, side="right") - 1)
-        if reasons[k]:
-            continue
+    for k in np.flatnonzero(degenerate | outside):
         e = parsed[k]
-        frame = e["st_frame"] - 1 + int(row - offsets[k])
-        box = [round(float(v), 2) for v in boxes[row]]
-        if degenerate[row]:
+        tube = boxes[offsets[k] : offsets[k + 1]]
+        bad_degenerate = (tube[:, 2] <= tube[:, 0]) | (tube[:, 3] <= tube[:, 1])
+        bad_outside = (tube[:, :2] < 0).any(axis=1) | (tube[:, 2] > e["width"]) | (tube[:, 3] > e["height"])
+        row = int(np.flatnonzero(bad_degenerate | bad_outside)[0])
+        frame = e["st_frame"] - 1 + row
+        box = [round(float(v), 2) for v in tube[row]]
+        if bad_degenerate[row]:
             reasons[k] = f"degenerate box {box} on frame {frame} (needs x1 < x2 and y1 < y2)"
         else:
             reasons[k] = (
