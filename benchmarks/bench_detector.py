@@ -13,6 +13,7 @@ import argparse
 import dataclasses
 import json
 import os
+import sys
 import tempfile
 from pathlib import Path
 
@@ -32,8 +33,17 @@ def main() -> None:
     if args.epochs:
         d = dataclasses.replace(d, epochs=args.epochs)
     load_before = os.getloadavg()[0]
-    with tempfile.TemporaryDirectory() as tmp:
-        metrics = train(d, params.synthetic, Path(tmp))
+    # Ultralytics logs and progress bars go to stdout; keep stdout for the JSON line only.
+    sys.stdout.flush()
+    saved = os.dup(1)
+    os.dup2(2, 1)
+    try:
+        with tempfile.TemporaryDirectory() as tmp:
+            metrics = train(d, params.synthetic, Path(tmp))
+    finally:
+        sys.stdout.flush()
+        os.dup2(saved, 1)
+        os.close(saved)
     row = {
         "bench": "detector.train",
         "arch": d.arch,
