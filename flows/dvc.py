@@ -29,7 +29,9 @@ class DvcError(RuntimeError):
 def run_dvc(*args: str, cwd: Path | str = ".", env: Mapping[str, str] | None = None) -> str:
     """Run ``dvc ARGS`` in ``cwd``; returns stdout, raises DvcError with the stderr tail."""
     command = [sys.executable, "-m", "dvc", *args]
-    full_env = {**os.environ, "DVC_NO_ANALYTICS": "1", **(env or {})}
+    # Stage commands call `stvg`: put this interpreter's scripts folder (the venv's bin/) first on PATH.
+    path = os.pathsep.join([str(Path(sys.executable).parent), os.environ.get("PATH", "")])
+    full_env = {**os.environ, "PATH": path, "DVC_NO_ANALYTICS": "1", **(env or {})}
     log.info("dvc %s (in %s)", " ".join(args), cwd)
     try:
         done = subprocess.run(command, cwd=cwd, env=full_env, capture_output=True, text=True, check=False)
