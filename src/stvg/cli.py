@@ -5,6 +5,7 @@
     stvg data stats FORMAT PATH                                counts of an annotation file, one JSON line
     stvg score FORMAT SUBMISSION ANNOTATION [...]              official metrics of a submission file
     stvg params apply OVERRIDES.yaml                           switch params.yaml (e.g. to the paper set)
+    stvg weights fetch NAME [--dest weights] [--sha256 HEX]    fetch a real checkpoint (YOLOv12-x, SAM2.1), checksummed
     stvg promote | stvg lineage MODEL_URI                      the model registry (MLflow)
 
 This module is the composition root: it dispatches to ``stvg.stages.<name>.main`` and, for the
@@ -46,6 +47,8 @@ def main(argv: list[str] | None = None) -> int:
         return _data(rest)
     if command == "params":
         return _params(rest)
+    if command == "weights":
+        return _weights(rest)
     print(f"stvg: unknown command {command!r}; see `stvg --help`", file=sys.stderr)
     return 2
 
@@ -87,6 +90,22 @@ def _params(argv: list[str]) -> int:
         print(f"stvg params apply: {exc}", file=sys.stderr)
         return 1
     print(json.dumps({"params": target, "changed": changed}))
+    return 0
+
+
+def _weights(argv: list[str]) -> int:
+    import argparse
+
+    from stvg.prompting.weights import REGISTRY, fetch_weights
+
+    ap = argparse.ArgumentParser(prog="stvg weights fetch", description="Fetch a real checkpoint explicitly.")
+    ap.add_argument("action", choices=["fetch"])
+    ap.add_argument("name", choices=sorted(REGISTRY))
+    ap.add_argument("--dest", default="weights", help="folder for the checkpoint (default: weights/)")
+    ap.add_argument("--sha256", default="", help="expected SHA-256 (pins the download)")
+    args = ap.parse_args(argv)
+    path = fetch_weights(args.name, args.dest, pin=args.sha256)
+    print(json.dumps({"name": args.name, "path": str(path)}))
     return 0
 
 
