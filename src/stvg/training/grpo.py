@@ -3,7 +3,8 @@
 TRL 1.16 (pinned) sends a ``{"type": "video"}`` prompt to generation, but ``_generate_and_score_completions``
 rebuilds the forward inputs from images only and ``_compute_loss`` forwards no video keys, so the policy
 trains as if there were no video (measured: 0 of 30 vision tensors change). ``VideoGRPOTrainer`` does not
-fork the trainer; it overrides four methods, each a thin wrapper around TRL's own:
+fork the trainer; it extends ``__init__`` (suppress sampling ``<|video_pad|>``, as TRL already does for the
+image placeholder) and overrides four methods, each a thin wrapper around TRL's own:
 
 - ``_tokenize_prompts``: encodes the rollout's videos with their ``VideoMetadata`` (real frame timing, so
   ``second_per_grid_ts`` is right) and hands TRL's generation ``pixel_values_videos``, ``video_grid_thw``,
@@ -87,6 +88,17 @@ def _video_grpo_trainer_class() -> type:
 
         _rollout_videos: list[tuple[np.ndarray, dict[str, Any]]] | None = None
         _video_rows: dict[str, Any] | None = None
+
+        def __init__(self, *args: Any, **kwargs: Any) -> None:
+            super().__init__(*args, **kwargs)
+            # TRL suppresses sampling the image placeholder; a sampled video placeholder would likewise
+            # mismatch the video features in the loss pass ("tokens: 641, features: 640").
+            video_token = getattr(self.model.config, "video_token_id", None)
+            gen = getattr(self, "generation_config", None)
+            if video_token is not None and gen is not None:
+                suppress = sorted({*(gen.suppress_tokens or []), int(video_token)})
+                gen.suppress_tokens = suppress
+                self.generation_kwargs["suppress_tokens"] = suppress
 
         def _generate_and_score_completions(self, inputs: list[dict[str, Any]]) -> dict[str, Any]:
             if not inputs or "video" not in inputs[0]:
