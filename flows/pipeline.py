@@ -168,7 +168,7 @@ def pipeline_flow(params_path: str = "params.yaml", stages: list[str] | None = N
         raise PipelineFailed(current, run_id, exc, report) from exc
     tracking.end_run(client, run_id)
     result_out = PipelineResult(run_id, experiment_id, client.tracking_uri, raw_version, plan)
-    logger.info("\n".join(next_steps(result_out)))
+    logger.info("pipeline finished: MLflow run %s, raw-data version %s", run_id, raw_version or "-")
     return result_out
 
 
