@@ -180,3 +180,18 @@ def test_vidstg_metrics_by_sentence_type(shared_data: Path, tmp_path: Path) -> N
     assert out["all"]["n"] == len(samples)
     assert out[s.sentence_type]["m_tIoU"] > 0 and out["all"]["m_vIoU"] == 0.0
     assert any("no box on" in m for m in warnings.messages)
+
+
+def test_charades_real_file_perfect_and_empty_submissions(shared_data: Path, tmp_path: Path) -> None:
+    """The real Charades-STA test JSON (3,720 queries): clipped GT spans score 1, an empty file 0."""
+    anno = shared_data / "charades_sta" / "charades_test.json"
+    gt = json.loads(anno.read_text(encoding="utf-8"))
+    clipped = {vid: [[a, min(b, v["duration"])] for a, b in v["timestamps"]] for vid, v in gt.items()}
+    out, _ = score("charades-sta", write(tmp_path / "perfect.json", clipped), anno)
+    assert out["n"] == 3720 and out["n_unparsable"] == 0
+    assert out["R@0.7"] == pytest.approx(1.0) and out["mIoU"] == pytest.approx(1.0)
+    raw = {vid: v["timestamps"] for vid, v in gt.items()}  # GT ends past the video are clipped, answers not
+    out, _ = score("charades-sta", write(tmp_path / "raw.json", raw), anno)
+    assert 0.9 < out["mIoU"] < 1.0
+    empty, warnings = score("charades-sta", write(tmp_path / "empty.json", {}), anno)
+    assert empty["mIoU"] == 0.0 and empty["n_unparsable"] == 3720 and len(warnings) == 1334
