@@ -76,9 +76,18 @@ class DownloadSource:
 
     def __post_init__(self) -> None:
         key = f"download.sources[{self.name}]"
+        plain = bool(self.name) and all(c.isascii() and (c.isalnum() or c in "_.-") for c in self.name)
+        _require(plain, f"{key}.name", "must be a plain name of letters, digits, '_', '.', '-'")
+        dest = Path(self.dest or self.name)  # written as data/<dest>, replaced as a whole
+        _require(
+            not dest.is_absolute() and dest.parts and ".." not in dest.parts and "\\" not in str(dest),
+            f"{key}.dest",
+            "must be a relative folder under data/ without '..' (default: the source name)",
+        )
         if self.kind == "http":
             _require(self.url.startswith(("http://", "https://")), f"{key}.url", "must be an http(s) URL")
-            _require(len(self.sha256) in (0, 64), f"{key}.sha256", "must be a 64-hex SHA-256 or empty")
+            hex64 = len(self.sha256) == 64 and all(c in "0123456789abcdefABCDEF" for c in self.sha256)
+            _require(not self.sha256 or hex64, f"{key}.sha256", "must be a 64-hex SHA-256 or empty")
         if self.kind == "local":
             _require(bool(self.path), f"{key}.path", "must name an existing local file or folder")
 

@@ -310,3 +310,24 @@ def test_register_local_missing_path_names_the_fix(tmp_path):
     with pytest.raises(FileNotFoundError, match="download.sources"):
         register_local(tmp_path / "nope", tmp_path / "data" / "x")
     assert not (tmp_path / "data" / "x").exists()
+
+
+# ----------------------------------------------------------------------------------------------- params
+
+
+@pytest.mark.parametrize(
+    ("source", "key"),
+    [
+        ({"name": "x", "kind": "local", "path": "/p", "dest": "../outside"}, "dest"),
+        ({"name": "x", "kind": "local", "path": "/p", "dest": "/abs"}, "dest"),
+        ({"name": "..", "kind": "local", "path": "/p"}, "dest"),
+        ({"name": "a/b", "kind": "local", "path": "/p"}, "name"),
+        ({"name": "x", "kind": "http", "url": "http://h/x.zip", "sha256": "z" * 64}, "sha256"),
+        ({"name": "x", "kind": "http", "url": "ftp://h/x.zip"}, "url"),
+    ],
+)
+def test_unsafe_or_malformed_sources_are_rejected_at_load(source, key):
+    from stvg.config import ParamsError, params_from_dict
+
+    with pytest.raises(ParamsError, match=rf"download.sources\[.*\]\.{key}"):
+        params_from_dict({"download": {"sources": [source]}})
