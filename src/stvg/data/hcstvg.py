@@ -110,7 +110,6 @@ def load_hcstvg(
                 gt_boxes=BoxTube(first, boxes[offsets[k] : offsets[k + 1]]),
                 gt_masks=gt_masks or None,
                 split=split,
-                stated_duration_s=0.0,
             )
         )
     return rejections.result(samples)
