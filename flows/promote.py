@@ -23,9 +23,17 @@ from pathlib import Path
 
 from mlflow.entities.model_registry import ModelVersion
 
-from flows.registry import CHALLENGER, CHAMPION, open_client, version_by_alias, version_metrics
+from flows.registry import (
+    CHALLENGER,
+    CHAMPION,
+    open_client,
+    read_lineage,
+    register_model,
+    version_by_alias,
+    version_metrics,
+)
 from mlflow import MlflowClient
-from stvg.config import ParamsError, load_params
+from stvg.config import Params, ParamsError, load_params
 from stvg.env import configure_environment
 from stvg.registry_gate import GateError, PromotionDecision, decide_promotion
 
@@ -80,6 +88,35 @@ def promote(
         decision.reason,
     )
     return decision
+
+
+def register_and_promote(
+    client: MlflowClient,
+    run_id: str,
+    root: Path,
+    params: Params,
+    *,
+    model_dir: Path | None = None,
+    metrics_path: Path | None = None,
+) -> tuple[ModelVersion, PromotionDecision]:
+    """The pipeline's last step: register ``artifacts/train/model`` with the workspace lineage, then promote.
+
+    Metrics are the numeric entries of ``artifacts/evaluate/metrics.json``; dvc.lock, data.dvc and
+    params.yaml are logged with the run so ``stvg lineage`` can restore them exactly.
+    """
+    model_dir = model_dir or root / "artifacts" / "train" / "model"
+    metrics_path = metrics_path or root / "artifacts" / "evaluate" / "metrics.json"
+    if not metrics_path.is_file():
+        raise PromotionError(f"{metrics_path} not found; run `dvc repro evaluate` before registering")
+    raw = json.loads(metrics_path.read_text(encoding="utf-8"))
+    metrics = {k: float(v) for k, v in raw.items() if isinstance(v, int | float) and not isinstance(v, bool)}
+    files = {name: root / name for name in ("dvc.lock", "data.dvc", "params.yaml")}
+    version = register_model(
+        client, run_id, model_dir, params, read_lineage(root), metrics, lineage_files=files
+    )
+    r = params.registry
+    decision = promote(client, r.model_name, r.primary_metric, r.margin, r.tolerance, r.gate_metrics)
+    return client.get_model_version(r.model_name, str(version.version)), decision
 
 
 def _record(

@@ -14,7 +14,7 @@ import mlflow
 from flows import lineage as lineage_cli
 from flows import promote as promote_cli
 from flows.lineage import LineageLookupError, model_lineage, resolve_model_uri
-from flows.promote import PromotionError, promote
+from flows.promote import PromotionError, promote, register_and_promote
 from flows.registry import (
     CHALLENGER,
     CHAMPION,
@@ -367,3 +367,26 @@ def test_lineage_resolves_to_the_exact_dvc_lock_hashes(
 def test_lineage_of_an_unknown_model_is_a_clear_error(client: MlflowClient, uri: str, message: str) -> None:
     with pytest.raises(LineageLookupError, match=message):
         resolve_model_uri(client, uri)
+
+
+def test_register_and_promote_reads_the_workspace_artifacts(
+    client: MlflowClient, params: Params, workspace: Path, parent_run: str
+) -> None:
+    model = workspace / "artifacts" / "train" / "model"
+    model.mkdir(parents=True)
+    (model / "config.json").write_text("{}")
+    metrics_file = workspace / "artifacts" / "evaluate" / "metrics.json"
+    metrics_file.parent.mkdir(parents=True)
+    metrics_file.write_text(json.dumps(METRICS | {"protocol": "official", "strict": True}))
+    (workspace / "params.yaml").write_text("registry: {}\n")
+
+    version, decision = register_and_promote(client, parent_run, workspace, params)
+    assert json.loads(version.tags["metrics"]) == METRICS  # numbers only
+    assert version.tags["prompted_data_version"] == PROMPT_MD5
+    assert decision.promote and CHAMPION in version.aliases and CHALLENGER in version.aliases
+    logged = {a.path for a in client.list_artifacts(parent_run, "lineage")}
+    assert logged == {"lineage/dvc.lock", "lineage/data.dvc", "lineage/params.yaml"}
+
+    metrics_file.unlink()
+    with pytest.raises(PromotionError, match=r"metrics.json not found; run `dvc repro evaluate`"):
+        register_and_promote(client, parent_run, workspace, params)
