@@ -1,0 +1,160 @@
+"""Per-stage quality gates and MLflow logging, plugged into ``flows.pipeline.STAGES``.
+
+Each gate reads a stage's outputs under ``artifacts/<stage>/``, builds its table and runs the
+great-expectations suite from ``stvg.checks``; gates never mutate anything. Each logger writes the
+stage's numbers into its nested MLflow run with the stage name as metric prefix (``label/ceiling_m_vIoU``)
+and attaches the pictures people look at: prompted-video previews, reward curves, metric plots.
+"""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+from typing import Any
+
+from flows import tracking
+from mlflow import MlflowClient
+from stvg.checks.core import CheckReport
+from stvg.config import Params
+from stvg.io import read_jsonl
+
+N_PREVIEWS = 3  # prompted videos attached to the prompt stage's run
+
+
+def _artifacts(root: Path, stage: str) -> Path:
+    return root / "artifacts" / stage
+
+
+def _read_json(path: Path) -> dict[str, Any]:
+    return json.loads(path.read_text(encoding="utf-8")) if path.is_file() else {}
+
+
+def _numbers(d: dict[str, Any]) -> dict[str, float]:
+    return {k: float(v) for k, v in d.items() if isinstance(v, int | float) and not isinstance(v, bool)}
+
+
+# ----------------------------------------------------------------------------------------------- detector
+
+
+def log_detector(client: MlflowClient, run_id: str, root: Path, params: Params) -> None:
+    """mAP and training time of the detector (trained on synthetic frames, or the given weights)."""
+    metrics = _read_json(_artifacts(root, "detector") / "metrics.json")
+    tracking.log_metrics(client, run_id, _numbers(metrics), prefix="detector/")
+
+
+# ----------------------------------------------------------------------------------------------- prompt
+
+
+def check_prompt(root: Path, params: Params) -> CheckReport:
+    """Every processed video has its table and render, IDs consecutive, boxes inside, bounded churn."""
+    from stvg.checks.prompt import check_prompt as run_check
+    from stvg.prompting.maskdb import MaskDB
+
+    return run_check(MaskDB(_artifacts(root, "prompt")), params.prompt)
+
+
+def log_prompt(client: MlflowClient, run_id: str, root: Path, params: Params) -> None:
+    """Prompting totals and speed, failures, and a few prompted videos plus a contact sheet."""
+    from stvg.prompting.maskdb import MaskDB
+
+    out = _artifacts(root, "prompt")
+    summary = _read_json(out / "summary.json")
+    tracking.log_metrics(client, run_id, _numbers(summary), prefix="prompt/")
+    db = MaskDB(out)
+    for video_id in db.video_ids()[:N_PREVIEWS]:
+        path = db.prompted_video_path(video_id)
+        if path.is_file():
+            client.log_artifact(run_id, str(path), artifact_path=f"previews/{db.entry_dir(video_id).name}")
+    if db.video_ids():
+        _log_png(
+            client,
+            run_id,
+            contact_sheet(db.sampled_frames(db.video_ids()[0])),
+            "previews",
+            "sampled_frames.png",
+        )
+
+
+def contact_sheet(frames: Any, columns: int = 4, max_frames: int = 8) -> Any:
+    """A grid of the first sampled frames the policy sees (uint8 RGB)."""
+    import numpy as np
+
+    frames = np.asarray(frames)[:max_frames]
+    if frames.size == 0:
+        return np.zeros((1, 1, 3), np.uint8)
+    n, h, w, _ = frames.shape
+    rows = -(-n // columns)
+    sheet = np.full((rows * h, columns * w, 3), 255, np.uint8)
+    for i, f in enumerate(frames):
+        r, c = divmod(i, columns)
+        sheet[r * h : (r + 1) * h, c * w : (c + 1) * w] = f
+    return sheet
+
+
+def _log_png(client: MlflowClient, run_id: str, image_rgb: Any, artifact_path: str, name: str) -> None:
+    import tempfile
+
+    import cv2
+
+    with tempfile.TemporaryDirectory(prefix="stvg-png-") as tmp:
+        path = Path(tmp) / name
+        cv2.imwrite(str(path), image_rgb[..., ::-1])
+        client.log_artifact(run_id, str(path), artifact_path=artifact_path)
+
+
+# ----------------------------------------------------------------------------------------------- label
+
+
+def check_label(root: Path, params: Params) -> CheckReport:
+    """One row per kept label, target IDs in the mask DB, valid spans, bounded drop share."""
+    from stvg.checks.labels import check_labels
+
+    out = _artifacts(root, "label")
+    records = [*read_jsonl(out / "train.jsonl"), *read_jsonl(out / "test.jsonl")]
+    splits = _read_json(out / "summary.json").get("splits", {})
+    drops = {split: float(s.get("drop_fraction", 1.0)) for split, s in splits.items()}
+    return check_labels(records, drops, params.label.max_drop_fraction)
+
+
+def log_label(client: MlflowClient, run_id: str, root: Path, params: Params) -> None:
+    """Label statistics and the prompting ceiling (``label/ceiling_m_vIoU``)."""
+    out = _artifacts(root, "label")
+    tracking.log_metrics(client, run_id, _numbers(_read_json(out / "metrics.json")), prefix="label/")
+    client.log_artifact(run_id, str(out / "dropped.jsonl"), artifact_path="label")
+
+
+# ----------------------------------------------------------------------------------------------- train
+
+
+def log_train(client: MlflowClient, run_id: str, root: Path, params: Params) -> None:
+    """Final training numbers and the reward curves (per-step metrics stream in from TRL itself)."""
+    out = _artifacts(root, "train")
+    summary = _read_json(out / "summary.json")
+    tracking.log_metrics(client, run_id, _numbers(summary), prefix="train/")
+    for name in ("reward_curves.png", "log_history.json"):
+        if (out / name).is_file():
+            client.log_artifact(run_id, str(out / name), artifact_path="train")
+
+
+# ----------------------------------------------------------------------------------------------- evaluate
+
+
+def check_evaluate(root: Path, params: Params) -> CheckReport:
+    """Every sample answered once per policy, scores in [0, 1], parse rate above the bound."""
+    from stvg.checks.predictions import check_predictions
+
+    out = _artifacts(root, "evaluate")
+    records = read_jsonl(out / "predictions.jsonl")
+    metrics = _read_json(out / "metrics.json")
+    rates = {"policy": float(metrics.get("parse_rate", 0.0))}
+    return check_predictions(records, rates, params.evaluate.min_parse_rate)
+
+
+def log_evaluate(client: MlflowClient, run_id: str, root: Path, params: Params) -> None:
+    """Benchmark metrics of the policy and the baselines, predictions and plots."""
+    out = _artifacts(root, "evaluate")
+    tracking.log_metrics(client, run_id, _numbers(_read_json(out / "metrics.json")), prefix="evaluate/")
+    client.log_artifact(run_id, str(out / "predictions.jsonl"), artifact_path="evaluate")
+    plots = out / "plots"
+    if plots.is_dir():
+        client.log_artifacts(run_id, str(plots), artifact_path="evaluate/plots")
