@@ -134,7 +134,10 @@ def test_download_flow_fetches_checks_and_versions_data(prefect_harness, make_re
 
     make, state = make_repo
     repo = make()
+    half = len(state.files["/hcstvg_v2.tar.gz"]) // 2
+    state.truncate_next = half  # the first transfer breaks: the task's retry resumes it with Range
     result = download_flow(params_path=str(repo / "params.yaml"))
+    assert state.ranges == [None, f"bytes={half}-"]
 
     assert (repo / "data" / "hcstvg_v2" / "anno_v2" / "val_v2.json").is_file()
     assert result.raw_data_version == dvc.dvc_file_hash(repo / "data.dvc")
@@ -145,7 +148,7 @@ def test_download_flow_fetches_checks_and_versions_data(prefect_harness, make_re
     again = download_flow(params_path=str(repo / "params.yaml"))  # unchanged source: no transfer
     assert again.raw_data_version == result.raw_data_version
     assert [s["status"] for s in again.sources] == ["up-to-date"]
-    assert len(state.ranges) == 1
+    assert len(state.ranges) == 2
 
 
 def test_pipeline_logs_one_run_with_raw_data_version_and_reports(prefect_harness, make_repo, tmp_path):
