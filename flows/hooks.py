@@ -12,8 +12,9 @@ import json
 from pathlib import Path
 from typing import Any
 
-from flows import tracking
 from mlflow import MlflowClient
+
+from flows import tracking
 from stvg.checks.core import CheckReport
 from stvg.config import Params
 from stvg.io import read_jsonl

@@ -19,11 +19,11 @@ import shlex
 import sys
 from typing import Any
 
+from mlflow import MlflowClient
 from mlflow.entities.model_registry import ModelVersion
 from mlflow.exceptions import MlflowException
 
 from flows.registry import LINEAGE_ARTIFACT_DIR, LINEAGE_KEYS, open_client, version_metrics
-from mlflow import MlflowClient
 from stvg.env import configure_environment
 
 _URI = re.compile(r"^models:/(?P<name>[^/@]+)(?:@(?P<alias>[^/]+)|/(?P<version>[^/]+))$")

@@ -22,13 +22,13 @@ from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 
+from mlflow import MlflowClient
 from prefect import flow, get_run_logger, task
 from prefect.cache_policies import NO_CACHE
 from prefect.runtime import flow_run
 
-from flows import dvc, tracking
+from flows import dvc, hooks, tracking
 from flows.download import DownloadResult, download_flow
-from mlflow import MlflowClient
 from stvg.checks.core import CheckFailed, CheckReport, merge_reports
 from stvg.config import Params, load_params
 
@@ -47,9 +47,15 @@ class PipelineStage:
     log: LogFn | None = None  # logs metrics/artifacts into the stage's MLflow run
 
 
-# The stages with a gate and/or their own logging, keyed by dvc.yaml stage name. Later work adds
-# e.g. PipelineStage("prompt", check_prompt_outputs, log_prompt_previews).
-STAGES: list[PipelineStage] = []
+# The stages with a gate and/or their own logging, keyed by dvc.yaml stage name.
+STAGES: list[PipelineStage] = [
+    PipelineStage("detector", None, hooks.log_detector),
+    PipelineStage("prompt", hooks.check_prompt, hooks.log_prompt),
+    PipelineStage("label", hooks.check_label, hooks.log_label),
+    PipelineStage("train", None, hooks.log_train),
+    PipelineStage("evaluate", hooks.check_evaluate, hooks.log_evaluate),
+]
+REGISTER = "register"  # the closing step after `evaluate`: register the policy, then the promotion gate
 
 
 @dataclass(frozen=True)
@@ -61,6 +67,8 @@ class PipelineResult:
     tracking_uri: str
     raw_data_version: str
     stages: list[str] = field(default_factory=list)
+    model_version: str = ""  # registered version of `registry.model_name` (empty when not registered)
+    promotion: str = ""  # the gate's decision, with the metrics side by side
 
 
 class PipelineFailed(RuntimeError):
@@ -124,7 +132,7 @@ def pipeline_flow(params_path: str = "params.yaml", stages: list[str] | None = N
     tracking.log_file_artifact(client, run_id, params_file, "inputs")
 
     current, stage_run = plan[0] if plan else DOWNLOAD, None
-    raw_version = ""
+    raw_version, model_version, promotion = "", "", ""
     try:
         for current in plan:
             stage_run = tracking.start_run(client, experiment_id, current, parent_run_id=run_id)
@@ -155,6 +163,10 @@ def pipeline_flow(params_path: str = "params.yaml", stages: list[str] | None = N
         raw_version = raw_version or _current_raw_version(root)
         if raw_version:
             tracking.log_lineage(client, run_id, root, raw_data_version=raw_version)
+        _log_data_versions(client, run_id, root)
+        if "evaluate" in plan:
+            current = REGISTER
+            model_version, promotion = _register(client, run_id, root, params)
     except Exception as exc:
         report = exc.report if isinstance(exc, CheckFailed) else None
         failure = {"stage": current, "error": str(exc), "check": report.to_dict() if report else None}
@@ -167,7 +179,9 @@ def pipeline_flow(params_path: str = "params.yaml", stages: list[str] | None = N
         tracking.end_run(client, run_id, failed=True)
         raise PipelineFailed(current, run_id, exc, report) from exc
     tracking.end_run(client, run_id)
-    result_out = PipelineResult(run_id, experiment_id, client.tracking_uri, raw_version, plan)
+    result_out = PipelineResult(
+        run_id, experiment_id, client.tracking_uri, raw_version, plan, model_version, promotion
+    )
     logger.info("pipeline finished: MLflow run %s, raw-data version %s", run_id, raw_version or "-")
     return result_out
 
@@ -181,6 +195,38 @@ def _log_stage_outputs(client: MlflowClient, run_id: str, root: Path, stage: str
     tracking.log_file_artifact(client, run_id, root / "artifacts" / stage / "summary.json", stage)
 
 
+def _log_data_versions(client: MlflowClient, run_id: str, root: Path) -> None:
+    """The prompted-data and label-set versions (dvc.lock output hashes) as tags of the parent run."""
+    from flows.registry import stage_version
+
+    hashes = dvc.lock_hashes(root)
+    names = {"prompt": "prompted_data_version", "label": "label_data_version"}
+    tags = {tag: stage_version(hashes, stage) for stage, tag in names.items() if hashes.get(stage)}
+    if tags:
+        tracking.log_tags(client, run_id, tags)
+
+
+def _register(client: MlflowClient, run_id: str, root: Path, params: Params) -> tuple[str, str]:
+    """Register the trained policy (alias ``challenger``) and run the promotion gate against the champion."""
+    from flows.promote import register_and_promote
+
+    version, decision = register_and_promote(client, run_id, root, params)
+    name = params.registry.model_name
+    tracking.log_tags(
+        client,
+        run_id,
+        {
+            "registered_model": name,
+            "registered_version": str(version.version),
+            "promoted": str(decision.promote),
+        },
+    )
+    verdict = "promoted to champion" if decision.promote else "stays challenger"
+    text = f"{name} version {version.version}: {verdict} ({decision.reason})\n{decision.table()}"
+    get_run_logger().info(text)
+    return f"models:/{name}/{version.version}", text
+
+
 def _current_raw_version(root: Path) -> str:
     data_dvc = root / "data.dvc"
     return dvc.dvc_file_hash(data_dvc) if data_dvc.is_file() else ""
@@ -192,6 +238,12 @@ def next_steps(result: PipelineResult) -> list[str]:
         f"pipeline finished: stages {', '.join(result.stages) or '(none)'}",
         f"  MLflow run:        {result.run_id} (experiment {result.experiment_id}, {result.tracking_uri})",
         f"  raw-data version:  {result.raw_data_version or '(no data.dvc)'}",
+        *(
+            [f"  registered model:  {result.model_version}", "", result.promotion, ""]
+            if result.model_version
+            else []
+        ),
+        "  lineage:           stvg lineage models:/stvg-r1@champion",
         "  MLflow UI:         make mlflow-ui       -> http://127.0.0.1:5000",
         "  Prefect UI:        make prefect-server  -> http://127.0.0.1:4200",
     ]

@@ -21,6 +21,7 @@ from dataclasses import replace
 from datetime import UTC, datetime
 from pathlib import Path
 
+from mlflow import MlflowClient
 from mlflow.entities.model_registry import ModelVersion
 
 from flows.registry import (
@@ -32,7 +33,6 @@ from flows.registry import (
     version_by_alias,
     version_metrics,
 )
-from mlflow import MlflowClient
 from stvg.config import Params, ParamsError, load_params
 from stvg.env import configure_environment
 from stvg.registry_gate import GateError, PromotionDecision, decide_promotion

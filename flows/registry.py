@@ -21,7 +21,6 @@ import hashlib
 import json
 import logging
 import os
-import re
 import tempfile
 from collections.abc import Mapping
 from importlib import metadata
@@ -30,11 +29,11 @@ from typing import Any
 
 import mlflow.pyfunc
 import pandas as pd
+from mlflow import MlflowClient
 from mlflow.entities.model_registry import ModelVersion
 from mlflow.exceptions import MlflowException
 
 from flows import dvc, tracking
-from mlflow import MlflowClient
 from stvg.config import Params, params_to_dict
 
 log = logging.getLogger(__name__)
@@ -251,9 +250,7 @@ def version_metrics(client: MlflowClient, version: ModelVersion) -> dict[str, fl
     return dict(run_metrics)
 
 
-def mlflow_metric_name(name: str) -> str:
-    """A metric name MLflow accepts: ``vIoU@0.3`` -> ``vIoU_at_0.3`` (other bad characters -> ``_``)."""
-    return re.sub(r"[^\w\-. :/]", "_", name.replace("@", "_at_"))
+mlflow_metric_name = tracking.metric_name
 
 
 def _ensure_registered_model(client: MlflowClient, name: str) -> None:

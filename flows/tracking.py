@@ -17,6 +17,7 @@ from __future__ import annotations
 
 import json
 import os
+import re
 import subprocess
 import tempfile
 import time
@@ -25,9 +26,9 @@ from importlib import metadata
 from pathlib import Path
 from typing import Any
 
+from mlflow import MlflowClient
 from mlflow.entities import Metric, Param, RunStatus, RunTag
 
-from mlflow import MlflowClient
 from stvg.config import Params, flatten, params_to_dict
 
 PARENT_TAG = "mlflow.parentRunId"
@@ -118,11 +119,16 @@ def log_tags(client: MlflowClient, run_id: str, tags: Mapping[str, Any]) -> None
     client.log_batch(run_id, tags=[RunTag(k, str(v)) for k, v in tags.items()])
 
 
+def metric_name(name: str) -> str:
+    """A metric name MLflow accepts: ``vIoU@0.3`` -> ``vIoU_at_0.3`` (other bad characters -> ``_``)."""
+    return re.sub(r"[^\w\-. :/]", "_", name.replace("@", "_at_"))
+
+
 def log_metrics(client: MlflowClient, run_id: str, metrics: Mapping[str, float], *, prefix: str = "") -> None:
-    """Log numeric values (non-numbers are skipped) with an optional ``<stage>.`` prefix."""
+    """Log numeric values (non-numbers are skipped) with an optional ``<stage>/`` prefix."""
     now = int(time.time() * 1000)
     items = [
-        Metric(f"{prefix}{k}", float(v), now, 0)
+        Metric(metric_name(f"{prefix}{k}"), float(v), now, 0)
         for k, v in metrics.items()
         if isinstance(v, int | float) and not isinstance(v, bool)
     ]

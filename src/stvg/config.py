@@ -47,7 +47,11 @@ class DataParams:
     def __post_init__(self) -> None:
         from stvg.records import DATASETS
 
-        _require(self.dataset in DATASETS, "data.dataset", f"must be one of {', '.join(DATASETS)}, got {self.dataset!r}")
+        _require(
+            self.dataset in DATASETS,
+            "data.dataset",
+            f"must be one of {', '.join(DATASETS)}, got {self.dataset!r}",
+        )
         _require(self.max_videos >= 0, "data.max_videos", "must be >= 0 (0 = all videos)")
         _require(self.max_entries >= 0, "data.max_entries", "must be >= 0 (0 = all; ST-Align official: 2000)")
         _require(
@@ -96,7 +100,9 @@ class DownloadSource:
 class DownloadParams:
     """How raw data reaches ``data/``."""
 
-    sources: tuple[DownloadSource, ...] = (DownloadSource(name="synthetic", kind="synthetic", dest="synthetic"),)
+    sources: tuple[DownloadSource, ...] = (
+        DownloadSource(name="synthetic", kind="synthetic", dest="synthetic"),
+    )
     retries: int = 3
     retry_delay_s: float = 2.0
     timeout_s: float = 60.0
@@ -141,13 +147,17 @@ class SyntheticParams:
             "synthetic.min_instances",
             "must be >= 2 (a distractor is needed) and <= synthetic.max_instances",
         )
-        _require(0 < self.shape_size[0] <= self.shape_size[1], "synthetic.shape_size", "must be [min, max] pixels")
+        _require(
+            0 < self.shape_size[0] <= self.shape_size[1], "synthetic.shape_size", "must be [min, max] pixels"
+        )
         _require(
             self.shape_size[1] * 2 <= min(self.width, self.height),
             "synthetic.shape_size",
             "max must be <= half the smaller frame side (shapes need room to move)",
         )
-        _require(0 < self.speed_px_s[0] <= self.speed_px_s[1], "synthetic.speed_px_s", "must be [min, max] > 0")
+        _require(
+            0 < self.speed_px_s[0] <= self.speed_px_s[1], "synthetic.speed_px_s", "must be [min, max] > 0"
+        )
         _require(
             0 < self.segment_s[0] <= self.segment_s[1] and self.segment_s[0] * self.fps >= 2,
             "synthetic.segment_s",
@@ -221,10 +231,16 @@ class PromptParams:
         _require(0 < self.id_iou <= 1, "prompt.id_iou", "must be in (0, 1] (official code: 0.4)")
         _require(0 < self.containment_ratio <= 1, "prompt.containment_ratio", "must be in (0, 1]")
         _require(self.window >= 2, "prompt.window", "must be >= 2 frames")
-        _require(0 <= self.size_filter_ratio < 1, "prompt.size_filter_ratio", "must be in [0, 1) (code: 0.333)")
+        _require(
+            0 <= self.size_filter_ratio < 1, "prompt.size_filter_ratio", "must be in [0, 1) (code: 0.333)"
+        )
         _require(self.fps > 0, "prompt.fps", "must be > 0 (paper: 2)")
         _require(self.font_px > 0 and self.font_ref_px > 0, "prompt.font_px", "must be > 0")
-        _require(self.total_pixels >= self.min_pixels > 0, "prompt.total_pixels", "must be >= prompt.min_pixels > 0")
+        _require(
+            self.total_pixels >= self.min_pixels > 0,
+            "prompt.total_pixels",
+            "must be >= prompt.min_pixels > 0",
+        )
         _require(self.track_fps >= 0, "prompt.track_fps", "must be >= 0 (0 = native)")
         _require(self.max_frames >= 0, "prompt.max_frames", "must be >= 0 (0 = no cap)")
         _require(self.merge_max_gap_s >= 0, "prompt.merge_max_gap_s", "must be >= 0 seconds")
@@ -274,7 +290,9 @@ class TrainParams:
 
     model: str = "tiny"  # "tiny" (built by the base_model stage), a local path, or a Hugging Face id
     tiny: TinyModelParams = field(default_factory=TinyModelParams)
-    reward_weights: dict[str, float] = field(default_factory=lambda: {"format": 1.0, "tiou": 1.0, "object": 1.0})
+    reward_weights: dict[str, float] = field(
+        default_factory=lambda: {"format": 1.0, "tiou": 1.0, "object": 1.0}
+    )
     gate_on_format: bool = False
     max_samples: int = 0  # 0 = all kept labels
     seed: int = 0
@@ -282,17 +300,25 @@ class TrainParams:
 
     def __post_init__(self) -> None:
         unknown = set(self.reward_weights) - {"format", "tiou", "object"}
-        _require(not unknown, "train.reward_weights", f"has unknown rewards {sorted(unknown)}; use format/tiou/object")
+        _require(
+            not unknown,
+            "train.reward_weights",
+            f"has unknown rewards {sorted(unknown)}; use format/tiou/object",
+        )
         # TRL's GRPOConfig validates the rest of the passthrough block itself.
         n_gen = self.grpo.get("num_generations", 8)
-        _require(isinstance(n_gen, int) and n_gen >= 2, "train.grpo.num_generations", "must be an integer >= 2")
+        _require(
+            isinstance(n_gen, int) and n_gen >= 2, "train.grpo.num_generations", "must be an integer >= 2"
+        )
 
 
 @dataclass(frozen=True)
 class EvaluateParams:
     """Policy evaluation and the official metrics."""
 
-    protocol: Literal["official", "tubedetr", "stvg-r1", "st-align"] = "official"  # evaluation.metrics.PROTOCOLS
+    protocol: Literal["official", "tubedetr", "stvg-r1", "st-align"] = (
+        "official"  # evaluation.metrics.PROTOCOLS
+    )
     threshold_op: Literal[">", ">="] = ">"
     iou_thresholds: tuple[float, ...] = (0.3, 0.5)
     batch_size: int = 4
@@ -305,7 +331,9 @@ class EvaluateParams:
     def __post_init__(self) -> None:
         _require(all(0 < t < 1 for t in self.iou_thresholds), "evaluate.iou_thresholds", "must be in (0, 1)")
         unknown = set(self.baselines) - {"oracle", "random"}
-        _require(not unknown, "evaluate.baselines", f"has unknown baselines {sorted(unknown)}; use oracle/random")
+        _require(
+            not unknown, "evaluate.baselines", f"has unknown baselines {sorted(unknown)}; use oracle/random"
+        )
         _require(0 <= self.min_parse_rate <= 1, "evaluate.min_parse_rate", "must be in [0, 1]")
         _require(self.batch_size >= 1, "evaluate.batch_size", "must be >= 1")
         _require(self.max_new_tokens >= 1, "evaluate.max_new_tokens", "must be >= 1")
@@ -324,7 +352,9 @@ class RegistryParams:
 
     def __post_init__(self) -> None:
         _require(self.margin >= 0 and self.tolerance >= 0, "registry.margin/tolerance", "must be >= 0")
-        _require(bool(self.model_name.strip()), "registry.model_name", "must be a non-empty name (e.g. stvg-r1)")
+        _require(
+            bool(self.model_name.strip()), "registry.model_name", "must be a non-empty name (e.g. stvg-r1)"
+        )
         _require(bool(self.primary_metric), "registry.primary_metric", "must name a metric (e.g. m_vIoU)")
 
 

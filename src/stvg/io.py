@@ -11,7 +11,7 @@ import json
 import os
 import shutil
 import tempfile
-from collections.abc import Iterable, Iterator
+from collections.abc import Iterable, Iterator, Mapping
 from pathlib import Path
 from typing import Any
 
@@ -103,4 +103,6 @@ def _json_default(obj: Any) -> Any:
         return str(obj)
     if isinstance(obj, tuple | set | frozenset):
         return list(obj)
+    if isinstance(obj, Mapping):  # e.g. the array-backed GT tubes of stvg.data.tubes
+        return {str(k): v for k, v in obj.items()}
     raise TypeError(f"not JSON serialisable: {type(obj).__name__}")

@@ -13,13 +13,13 @@ import urllib.request
 from collections.abc import Iterator
 from pathlib import Path
 
-import pytest
-
 import mlflow
+import pytest
+from mlflow import MlflowClient
+
 from flows import lineage as lineage_cli
 from flows import promote as promote_cli
 from flows.registry import CHAMPION, register_model
-from mlflow import MlflowClient
 from stvg.config import Params, RegistryParams
 
 pytestmark = pytest.mark.slow

@@ -7,10 +7,11 @@ import subprocess
 from collections.abc import Iterator
 from pathlib import Path
 
+import mlflow
 import pytest
 import yaml
+from mlflow import MlflowClient
 
-import mlflow
 from flows import lineage as lineage_cli
 from flows import promote as promote_cli
 from flows.lineage import LineageLookupError, model_lineage, resolve_model_uri
@@ -24,7 +25,6 @@ from flows.registry import (
     register_model,
     stage_version,
 )
-from mlflow import MlflowClient
 from stvg.config import Params, RegistryParams
 from stvg.registry_gate import GateError
 

@@ -10,10 +10,10 @@ from typing import Any
 
 import pytest
 import yaml
+from mlflow import MlflowClient
 
 from flows import retrain
 from flows.registry import CHAMPION, read_lineage, register_model, version_by_alias
-from mlflow import MlflowClient
 from stvg.config import load_params
 
 REPO_ROOT = Path(__file__).resolve().parents[2]
