@@ -41,6 +41,7 @@ from stvg.prompting.identity import (
     Tracks,
     box_mask,
     count_new_ids,
+    fill_gaps,
     match_keyframe,
     renumber,
     repair_tracks,
@@ -89,18 +90,31 @@ class VideoResult:
 # ----------------------------------------------------------------------------------------------- helpers
 
 
-def _observe(mask: np.ndarray, score: float) -> Observation | None:
+def _observe(mask: np.ndarray, score: float, label: int = -1, filled: bool = False) -> Observation | None:
     box = mask_to_box(mask)
     if box is None:
         return None
-    return Observation(box=box, area=int(mask.sum()), score=float(score), payload=encode_mask(mask))
+    return Observation(
+        box=box,
+        area=int(mask.sum()),
+        score=float(score),
+        payload=encode_mask(mask),
+        label=label,
+        filled=filled,
+    )
 
 
-def _record(tracks: Tracks, position: int, masks: FrameMasks, skip: set[int] | None = None) -> None:
+def _record(
+    tracks: Tracks,
+    position: int,
+    masks: FrameMasks,
+    skip: set[int] | None = None,
+    labels: dict[int, int] | None = None,
+) -> None:
     for oid, (mask, score) in masks.items():
         if skip and oid in skip:
             continue
-        obs = _observe(mask, score)
+        obs = _observe(mask, score, (labels or {}).get(oid, -1))
         if obs is not None:
             tracks.setdefault(oid, {}).setdefault(position, obs)
 
@@ -315,7 +329,7 @@ def track_detections(
     source: FrameSource, detector: Detector, p: PromptParams, *, batch: int = 16
 ) -> RawTracking:
     """Per-frame detection + BYTETrack/BoT-SORT association, with late-confirmed tracks back-filled."""
-    tracker = DetectionTracker(p.tracker)
+    tracker = DetectionTracker(p.tracker, class_aware=p.class_aware_tracking)
     tracks: Tracks = {}
     timings = {"decode_s": 0.0, "detect_s": 0.0, "associate_s": 0.0}
     counts = {"detections": 0, "backfilled": 0}
@@ -328,10 +342,10 @@ def track_detections(
         t2 = time.perf_counter()
         for k, (frame, fd) in enumerate(zip(frames, dets, strict=True)):
             counts["detections"] += len(fd)
-            masks, backfill = tracker.update(a + k, frame, fd)
-            _record(tracks, a + k, masks)
-            for pos, oid, m, score in backfill:
-                _record(tracks, pos, {oid: (m, score)})
+            masks, labels, backfill = tracker.update(a + k, frame, fd)
+            _record(tracks, a + k, masks, labels=labels)
+            for pos, oid, m, score, label in backfill:
+                _record(tracks, pos, {oid: (m, score)}, labels={oid: label})
             counts["backfilled"] += len(backfill)
         timings["decode_s"] += t1 - t0
         timings["detect_s"] += t2 - t1
@@ -347,9 +361,42 @@ def repair_params(p: PromptParams, track_fps: float) -> RepairParams:
     return RepairParams(
         max_gap_frames=max(0, round(p.merge_max_gap_s * track_fps)),
         min_iou=p.merge_min_iou,
+        max_center_dist=p.merge_max_center_dist,
+        motion_window=p.merge_motion_window,
         size_filter_ratio=p.size_filter_ratio,
         min_track_frames=p.min_track_frames,
     )
+
+
+def fill_occluded(tracks: Tracks, max_gap: int, height: int, width: int) -> tuple[Tracks, int]:
+    """Fill each track's short gaps (``identity.fill_gaps``) with the visible part of the filled box.
+
+    A gap is usually an occlusion: the filled box minus the masks observed on that frame (the shapes
+    in front, which the detector did see) is what remains visible, so the filled box is the tight box
+    of that remainder, like the ground truth's visible-part boxes. A filled frame with nothing left
+    visible stays empty. Filled observations carry score 0 and ``filled=True``.
+    """
+    boxes = fill_gaps(tracks, max_gap)
+    if not boxes:
+        return tracks, 0
+    observed: dict[int, list[Any]] = {}  # frame -> RLEs of observed masks
+    for frames in tracks.values():
+        for f, o in frames.items():
+            if not o.filled:
+                observed.setdefault(f, []).append(o.payload)
+    out: Tracks = {tid: dict(frames) for tid, frames in tracks.items()}
+    n = 0
+    for tid, per_frame in boxes.items():
+        label = out[tid][min(out[tid])].label
+        for f, box in per_frame.items():
+            visible = box_mask(box, height, width)
+            for rle in observed.get(f, []):
+                visible &= ~decode_mask(rle)
+            obs = _observe(visible, 0.0, label, filled=True)
+            if obs is not None:
+                out[tid][f] = obs
+                n += 1
+    return {tid: dict(sorted(frames.items())) for tid, frames in out.items()}, n
 
 
 def effective_track_fps(source: FrameSource) -> float:
@@ -462,12 +509,24 @@ def prompt_video(
         else:
             raw = track_detections(source, detector, p)
         t0 = time.perf_counter()
+        rp = repair_params(p, fps)
         if p.repair:
-            repaired = repair_tracks(raw.tracks, repair_params(p, fps))
+            repaired = repair_tracks(raw.tracks, rp)
             final, repairs, id_map = repaired.tracks, list(raw.events) + repaired.repairs, repaired.id_map
         else:
             final, id_map = renumber({t: f for t, f in raw.tracks.items() if f})
             repairs = list(raw.events)
+        if p.fill_gaps:
+            final, n_filled = fill_occluded(final, rp.max_gap_frames, source.meta.height, source.meta.width)
+            if n_filled:
+                repairs.append(
+                    {
+                        "kind": "fill_gaps",
+                        "filled_observations": n_filled,
+                        "reason": f"gaps of at most {rp.max_gap_frames} frames inside a track, "
+                        "filled with the visible part of the interpolated box",
+                    }
+                )
         t_repair = time.perf_counter() - t0
         if not final:
             raise NoInstancesError(

@@ -38,6 +38,8 @@ class Observation:
     area: int  # mask pixels
     score: float
     payload: Any = None
+    label: int = -1  # detector class id (-1: unknown); fragments of different classes are never merged
+    filled: bool = False  # True: not observed, filled in by ``fill_gaps`` across a short gap
 
 
 Tracks = dict[int, dict[int, Observation]]  # raw id -> frame position -> observation
@@ -137,6 +139,8 @@ class RepairParams:
 
     max_gap_frames: int = 10  # fragments at most this many frames apart may be merged
     min_iou: float = 0.3  # extrapolated-box IoU needed to merge / to call a jump an ID switch
+    max_center_dist: float = 0.0  # or: predicted-centre distance <= this x box side merges (0 = off)
+    motion_window: int = 1  # observations (beyond the last) fitting a fragment's velocity and size
     size_filter_ratio: float = 0.0  # 0 = off; official code: 1/3 of the frame's largest mask
     min_track_frames: int = 2
     fix_switches: bool = True
@@ -166,6 +170,43 @@ def extrapolate_box(frames: Mapping[int, Observation], target: int, *, backward:
     return tuple((bb + velocity * (target - b)).tolist())  # type: ignore[return-value]
 
 
+def motion_box(
+    frames: Mapping[int, Observation], target: int, *, backward: bool = False, window: int = 4
+) -> Box:
+    """Box expected at ``target`` from the track's last (or first) ``window + 1`` observations.
+
+    Sturdier than ``extrapolate_box`` at the ends of fragments, where a shape is usually entering,
+    leaving or being covered: the centre's velocity is a least-squares fit over the window (one
+    shrinking box does not swing it) and the size is the window's median width and height.
+    """
+    keys = sorted(frames)
+    keys = keys[: window + 1] if backward else keys[-(window + 1) :]
+    t = np.asarray(keys, dtype=np.float64)
+    boxes = np.asarray([frames[k].box for k in keys], dtype=np.float64)
+    centres = (boxes[:, :2] + boxes[:, 2:]) / 2
+    size = np.median(boxes[:, 2:] - boxes[:, :2], axis=0)
+    centre = centres.mean(0)
+    if len(keys) > 1:
+        tc = t - t.mean()
+        velocity = (tc[:, None] * (centres - centre)).sum(0) / (tc**2).sum()
+        centre = centre + velocity * (target - t.mean())
+    return tuple(np.concatenate([centre - size / 2, centre + size / 2]).tolist())  # type: ignore[return-value]
+
+
+def center_distance(a: Sequence[float], b: Sequence[float]) -> float:
+    """Distance between two boxes' centres in units of the first box's side (geometric mean of w, h)."""
+    ca = np.array([(a[0] + a[2]) / 2, (a[1] + a[3]) / 2])
+    cb = np.array([(b[0] + b[2]) / 2, (b[1] + b[3]) / 2])
+    side = max(1e-6, float(np.sqrt(max(0.0, a[2] - a[0]) * max(0.0, a[3] - a[1]))))
+    return float(np.linalg.norm(ca - cb)) / side
+
+
+def track_label(frames: Mapping[int, Observation]) -> int:
+    """The track's most frequent known class id (-1 when none is known)."""
+    labels = [o.label for o in frames.values() if o.label >= 0]
+    return max(set(labels), key=labels.count) if labels else -1
+
+
 def _predict(
     frames: Mapping[int, Observation], keys: Sequence[int], t: int, since: int = -(10**12)
 ) -> Box | None:
@@ -180,8 +221,11 @@ def _predict(
 def split_switches(tracks: Tracks, min_iou: float) -> tuple[Tracks, list[dict[str, Any]], dict[int, int]]:
     """Cut a track where its box jumps onto another track's predicted path (an ID switch).
 
-    A cut needs both: the box at ``t`` does not continue the track's own motion (IoU with its own
-    prediction < ``min_iou``) and it does continue another track present just before (IoU >= ``min_iou``).
+    A cut needs all three: the box at ``t`` does not continue the track's own motion (IoU with its
+    own prediction < ``min_iou``); it continues another track present just before (IoU >= ``min_iou``);
+    and that other track is absent at ``t`` or continues *this* track's path there (a takeover or a
+    swap). Without the third condition a shape being covered (its visible box shrinks towards the
+    occluder) was cut on every occlusion.
     Returns the new tracks, the log and new id -> original raw id.
     """
     out: Tracks = {}
@@ -200,7 +244,12 @@ def split_switches(tracks: Tracks, min_iou: float) -> tuple[Tracks, list[dict[st
                 if oid == tid or (t - 1) not in other:
                     continue
                 pred = _predict(other, keys[oid], t)
-                if pred is not None and float(box_iou(frames[t].box, pred)) >= min_iou:
+                if pred is None or float(box_iou(frames[t].box, pred)) < min_iou:
+                    continue
+                # A switch also explains the other track at t: it is gone (this track took its object)
+                # or it is on this track's path (the two swapped). Where the other one just goes on
+                # along its own path, the jump is an occlusion shrinking this box, not a switch.
+                if t not in other or float(box_iou(other[t].box, own)) >= min_iou:
                     cuts.append(t)
                     log.append(
                         {
@@ -225,29 +274,48 @@ def split_switches(tracks: Tracks, min_iou: float) -> tuple[Tracks, list[dict[st
 
 
 def merge_fragments(
-    tracks: Tracks, max_gap: int, min_iou: float
+    tracks: Tracks, max_gap: int, min_iou: float, *, max_center_dist: float = 0.0, window: int = 1
 ) -> tuple[Tracks, list[dict[str, Any]], dict[int, int]]:
     """Join a track that ends to one that starts soon after where the first one was heading.
 
-    Candidate links (end of A -> start of B, 0 < gap <= ``max_gap`` + 1 frames, no time overlap) are
-    scored by the IoU of A's extrapolated box with B's first box and accepted greedily best first;
-    each fragment has at most one successor and one predecessor. Returns tracks, log, absorbed -> kept id.
+    Candidate links (end of A -> start of B, 0 < gap <= ``max_gap`` + 1 frames, no time overlap, no
+    known class conflict) are tested both ways: A's motion carried forward to B's first frame and B's
+    carried backward to A's last. A link needs an extrapolated-box IoU >= ``min_iou`` or, when
+    ``max_center_dist`` > 0, a predicted centre within that many box sides (boxes of shapes entering
+    or leaving cover change size fast, so IoU alone misses them). Links are accepted greedily, best
+    first; each fragment has at most one successor and one predecessor. ``window`` > 1 fits the
+    motion over that many observations (``motion_box``) instead of the last two.
+    Returns tracks, log, absorbed -> kept id.
     """
     spans = {tid: (min(f), max(f)) for tid, f in tracks.items() if f}
+    labels = {tid: track_label(f) for tid, f in tracks.items() if f}
+
+    def predict(frames: Mapping[int, Observation], target: int, backward: bool) -> Box:
+        if window > 1:
+            return motion_box(frames, target, backward=backward, window=window)
+        return extrapolate_box(frames, target, backward=backward)
+
     candidates: list[tuple[float, int, int, int]] = []
     for a, (_, a_end) in spans.items():
         for b, (b_start, _) in spans.items():
             gap = b_start - a_end
             if a == b or gap < 1 or gap > max_gap + 1:
                 continue
-            iou = float(box_iou(extrapolate_box(tracks[a], b_start), tracks[b][b_start].box))
-            if iou >= min_iou:
-                candidates.append((iou, a, b, gap))
+            if labels[a] >= 0 and labels[b] >= 0 and labels[a] != labels[b]:
+                continue
+            fwd = predict(tracks[a], b_start, False)
+            bwd = predict(tracks[b], a_end, True)
+            iou = max(float(box_iou(fwd, tracks[b][b_start].box)), float(box_iou(bwd, tracks[a][a_end].box)))
+            dist = min(
+                center_distance(fwd, tracks[b][b_start].box), center_distance(bwd, tracks[a][a_end].box)
+            )
+            if iou >= min_iou or (max_center_dist > 0 and dist <= max_center_dist):
+                candidates.append((iou - dist, a, b, gap))
     candidates.sort(key=lambda c: (-c[0], c[3], c[1], c[2]))
     succ: dict[int, int] = {}
     pred: dict[int, int] = {}
     log: list[dict[str, Any]] = []
-    for iou, a, b, gap in candidates:
+    for score, a, b, gap in candidates:
         if a in succ or b in pred:
             continue
         succ[a], pred[b] = b, a
@@ -257,7 +325,7 @@ def merge_fragments(
                 "track": a,
                 "merged": b,
                 "gap_frames": gap - 1,
-                "iou": round(iou, 4),
+                "score": round(score, 4),
                 "reason": f"track {b} starts {gap - 1} frame(s) after track {a} ends, where {a} was heading",
             }
         )
@@ -319,7 +387,9 @@ def repair_tracks(tracks: Tracks, p: RepairParams) -> RepairResult:
         repairs.extend(log)
     absorbed: dict[int, int] = {}
     if p.merge:
-        work, log, absorbed = merge_fragments(work, p.max_gap_frames, p.min_iou)
+        work, log, absorbed = merge_fragments(
+            work, p.max_gap_frames, p.min_iou, max_center_dist=p.max_center_dist, window=p.motion_window
+        )
         repairs.extend(log)
     short = sorted(t for t, f in work.items() if len(f) < p.min_track_frames)
     for t in short:
@@ -340,6 +410,27 @@ def repair_tracks(tracks: Tracks, p: RepairParams) -> RepairResult:
         if head in mapping:
             id_map.setdefault(origin.get(cur, cur), mapping[head])
     return RepairResult(tracks=final, repairs=repairs, id_map=id_map)
+
+
+def fill_gaps(tracks: Tracks, max_gap: int) -> dict[int, dict[int, Box]]:
+    """Boxes for the frames a track misses between two of its observations, up to ``max_gap`` in a row.
+
+    Linear interpolation of the flanking boxes: an instance keeps its ID through a short occlusion or
+    detector miss, as a propagation tracker (SAM2) would. Returns track id -> frame -> box; what mask
+    a filled frame gets (e.g. minus the shapes in front) is the caller's business.
+    """
+    out: dict[int, dict[int, Box]] = {}
+    for tid, frames in tracks.items():
+        keys = sorted(frames)
+        for a, b in itertools.pairwise(keys):
+            if b - a <= 1 or b - a - 1 > max_gap:
+                continue
+            ba = np.asarray(frames[a].box, dtype=np.float64)
+            bb = np.asarray(frames[b].box, dtype=np.float64)
+            for f in range(a + 1, b):
+                w = (f - a) / (b - a)
+                out.setdefault(tid, {})[f] = tuple(((1 - w) * ba + w * bb).tolist())  # type: ignore[assignment]
+    return out
 
 
 def count_new_ids(tracks: Tracks) -> int:

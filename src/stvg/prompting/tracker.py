@@ -119,10 +119,11 @@ def _ensure_lap() -> None:
     sys.modules["lap"] = shim
 
 
-def _tracker_args(kind: str) -> Any:
+def _tracker_args(kind: str, overrides: dict[str, Any] | None = None) -> Any:
     from ultralytics.utils import ROOT, YAML, IterableSimpleNamespace
 
     cfg = YAML.load(ROOT / "cfg" / "trackers" / f"{kind}.yaml")
+    cfg.update(overrides or {})
     if kind == "botsort":
         cfg["gmc_method"] = (
             "none"  # camera-motion compensation costs ~10 ms/frame; our scenes are static-camera
@@ -131,13 +132,37 @@ def _tracker_args(kind: str) -> Any:
     return IterableSimpleNamespace(**cfg)
 
 
+def _class_gated(base: type) -> type:
+    """A subclass of an Ultralytics tracker whose association never pairs a track with another class.
+
+    Ultralytics' BYTETrack/BoT-SORT match on IoU (and score) alone, so where two shapes of different
+    classes cross, a track may jump to the other one (an ID switch). Gating costs by class keeps the
+    high-score and new-track stages class-consistent; the low-score stage stays IoU-only (ByteTrack's
+    own design), because partly hidden objects are the ones the detector misclassifies.
+    """
+
+    class ClassGated(base):  # type: ignore[misc, valid-type]
+        def get_dists(self, tracks: list[Any], detections: list[Any]) -> np.ndarray:
+            dists = super().get_dists(tracks, detections)
+            if dists.size:
+                track_cls = np.array([t.cls for t in tracks], dtype=np.float64)
+                det_cls = np.array([d.cls for d in detections], dtype=np.float64)
+                dists = np.where(track_cls[:, None] == det_cls[None, :], dists, 1.0)
+            return dists
+
+    ClassGated.__name__ = f"ClassGated{base.__name__}"
+    return ClassGated
+
+
 @dataclass
 class DetectionTracker:
     """CPU backend: per-frame detections associated by BYTETrack or BoT-SORT (Ultralytics classes)."""
 
     kind: str = "bytetrack"
+    class_aware: bool = True
+    settings: dict[str, Any] = field(default_factory=dict)  # overrides of Ultralytics' tracker yaml
     _tracker: Any = None
-    _pending: dict[int, list[tuple[int, np.ndarray, float]]] = field(default_factory=dict)
+    _pending: dict[int, list[tuple[int, np.ndarray, float, int]]] = field(default_factory=dict)
     _confirmed: set[int] = field(default_factory=set)
 
     def __post_init__(self) -> None:
@@ -149,13 +174,11 @@ class DetectionTracker:
         """Start a new video."""
         _ensure_lap()
         if self.kind == "botsort":
-            from ultralytics.trackers.bot_sort import BOTSORT
-
-            self._tracker = BOTSORT(_tracker_args("botsort"))
+            from ultralytics.trackers.bot_sort import BOTSORT as base
         else:
-            from ultralytics.trackers.byte_tracker import BYTETracker
-
-            self._tracker = BYTETracker(_tracker_args("bytetrack"))
+            from ultralytics.trackers.byte_tracker import BYTETracker as base
+        cls = _class_gated(base) if self.class_aware else base
+        self._tracker = cls(_tracker_args(self.kind, self.settings))
         self._pending = {}
         self._confirmed = set()
 
@@ -164,8 +187,12 @@ class DetectionTracker:
         position: int,
         frame: np.ndarray,
         detections: Sequence[tuple[Detection, np.ndarray | None]],
-    ) -> tuple[FrameMasks, list[tuple[int, int, np.ndarray, float]]]:
-        """Associate one frame's detections; returns its masks and back-filled ``(position, id, mask, score)``."""
+    ) -> tuple[FrameMasks, dict[int, int], list[tuple[int, int, np.ndarray, float, int]]]:
+        """Associate one frame's detections.
+
+        Returns the frame's masks, each track's class id on it, and the back-filled observations of
+        tracks confirmed now, as ``(position, id, mask, score, class id)``.
+        """
         h, w = frame.shape[:2]
         boxes = np.array([d.box for d, _ in detections], dtype=np.float32).reshape(-1, 4)
         dets = _Dets(
@@ -181,20 +208,22 @@ class DetectionTracker:
             return np.asarray(m, dtype=bool) if m is not None else box_mask(detections[i][0].box, h, w)
 
         out: FrameMasks = {}
-        backfill: list[tuple[int, int, np.ndarray, float]] = []
+        labels: dict[int, int] = {}
+        backfill: list[tuple[int, int, np.ndarray, float, int]] = []
         for row in rows:
             tid, idx = int(row[4]), int(row[7])
             out[tid] = (mask_of(idx), float(row[5]))
+            labels[tid] = int(detections[idx][0].class_id)
             if tid not in self._confirmed:
                 self._confirmed.add(tid)
-                backfill.extend((pos, tid, m, s) for pos, m, s in self._pending.pop(tid, []))
+                backfill.extend((pos, tid, m, s, c) for pos, m, s, c in self._pending.pop(tid, []))
         for track in self._tracker.tracked_stracks:
             if not track.is_activated and track.frame_id == self._tracker.frame_id:
                 idx = int(track.idx)
                 self._pending.setdefault(int(track.track_id), []).append(
-                    (position, mask_of(idx), float(track.score))
+                    (position, mask_of(idx), float(track.score), int(detections[idx][0].class_id))
                 )
         if len(self._pending) > 256:  # unconfirmed tracks that never confirm: keep memory bounded
             for tid in sorted(self._pending)[:-128]:
                 del self._pending[tid]
-        return out, backfill
+        return out, labels, backfill
