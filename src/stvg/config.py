@@ -212,6 +212,10 @@ class PromptParams:
     repair: bool = True
     merge_max_gap_s: float = 1.0
     merge_min_iou: float = 0.3
+    merge_max_center_dist: float = 1.0  # ... or the predicted centre within this many box sides; 0 = off
+    merge_motion_window: int = 4  # observations fitting a fragment's velocity and size for merging
+    fill_gaps: bool = True  # fill gaps <= merge_max_gap_s inside a track with the visible interpolated box
+    class_aware_tracking: bool = True  # cpu backend: never associate a track with another class
     size_filter_ratio: float = 0.0  # drop masks < ratio x largest in frame (code: 1/3); 0 = off
     min_track_frames: int = 2
     label_anchor: Literal["distance", "midrow"] = "distance"
