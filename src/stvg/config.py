@@ -210,7 +210,7 @@ class PromptParams:
     window: int = 64  # frames per propagation window (bounds memory on long videos)
     offload_to_cpu: bool = True
     repair: bool = True
-    merge_max_gap_s: float = 1.0
+    merge_max_gap_s: float = 2.0
     merge_min_iou: float = 0.3
     merge_max_center_dist: float = 1.0  # ... or the predicted centre within this many box sides; 0 = off
     merge_motion_window: int = 4  # observations fitting a fragment's velocity and size for merging
@@ -248,6 +248,8 @@ class PromptParams:
         _require(self.track_fps >= 0, "prompt.track_fps", "must be >= 0 (0 = native)")
         _require(self.max_frames >= 0, "prompt.max_frames", "must be >= 0 (0 = no cap)")
         _require(self.merge_max_gap_s >= 0, "prompt.merge_max_gap_s", "must be >= 0 seconds")
+        _require(self.merge_max_center_dist >= 0, "prompt.merge_max_center_dist", "must be >= 0 (0 = off)")
+        _require(self.merge_motion_window >= 1, "prompt.merge_motion_window", "must be >= 1 observation")
         _require(0 <= self.merge_min_iou <= 1, "prompt.merge_min_iou", "must be in [0, 1]")
 
 
