@@ -1,0 +1,129 @@
+"""Repair rules for occlusions and crossings on scripted tracks: switch splitting that spares a
+covered shape, motion-fitted and class-aware fragment merging, gap filling, and the engine's
+visible-part fill."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+
+from stvg.geometry import mask_to_box
+from stvg.prompting.engine import fill_occluded
+from stvg.prompting.identity import (
+    Observation,
+    box_mask,
+    center_distance,
+    fill_gaps,
+    merge_fragments,
+    motion_box,
+    split_switches,
+    track_label,
+)
+from stvg.prompting.maskdb import encode_mask
+
+
+def obs(x1: float, y1: float, x2: float, y2: float, label: int = -1) -> Observation:
+    return Observation(box=(x1, y1, x2, y2), area=int((x2 - x1) * (y2 - y1)), score=0.9, label=label)
+
+
+def moving(x0: float, y: float, frames: range, vx: float = 2.0, size: float = 20.0, label: int = -1):
+    return {f: obs(x0 + vx * f, y, x0 + vx * f + size, y + size, label) for f in frames}
+
+
+def test_covered_shape_whose_box_lands_on_the_occluder_is_not_cut():
+    front = moving(60, 10, range(20), vx=-2.0)  # passes in front, moving left
+    behind = moving(0, 10, range(20), vx=2.0)
+    # while covered, the box given to the shape behind lies on the occluder (detector boxes of an
+    # overlapping pair), but the occluder's own track goes on along its path: no switch
+    for f in range(10, 14):
+        x1, y1, x2, y2 = front[f].box
+        behind[f] = obs(x1 + 2, y1, x2 + 2, y2)
+    out, log, _ = split_switches({1: behind, 2: front}, min_iou=0.3)
+    assert log == [] and len(out) == 2
+
+
+def test_takeover_of_a_vanished_track_is_still_cut():
+    a = moving(0, 10, range(10))
+    b = moving(0, 60, range(20))
+    # track 1 follows A, then jumps onto B's path while B's own track ends: a takeover
+    jumped = {**a, **{f: b[f] for f in range(10, 20)}}
+    out, log, _ = split_switches({1: jumped, 2: {f: b[f] for f in range(10)}}, min_iou=0.3)
+    assert [r["frame"] for r in log] == [10]
+    assert len(out) == 3
+
+
+def test_motion_box_fits_velocity_over_a_window_and_ignores_one_shrunken_box():
+    track = moving(0, 10, range(5), vx=3.0)
+    track[4] = obs(12, 10, 16, 30)  # covered on its last frame: a narrow sliver
+    fit = motion_box(track, 8, window=4)
+    two_point = motion_box(track, 8, window=1)
+    centre_fit = (fit[0] + fit[2]) / 2
+    assert fit[2] - fit[0] == pytest.approx(20)  # median size, not the sliver's
+    assert abs(centre_fit - (3 * 8 + 10)) < abs((two_point[0] + two_point[2]) / 2 - (3 * 8 + 10))
+    back = motion_box(moving(0, 10, range(5, 10), vx=3.0), 0, backward=True, window=4)
+    assert back == pytest.approx((0, 10, 20, 30))
+
+
+def test_entering_shape_is_merged_by_centre_distance_when_iou_is_too_low():
+    # a shape entering from the left: boxes grow fast, so extrapolated boxes overlap little
+    first = {f: obs(0, 50, 4 + 6 * f, 70) for f in range(3)}
+    second = {f: obs(6 * f - 30, 50, 6 * f - 10, 70) for f in range(7, 12)}
+    tracks = {1: first, 2: second}
+    assert set(merge_fragments(tracks, max_gap=5, min_iou=0.9)[0]) == {1, 2}
+    merged, log, _ = merge_fragments(tracks, max_gap=5, min_iou=0.9, max_center_dist=2.0, window=4)
+    assert set(merged) == {1} and log[0]["merged"] == 2
+
+
+def test_fragments_of_different_classes_are_never_merged():
+    a = moving(0, 10, range(10), label=0)
+    b_same = moving(0, 10, range(13, 20), label=0)
+    b_other = moving(0, 10, range(13, 20), label=2)
+    assert set(merge_fragments({1: a, 2: b_same}, max_gap=5, min_iou=0.3)[0]) == {1}
+    assert set(merge_fragments({1: a, 2: b_other}, max_gap=5, min_iou=0.3)[0]) == {1, 2}
+    unknown = moving(0, 10, range(13, 20))  # no class known: motion decides
+    assert set(merge_fragments({1: a, 2: unknown}, max_gap=5, min_iou=0.3)[0]) == {1}
+
+
+def test_track_label_is_the_majority_known_class():
+    frames = {0: obs(0, 0, 1, 1, 2), 1: obs(0, 0, 1, 1, 2), 2: obs(0, 0, 1, 1, 0), 3: obs(0, 0, 1, 1)}
+    assert track_label(frames) == 2
+    assert track_label({0: obs(0, 0, 1, 1)}) == -1
+
+
+def test_fill_gaps_interpolates_short_gaps_only():
+    track = {0: obs(0, 0, 10, 10), 4: obs(8, 4, 18, 14), 20: obs(0, 0, 10, 10)}
+    filled = fill_gaps({1: track}, max_gap=5)
+    assert sorted(filled[1]) == [1, 2, 3]  # the 15-frame gap stays open
+    assert filled[1][2] == pytest.approx((4, 2, 14, 12))
+    assert fill_gaps({1: {0: obs(0, 0, 1, 1), 1: obs(0, 0, 1, 1)}}, max_gap=5) == {}
+
+
+def test_center_distance_is_in_units_of_the_first_box():
+    assert center_distance((0, 0, 10, 10), (10, 0, 20, 10)) == pytest.approx(1.0)
+    assert center_distance((0, 0, 20, 20), (10, 0, 30, 20)) == pytest.approx(0.5)
+
+
+def _observed(box: tuple[float, float, float, float], h: int = 60, w: int = 80) -> Observation:
+    m = box_mask(box, h, w)
+    return Observation(box=mask_to_box(m), area=int(m.sum()), score=0.9, payload=encode_mask(m), label=1)
+
+
+def test_fill_occluded_keeps_only_the_visible_part_of_the_filled_box():
+    h, w = 60, 80
+    behind = {0: _observed((10, 10, 30, 30)), 4: _observed((18, 10, 38, 30))}
+    front = {2: _observed((24, 5, 50, 40))}  # covers the right part of the box behind on frame 2
+    out, n = fill_occluded({1: behind, 2: front}, max_gap=5, height=h, width=w)
+    assert sorted(out[1]) == [0, 1, 2, 3, 4] and n == 3
+    f2 = out[1][2]
+    assert f2.filled and f2.score == 0.0 and f2.label == 1
+    assert f2.box == pytest.approx((14, 10, 24, 30))  # interpolated (14..34) minus the occluder from x=24
+    assert sorted(out[2]) == [2]
+
+
+def test_fill_occluded_skips_fully_hidden_frames():
+    h, w = 60, 80
+    behind = {0: _observed((10, 10, 30, 30)), 2: _observed((10, 10, 30, 30))}
+    front = {1: _observed((0, 0, 60, 50))}
+    out, n = fill_occluded({1: behind, 2: front}, max_gap=5, height=h, width=w)
+    assert n == 0 and sorted(out[1]) == [0, 2]
+    assert np.isclose(out[1][0].box, (10, 10, 30, 30)).all()
