@@ -26,21 +26,51 @@ class DvcError(RuntimeError):
     """A dvc command failed or a DVC file is missing/malformed; the message says which and why."""
 
 
-def run_dvc(*args: str, cwd: Path | str = ".", env: Mapping[str, str] | None = None) -> str:
-    """Run ``dvc ARGS`` in ``cwd``; returns stdout, raises DvcError with the stderr tail."""
+def run_dvc(
+    *args: str, cwd: Path | str = ".", env: Mapping[str, str] | None = None, stream: bool = False
+) -> str:
+    """Run ``dvc ARGS`` in ``cwd``; returns its output, raises DvcError with the output's tail.
+
+    With ``stream`` the command's output (stage logs, progress bars) is echoed to this process's
+    stderr as it comes, so long stages show their progress in the flow's terminal.
+    """
     command = [sys.executable, "-m", "dvc", *args]
     # Stage commands call `stvg`: put this interpreter's scripts folder (the venv's bin/) first on PATH.
     path = os.pathsep.join([str(Path(sys.executable).parent), os.environ.get("PATH", "")])
     full_env = {**os.environ, "PATH": path, "DVC_NO_ANALYTICS": "1", **(env or {})}
     log.info("dvc %s (in %s)", " ".join(args), cwd)
     try:
-        done = subprocess.run(command, cwd=cwd, env=full_env, capture_output=True, text=True, check=False)
+        if stream:
+            returncode, out, err = _run_streaming(command, cwd, full_env)
+        else:
+            done = subprocess.run(command, cwd=cwd, env=full_env, capture_output=True, text=True, check=False)
+            returncode, out, err = done.returncode, done.stdout, done.stderr
     except OSError as exc:
         raise DvcError(f"could not start `dvc {' '.join(args)}` in {cwd}: {exc}") from exc
-    if done.returncode != 0:
-        tail = (done.stderr or done.stdout).strip()[-STDERR_TAIL_CHARS:]
-        raise DvcError(f"`dvc {' '.join(args)}` failed in {cwd} (exit {done.returncode}):\n{tail}")
-    return done.stdout
+    if returncode != 0:
+        tail = (err or out).strip()[-STDERR_TAIL_CHARS:]
+        raise DvcError(f"`dvc {' '.join(args)}` failed in {cwd} (exit {returncode}):\n{tail}")
+    return out
+
+
+def _run_streaming(command: list[str], cwd: Path | str, env: Mapping[str, str]) -> tuple[int, str, str]:
+    """Run with stdout+stderr merged, echoing to stderr; keeps the whole output for the caller."""
+    chunks: list[bytes] = []
+    sink = getattr(sys.stderr, "buffer", None)
+    with subprocess.Popen(
+        command, cwd=cwd, env=dict(env), stdout=subprocess.PIPE, stderr=subprocess.STDOUT
+    ) as proc:
+        assert proc.stdout is not None
+        while chunk := proc.stdout.read1(4096):
+            chunks.append(chunk)
+            if sink is not None:
+                sink.write(chunk)
+            else:
+                sys.stderr.write(chunk.decode("utf-8", errors="replace"))
+            sys.stderr.flush()
+        returncode = proc.wait()
+    text = b"".join(chunks).decode("utf-8", errors="replace")
+    return returncode, text, text if returncode else ""
 
 
 def ensure_repo(cwd: Path | str = ".") -> None:
@@ -61,7 +91,7 @@ def add(path: Path | str, cwd: Path | str = ".") -> Path:
 
 def repro(stage: str, cwd: Path | str = ".", env: Mapping[str, str] | None = None) -> str:
     """``dvc repro STAGE`` (a no-op when nothing it depends on changed); returns dvc's output."""
-    return run_dvc("repro", stage, cwd=cwd, env=env)
+    return run_dvc("repro", stage, cwd=cwd, env=env, stream=True)
 
 
 def dvc_file_hash(path: Path | str) -> str:
