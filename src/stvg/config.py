@@ -178,7 +178,7 @@ class DetectorParams:
     conf: float = 0.25
     classes: tuple[str, ...] = ()  # class-name filter; () = all classes (paper: ("person",) on HC-STVG)
     imgsz: int = 192
-    epochs: int = 20
+    epochs: int = 16
     batch: int = 16
     n_train_frames: int = 400
     n_val_frames: int = 80
