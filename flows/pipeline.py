@@ -55,6 +55,7 @@ STAGES: list[PipelineStage] = [
     PipelineStage("train", None, hooks.log_train),
     PipelineStage("evaluate", hooks.check_evaluate, hooks.log_evaluate),
 ]
+POLICY_VERSION_TAG = "policy_data_version"  # dvc.lock hash of the train stage's outputs
 REGISTER = "register"  # the closing step after `evaluate`: register the policy, then the promotion gate
 
 
@@ -207,11 +208,26 @@ def _log_data_versions(client: MlflowClient, run_id: str, root: Path) -> None:
 
 
 def _register(client: MlflowClient, run_id: str, root: Path, params: Params) -> tuple[str, str]:
-    """Register the trained policy (alias ``challenger``) and run the promotion gate against the champion."""
-    from flows.promote import register_and_promote
+    """Register the trained policy (alias ``challenger``) and run the promotion gate against the champion.
 
-    version, decision = register_and_promote(client, run_id, root, params)
+    A policy already in the registry (same ``train`` outputs in dvc.lock, e.g. a no-op re-run) is not
+    registered again: the run is tagged with the existing version instead.
+    """
+    from flows.promote import register_and_promote
+    from flows.registry import stage_version
+
     name = params.registry.model_name
+    policy_version = stage_version(dvc.lock_hashes(root), "train")
+    for mv in client.search_model_versions(f"name='{name}'"):
+        if mv.tags.get(POLICY_VERSION_TAG) == policy_version:
+            tracking.log_tags(
+                client, run_id, {"registered_model": name, "registered_version": str(mv.version)}
+            )
+            text = f"{name} version {mv.version} already holds this policy ({POLICY_VERSION_TAG} {policy_version})"
+            get_run_logger().info(text)
+            return f"models:/{name}/{mv.version}", text
+    version, decision = register_and_promote(client, run_id, root, params)
+    client.set_model_version_tag(name, str(version.version), POLICY_VERSION_TAG, policy_version)
     tracking.log_tags(
         client,
         run_id,
