@@ -4,7 +4,7 @@ VENV ?= .venv
 PY := $(VENV)/bin/python
 export STVG_ROOT := $(CURDIR)
 
-.PHONY: help venv run test test-fast test-gpu lint format pipeline mlflow-ui prefect-server paper bench
+.PHONY: help venv run test test-fast test-gpu lint format pipeline mlflow-ui prefect-server paper bench retrain-serve
 
 help: ## show this help
 	@grep -E '^[a-zA-Z_-]+:.*?## ' $(MAKEFILE_LIST) | awk 'BEGIN{FS=":.*?## "}{printf "  %-16s %s\n", $$1, $$2}'
@@ -39,5 +39,8 @@ mlflow-ui: venv ## open the MLflow UI on http://127.0.0.1:5000 over the local st
 prefect-server: venv ## start the local Prefect server on http://127.0.0.1:4200
 	PREFECT_HOME=$(CURDIR)/.prefect $(VENV)/bin/prefect server start --host 127.0.0.1
 
-bench: venv ## run the CPU benchmarks (JSON lines under benchmarks/results/)
+bench: venv ## run the CPU benchmarks (each prints JSON lines)
 	for b in benchmarks/bench_*.py; do $(PY) $$b || exit 1; done
+
+retrain-serve: venv ## serve the weekly retraining deployment (needs `make prefect-server`)
+	PREFECT_HOME=$(CURDIR)/.prefect PREFECT_API_URL=http://127.0.0.1:4200/api $(PY) -m flows.retrain serve --cron "0 3 * * 1"
