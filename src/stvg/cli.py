@@ -54,7 +54,13 @@ def main(argv: list[str] | None = None) -> int:
 
 
 def _call(module: str, argv: list[str]) -> int:
-    result = importlib.import_module(module).main(argv)
+    from stvg.config import ParamsError
+
+    try:
+        result = importlib.import_module(module).main(argv)
+    except ParamsError as exc:  # every stage: a bad params.yaml is one clear line, not a traceback
+        print(f"stvg {module.rsplit('.', 1)[-1]}: {exc}", file=sys.stderr)
+        return 2
     return int(result or 0)
 
 

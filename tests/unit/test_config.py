@@ -84,3 +84,15 @@ def test_invalid_override_never_reaches_params(repo_root: Path, tmp_path: Path) 
     with pytest.raises(ParamsError):
         apply_overrides(target, bad)
     assert target.read_text() == before
+
+
+def test_every_stage_reports_bad_params_in_one_line(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    from stvg.cli import main
+
+    bad = tmp_path / "params.yaml"
+    bad.write_text("prompt:\n  redetect_every: 0\n")
+    assert main(["label", "--params", str(bad)]) == 2
+    err = capsys.readouterr().err
+    assert "stvg label:" in err and "prompt.redetect_every" in err and "Traceback" not in err
