@@ -198,7 +198,7 @@ class PromptParams:
     """Visual prompting: detect -> segment -> track -> repair IDs -> overlay (paper section 3.1)."""
 
     backend: Literal["cpu", "sam2"] = "cpu"
-    tracker: Literal["bytetrack", "botsort"] = "bytetrack"
+    tracker: Literal["bytetrack", "botsort"] = "botsort"
     redetect_every: int = 15  # frames between re-detections (paper: 15)
     id_iou: float = 0.4  # a new detection is an existing instance when mask IoU >= this (code: 0.4)
     containment: bool = False  # the official code's containment rule (off: it silently switches IDs)
@@ -216,6 +216,8 @@ class PromptParams:
     merge_motion_window: int = 4  # observations fitting a fragment's velocity and size for merging
     fill_gaps: bool = True  # fill gaps <= merge_max_gap_s inside a track with the visible interpolated box
     class_aware_tracking: bool = True  # cpu backend: never associate a track with another class
+    box_refine: Literal["grabcut", "none"] = "grabcut"  # cpu backend: box-only detections -> masks
+    appearance_gate: float = 0.5  # colour-histogram distance above which two observations differ; 0 = off
     size_filter_ratio: float = 0.0  # drop masks < ratio x largest in frame (code: 1/3); 0 = off
     min_track_frames: int = 2
     label_anchor: Literal["distance", "midrow"] = "distance"
@@ -251,6 +253,7 @@ class PromptParams:
         _require(self.merge_max_center_dist >= 0, "prompt.merge_max_center_dist", "must be >= 0 (0 = off)")
         _require(self.merge_motion_window >= 1, "prompt.merge_motion_window", "must be >= 1 observation")
         _require(0 <= self.merge_min_iou <= 1, "prompt.merge_min_iou", "must be in [0, 1]")
+        _require(0 <= self.appearance_gate <= 1, "prompt.appearance_gate", "must be in [0, 1] (0 = off)")
 
 
 @dataclass(frozen=True)

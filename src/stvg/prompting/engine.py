@@ -10,7 +10,9 @@ same raw tracks (raw id -> tracked position -> observation with the mask as COCO
   box prompts. After the forward pass, new instances are propagated **backward** from their keyframe
   (paper) until they vanish for ``redetect_every`` frames, reach frame 0, or run into another
   track's mask (then, if that track had ended, the two are merged: a recorded repair).
-- ``track_detections`` (CPU): per-frame detection + BYTETrack/BoT-SORT (``tracker.DetectionTracker``).
+- ``track_detections`` (CPU): per-frame detection, box -> mask refinement for box-only detectors
+  (``refine``), colour features (``appearance``), BoT-SORT/BYTETrack association
+  (``tracker.DetectionTracker``).
 
 Departures from the official code: the keyframe duplicate test compares the detector's mask (or the
 filled box for box-only models, against the tracked masks' filled boxes) instead of a SAM2
@@ -35,6 +37,7 @@ import pandas as pd
 
 from stvg.config import PromptParams
 from stvg.geometry import mask_to_box
+from stvg.prompting.appearance import FEATURE_DIM, colour_feature
 from stvg.prompting.identity import (
     Observation,
     RepairParams,
@@ -47,6 +50,7 @@ from stvg.prompting.identity import (
     repair_tracks,
 )
 from stvg.prompting.maskdb import TABLE_COLUMNS, decode_mask, encode_mask, rle_iou
+from stvg.prompting.refine import refine_detections
 from stvg.prompting.tracker import DetectionTracker, FrameMasks, Tracker
 from stvg.prompting.video import FrameSource, VideoFrames
 from stvg.records import Detection
@@ -90,7 +94,13 @@ class VideoResult:
 # ----------------------------------------------------------------------------------------------- helpers
 
 
-def _observe(mask: np.ndarray, score: float, label: int = -1, filled: bool = False) -> Observation | None:
+def _observe(
+    mask: np.ndarray,
+    score: float,
+    label: int = -1,
+    filled: bool = False,
+    image: np.ndarray | None = None,
+) -> Observation | None:
     box = mask_to_box(mask)
     if box is None:
         return None
@@ -101,6 +111,7 @@ def _observe(mask: np.ndarray, score: float, label: int = -1, filled: bool = Fal
         payload=encode_mask(mask),
         label=label,
         filled=filled,
+        feature=colour_feature(image, mask) if image is not None else None,
     )
 
 
@@ -110,11 +121,12 @@ def _record(
     masks: FrameMasks,
     skip: set[int] | None = None,
     labels: dict[int, int] | None = None,
+    image: np.ndarray | None = None,
 ) -> None:
     for oid, (mask, score) in masks.items():
         if skip and oid in skip:
             continue
-        obs = _observe(mask, score, (labels or {}).get(oid, -1))
+        obs = _observe(mask, score, (labels or {}).get(oid, -1), image=image)
         if obs is not None:
             tracks.setdefault(oid, {}).setdefault(position, obs)
 
@@ -329,10 +341,12 @@ def track_detections(
     source: FrameSource, detector: Detector, p: PromptParams, *, batch: int = 16
 ) -> RawTracking:
     """Per-frame detection + BYTETrack/BoT-SORT association, with late-confirmed tracks back-filled."""
-    tracker = DetectionTracker(p.tracker, class_aware=p.class_aware_tracking)
+    tracker = DetectionTracker(
+        p.tracker, class_aware=p.class_aware_tracking, appearance_gate=p.appearance_gate
+    )
     tracks: Tracks = {}
-    timings = {"decode_s": 0.0, "detect_s": 0.0, "associate_s": 0.0}
-    counts = {"detections": 0, "backfilled": 0}
+    timings = {"decode_s": 0.0, "detect_s": 0.0, "refine_s": 0.0, "associate_s": 0.0}
+    counts = {"detections": 0, "refined": 0, "backfilled": 0}
     n = len(source.frame_indices)
     for a in range(0, n, batch):
         t0 = time.perf_counter()
@@ -340,16 +354,28 @@ def track_detections(
         t1 = time.perf_counter()
         dets = detector.detect_with_masks(frames, source.frame_indices[a : a + len(frames)])
         t2 = time.perf_counter()
+        refine_before = timings["refine_s"]
         for k, (frame, fd) in enumerate(zip(frames, dets, strict=True)):
             counts["detections"] += len(fd)
-            masks, labels, backfill = tracker.update(a + k, frame, fd)
-            _record(tracks, a + k, masks, labels=labels)
+            if p.box_refine == "grabcut":
+                t3 = time.perf_counter()
+                fd, n_refined = refine_detections(frame, fd)
+                counts["refined"] += n_refined
+                timings["refine_s"] += time.perf_counter() - t3
+            feats = np.zeros((len(fd), FEATURE_DIM), dtype=np.float32)  # zero = unknown appearance
+            for i, (_, m) in enumerate(fd):
+                f = colour_feature(frame, m) if m is not None else None
+                if f is not None:
+                    feats[i] = f
+            masks, labels, backfill = tracker.update(a + k, frame, fd, feats)
+            _record(tracks, a + k, masks, labels=labels, image=frame)
             for pos, oid, m, score, label in backfill:
-                _record(tracks, pos, {oid: (m, score)}, labels={oid: label})
+                seen = frames[pos - a] if a <= pos < a + len(frames) else None
+                _record(tracks, pos, {oid: (m, score)}, labels={oid: label}, image=seen)
             counts["backfilled"] += len(backfill)
         timings["decode_s"] += t1 - t0
         timings["detect_s"] += t2 - t1
-        timings["associate_s"] += time.perf_counter() - t2
+        timings["associate_s"] += time.perf_counter() - t2 - timings["refine_s"] + refine_before
     return RawTracking(tracks=tracks, counts=counts, timings=timings)
 
 
@@ -365,6 +391,7 @@ def repair_params(p: PromptParams, track_fps: float) -> RepairParams:
         motion_window=p.merge_motion_window,
         size_filter_ratio=p.size_filter_ratio,
         min_track_frames=p.min_track_frames,
+        appearance_gate=p.appearance_gate,
     )
 
 

@@ -26,6 +26,7 @@ from typing import Any
 import numpy as np
 
 from stvg.geometry import box_iou, pairwise_containment, pairwise_mask_iou
+from stvg.prompting.appearance import appearance_distance, mean_feature
 
 Box = tuple[float, float, float, float]
 
@@ -40,6 +41,7 @@ class Observation:
     payload: Any = None
     label: int = -1  # detector class id (-1: unknown); fragments of different classes are never merged
     filled: bool = False  # True: not observed, filled in by ``fill_gaps`` across a short gap
+    feature: np.ndarray | None = field(default=None, compare=False, repr=False)  # appearance (unit norm)
 
 
 Tracks = dict[int, dict[int, Observation]]  # raw id -> frame position -> observation
@@ -145,6 +147,7 @@ class RepairParams:
     min_track_frames: int = 2
     fix_switches: bool = True
     merge: bool = True
+    appearance_gate: float = 0.0  # fragments whose end/start colours differ more are never merged; 0 = off
 
 
 @dataclass(frozen=True)
@@ -273,8 +276,21 @@ def split_switches(tracks: Tracks, min_iou: float) -> tuple[Tracks, list[dict[st
     return out, log, origin
 
 
+def end_appearance(frames: Mapping[int, Observation], *, first: bool, window: int) -> np.ndarray | None:
+    """Mean appearance of a track's first (or last) ``window`` observed (not gap-filled) frames."""
+    keys = [k for k in sorted(frames) if not frames[k].filled and frames[k].feature is not None]
+    keys = keys[:window] if first else keys[-window:]
+    return mean_feature([frames[k].feature for k in keys])
+
+
 def merge_fragments(
-    tracks: Tracks, max_gap: int, min_iou: float, *, max_center_dist: float = 0.0, window: int = 1
+    tracks: Tracks,
+    max_gap: int,
+    min_iou: float,
+    *,
+    max_center_dist: float = 0.0,
+    window: int = 1,
+    appearance_gate: float = 0.0,
 ) -> tuple[Tracks, list[dict[str, Any]], dict[int, int]]:
     """Join a track that ends to one that starts soon after where the first one was heading.
 
@@ -282,13 +298,18 @@ def merge_fragments(
     known class conflict) are tested both ways: A's motion carried forward to B's first frame and B's
     carried backward to A's last. A link needs an extrapolated-box IoU >= ``min_iou`` or, when
     ``max_center_dist`` > 0, a predicted centre within that many box sides (boxes of shapes entering
-    or leaving cover change size fast, so IoU alone misses them). Links are accepted greedily, best
+    or leaving cover change size fast, so IoU alone misses them), and, when ``appearance_gate`` > 0,
+    A's last and B's first frames must look alike (``appearance_distance`` <= the gate: a shape that
+    went behind another is not the one that came out). Links are accepted greedily, best
     first; each fragment has at most one successor and one predecessor. ``window`` > 1 fits the
     motion over that many observations (``motion_box``) instead of the last two.
     Returns tracks, log, absorbed -> kept id.
     """
     spans = {tid: (min(f), max(f)) for tid, f in tracks.items() if f}
     labels = {tid: track_label(f) for tid, f in tracks.items() if f}
+    look = max(window, 3)
+    heads = {tid: end_appearance(f, first=True, window=look) for tid, f in tracks.items() if f}
+    tails = {tid: end_appearance(f, first=False, window=look) for tid, f in tracks.items() if f}
 
     def predict(frames: Mapping[int, Observation], target: int, backward: bool) -> Box:
         if window > 1:
@@ -302,6 +323,8 @@ def merge_fragments(
             if a == b or gap < 1 or gap > max_gap + 1:
                 continue
             if labels[a] >= 0 and labels[b] >= 0 and labels[a] != labels[b]:
+                continue
+            if appearance_gate > 0 and appearance_distance(tails[a], heads[b]) > appearance_gate:
                 continue
             fwd = predict(tracks[a], b_start, False)
             bwd = predict(tracks[b], a_end, True)
@@ -388,7 +411,12 @@ def repair_tracks(tracks: Tracks, p: RepairParams) -> RepairResult:
     absorbed: dict[int, int] = {}
     if p.merge:
         work, log, absorbed = merge_fragments(
-            work, p.max_gap_frames, p.min_iou, max_center_dist=p.max_center_dist, window=p.motion_window
+            work,
+            p.max_gap_frames,
+            p.min_iou,
+            max_center_dist=p.max_center_dist,
+            window=p.motion_window,
+            appearance_gate=p.appearance_gate,
         )
         repairs.extend(log)
     short = sorted(t for t, f in work.items() if len(f) < p.min_track_frames)

@@ -9,7 +9,9 @@ Two kinds of backend produce that format:
   Ultralytics' own BYTETrack / BoT-SORT classes, fed with our detections (no Ultralytics predictor in
   between). ByteTrack confirms a new track one frame late, so the first detection of each confirmed
   track is back-filled (the CPU analogue of backward propagation). Masks come from the -seg model
-  when it has one, else the detection's filled box (box-only models give box-shaped masks).
+  when it has one, else from ``refine.refine_detections`` (GrabCut in the box) or the filled box.
+  BoT-SORT gets each detection's colour histogram (``appearance.colour_feature``) as its ReID
+  feature, used as a veto on matches (``_gated``).
 
 Positions are tracked-frame positions (see ``video.VideoFrames``); boxes are xyxy pixels.
 """
@@ -128,30 +130,75 @@ def _tracker_args(kind: str, overrides: dict[str, Any] | None = None) -> Any:
         cfg["gmc_method"] = (
             "none"  # camera-motion compensation costs ~10 ms/frame; our scenes are static-camera
         )
-        cfg["with_reid"] = False
+        cfg.setdefault("with_reid", False)
     return IterableSimpleNamespace(**cfg)
 
 
-def _class_gated(base: type) -> type:
-    """A subclass of an Ultralytics tracker whose association never pairs a track with another class.
+def _gated(base: type, class_aware: bool, appearance_gate: float) -> type:
+    """A subclass of an Ultralytics tracker whose association never pairs a track with another class
+    (``class_aware``) or with a detection that looks different (appearance distance > ``appearance_gate``).
 
-    Ultralytics' BYTETrack/BoT-SORT match on IoU (and score) alone, so where two shapes of different
-    classes cross, a track may jump to the other one (an ID switch). Gating costs by class keeps the
-    high-score and new-track stages class-consistent; the low-score stage stays IoU-only (ByteTrack's
-    own design), because partly hidden objects are the ones the detector misclassifies.
+    Ultralytics' BYTETrack/BoT-SORT match on IoU (and score), so where two shapes cross, a track may
+    jump to the other one (an ID switch). Gating costs by class and appearance keeps the high-score
+    and new-track stages consistent; the low-score stage stays IoU-only (ByteTrack's own design),
+    because partly hidden objects are the ones the detector misclassifies. Unlike BoT-SORT's own
+    ReID fusion (``min(iou, appearance)``, which lets appearance *add* matches), appearance here only
+    *removes* matches: a colour histogram is a weak re-identifier but a strong veto.
     """
+    from ultralytics.trackers.basetrack import TrackState
+    from ultralytics.trackers.utils import matching
 
-    class ClassGated(base):  # type: ignore[misc, valid-type]
+    class Gated(base):  # type: ignore[misc, valid-type]
         def get_dists(self, tracks: list[Any], detections: list[Any]) -> np.ndarray:
-            dists = super().get_dists(tracks, detections)
-            if dists.size:
+            dists = matching.iou_distance(tracks, detections)
+            if self.args.fuse_score:
+                dists = matching.fuse_score(dists, detections)
+            if not dists.size:
+                return dists
+            if class_aware:
                 track_cls = np.array([t.cls for t in tracks], dtype=np.float64)
                 det_cls = np.array([d.cls for d in detections], dtype=np.float64)
                 dists = np.where(track_cls[:, None] == det_cls[None, :], dists, 1.0)
-            return dists
+            return self._appearance_veto(tracks, detections, dists)
 
-    ClassGated.__name__ = f"ClassGated{base.__name__}"
-    return ClassGated
+        def _appearance_veto(self, tracks: list[Any], detections: list[Any], dists: np.ndarray) -> np.ndarray:
+            if appearance_gate <= 0 or getattr(self, "encoder", None) is None or not dists.size:
+                return dists
+            known_t = np.array([getattr(t, "smooth_feat", None) is not None for t in tracks])
+            known_d = np.array([getattr(d, "curr_feat", None) is not None for d in detections])
+            emb = matching.embedding_distance(tracks, detections)  # 1 - cosine, in [0, 1] here
+            veto = (emb > appearance_gate) & known_t[:, None] & known_d[None, :]
+            return np.where(veto, 1.0, dists)
+
+        def _second_association(
+            self,
+            strack_pool: list[Any],
+            u_track: list[int],
+            detections_second: list[Any],
+            activated: list[Any],
+            refind: list[Any],
+            lost: list[Any],
+        ) -> None:
+            """ByteTrack's low-score stage (IoU, threshold 0.5) with the appearance veto added.
+
+            The class gate stays off here, but colour survives partial occlusion: without the veto, a
+            track whose object went behind another one takes over the occluder's low-score box.
+            """
+            remaining = [strack_pool[i] for i in u_track if strack_pool[i].state == TrackState.Tracked]
+            if remaining and detections_second:
+                dists = self._appearance_veto(
+                    remaining, detections_second, matching.iou_distance(remaining, detections_second)
+                )
+                matches, u_left, _ = matching.linear_assignment(dists, thresh=0.5)
+                self._apply_matches(matches, remaining, detections_second, activated, refind)
+            else:
+                u_left = list(range(len(remaining)))
+            for it in u_left:
+                remaining[it].mark_lost()
+                lost.append(remaining[it])
+
+    Gated.__name__ = f"Gated{base.__name__}"
+    return Gated
 
 
 @dataclass
@@ -160,6 +207,7 @@ class DetectionTracker:
 
     kind: str = "bytetrack"
     class_aware: bool = True
+    appearance_gate: float = 0.0  # botsort: veto matches whose colour features differ more; 0 = off
     settings: dict[str, Any] = field(default_factory=dict)  # overrides of Ultralytics' tracker yaml
     _tracker: Any = None
     _pending: dict[int, list[tuple[int, np.ndarray, float, int]]] = field(default_factory=dict)
@@ -177,8 +225,11 @@ class DetectionTracker:
             from ultralytics.trackers.bot_sort import BOTSORT as base
         else:
             from ultralytics.trackers.byte_tracker import BYTETracker as base
-        cls = _class_gated(base) if self.class_aware else base
-        self._tracker = cls(_tracker_args(self.kind, self.settings))
+        reid = self.kind == "botsort" and self.appearance_gate > 0
+        settings = {**self.settings, **({"with_reid": True, "model": "auto"} if reid else {})}
+        gated = self.class_aware or reid
+        cls = _gated(base, self.class_aware, self.appearance_gate if reid else 0.0) if gated else base
+        self._tracker = cls(_tracker_args(self.kind, settings))
         self._pending = {}
         self._confirmed = set()
 
@@ -187,8 +238,9 @@ class DetectionTracker:
         position: int,
         frame: np.ndarray,
         detections: Sequence[tuple[Detection, np.ndarray | None]],
+        features: np.ndarray | None = None,
     ) -> tuple[FrameMasks, dict[int, int], list[tuple[int, int, np.ndarray, float, int]]]:
-        """Associate one frame's detections.
+        """Associate one frame's detections (``features``: (N, D) appearance, used by botsort).
 
         Returns the frame's masks, each track's class id on it, and the back-filled observations of
         tracks confirmed now, as ``(position, id, mask, score, class id)``.
@@ -201,7 +253,8 @@ class DetectionTracker:
             np.array([d.class_id for d, _ in detections], dtype=np.float32),
         )
         img = frame[..., ::-1] if self.kind == "botsort" else None
-        rows = self._tracker.update(dets, img)
+        feats = features if getattr(self._tracker, "encoder", None) is not None else None
+        rows = self._tracker.update(dets, img, feats=feats)
 
         def mask_of(i: int) -> np.ndarray:
             m = detections[i][1]
