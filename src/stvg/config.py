@@ -182,6 +182,7 @@ class DetectorParams:
     batch: int = 16
     n_train_frames: int = 400
     n_val_frames: int = 80
+    crowded_fraction: float = 0.0  # share of training frames drawn where shapes touch or overlap
     threads: int = 2
     seed: int = 0
 
@@ -191,6 +192,7 @@ class DetectorParams:
         _require(self.epochs >= 1, "detector.epochs", "must be >= 1")
         _require(self.batch >= 1, "detector.batch", "must be >= 1")
         _require(self.threads >= 1, "detector.threads", "must be >= 1")
+        _require(0 <= self.crowded_fraction <= 1, "detector.crowded_fraction", "must be in [0, 1]")
 
 
 @dataclass(frozen=True)
@@ -213,6 +215,7 @@ class PromptParams:
     merge_max_gap_s: float = 2.0
     merge_min_iou: float = 0.3
     merge_max_center_dist: float = 1.0  # ... or the predicted centre within this many box sides; 0 = off
+    merge_max_overlap_s: float = 0.0  # ... or start this long before the previous fragment ends, seconds
     merge_motion_window: int = 4  # observations fitting a fragment's velocity and size for merging
     fill_gaps: bool = True  # fill gaps <= merge_max_gap_s inside a track with the visible interpolated box
     class_aware_tracking: bool = True  # cpu backend: never associate a track with another class
@@ -250,6 +253,7 @@ class PromptParams:
         _require(self.track_fps >= 0, "prompt.track_fps", "must be >= 0 (0 = native)")
         _require(self.max_frames >= 0, "prompt.max_frames", "must be >= 0 (0 = no cap)")
         _require(self.merge_max_gap_s >= 0, "prompt.merge_max_gap_s", "must be >= 0 seconds")
+        _require(self.merge_max_overlap_s >= 0, "prompt.merge_max_overlap_s", "must be >= 0 seconds")
         _require(self.merge_max_center_dist >= 0, "prompt.merge_max_center_dist", "must be >= 0 (0 = off)")
         _require(self.merge_motion_window >= 1, "prompt.merge_motion_window", "must be >= 1 observation")
         _require(0 <= self.merge_min_iou <= 1, "prompt.merge_min_iou", "must be in [0, 1]")

@@ -127,3 +127,34 @@ def test_fill_occluded_skips_fully_hidden_frames():
     out, n = fill_occluded({1: behind, 2: front}, max_gap=5, height=h, width=w)
     assert n == 0 and sorted(out[1]) == [0, 2]
     assert np.isclose(out[1][0].box, (10, 10, 30, 30)).all()
+
+
+def test_a_track_opened_while_the_old_one_lingers_on_a_duplicate_is_merged():
+    a = moving(0, 10, range(21))  # object X, frames 0..20
+    b = moving(0, 10, range(18, 40))  # the tracker opened a second track on X at 18: duplicates 18..20
+    assert set(merge_fragments({1: a, 2: b}, max_gap=5, min_iou=0.3)[0]) == {1, 2}  # no overlap allowed
+    merged, log, absorbed = merge_fragments({1: a, 2: b}, max_gap=5, min_iou=0.3, max_overlap=5)
+    assert set(merged) == {1} and sorted(merged[1]) == list(range(40))
+    assert absorbed == {2: 1} and log[0]["gap_frames"] == -3  # three shared frames
+    assert "before track 1 ends" in log[0]["reason"]
+
+
+def test_a_new_track_whose_first_box_spans_two_shapes_is_merged_and_the_old_box_kept():
+    a = moving(0, 10, range(21))
+    b = moving(0, 10, range(19, 40))
+    for f in (19, 20):  # B's first two boxes hold X and a neighbour below it
+        x1, y1, x2, y2 = b[f].box
+        b[f] = obs(x1 - 4, y1, x2 + 4, y2 + 30)
+    merged, _, _ = merge_fragments({1: a, 2: b}, max_gap=5, min_iou=0.3, max_overlap=5)
+    assert set(merged) == {1}
+    assert merged[1][19].box == a[19].box or merged[1][19].box == b[19].box
+    assert len(merged[1]) == 40
+
+
+def test_two_tracks_that_each_follow_their_own_object_through_the_overlap_stay_apart():
+    a = moving(0, 10, range(21), vx=2.0)  # X moving right, ends at 20
+    # Y starts at 17 just ahead of where X is heading, moving down: on the shared frames 17..20
+    # each track keeps to its own path, so they are two objects even though B starts near A's path
+    b = {f: obs(44, 10 + 3 * (f - 17), 64, 30 + 3 * (f - 17)) for f in range(17, 40)}
+    merged, log, _ = merge_fragments({1: a, 2: b}, max_gap=5, min_iou=0.05, max_overlap=5)
+    assert set(merged) == {1, 2} and log == []

@@ -248,6 +248,22 @@ def test_detector_frames_are_deterministic_and_exact() -> None:
             assert len(colours) == 1 and tuple(colours[0]) in set(COLORS.values())
 
 
+def test_crowded_fraction_draws_frames_where_shapes_touch() -> None:
+    p = SyntheticParams()
+
+    def touching(masks: list[np.ndarray]) -> bool:
+        boxes = [mask_to_box(m) for m in masks]
+        return any(
+            a[0] <= b[2] + 2 and b[0] <= a[2] + 2 and a[1] <= b[3] + 2 and b[1] <= a[3] + 2
+            for i, a in enumerate(boxes)
+            for b in boxes[i + 1 :]
+        )
+
+    uniform = [touching(f.masks) for f in render_detector_frames(p, 40, seed=5)]
+    crowded = [touching(f.masks) for f in render_detector_frames(p, 40, seed=5, crowded_fraction=1.0)]
+    assert sum(crowded) >= 30 > sum(uniform) + 10  # crowded frames are otherwise rare
+
+
 def test_bad_synthetic_params_name_the_key() -> None:
     with pytest.raises(ParamsError, match=r"synthetic\.p_enter"):
         params_from_dict({"synthetic": {"p_enter": 1.5}})

@@ -24,6 +24,7 @@ Conventions (where HC-STVG is silent or assumes otherwise):
 
 from __future__ import annotations
 
+import itertools
 import json
 import logging
 import time
@@ -271,13 +272,33 @@ def generate_benchmark(p: SyntheticParams, out_dir: Path, *, progress: bool = Tr
 # ----------------------------------------------------------------------------------------------- detector
 
 
+def crowded_frames(scene: Scene, centers: list[np.ndarray]) -> np.ndarray:
+    """Frames on which two instances' bounding squares touch or overlap (crossings, occlusions)."""
+    n = scene.n_frames
+    crowded = np.zeros(n, dtype=bool)
+    for (a, ia), (b, ib) in itertools.combinations(enumerate(scene.instances), 2):
+        gap = (ia.size + ib.size) / 2 + 2  # centre distance (per axis) at which the squares touch
+        d = np.abs(centers[a] - centers[b])  # (n, 2), NaN where either is absent
+        with np.errstate(invalid="ignore"):
+            crowded |= (d[:, 0] <= gap) & (d[:, 1] <= gap)
+    return crowded
+
+
 def render_detector_frames(
-    p: SyntheticParams, n: int, seed: int, *, min_visible_px: int | None = None
+    p: SyntheticParams,
+    n: int,
+    seed: int,
+    *,
+    min_visible_px: int | None = None,
+    crowded_fraction: float = 0.0,
 ) -> Iterator[DetectorFrame]:
     """``n`` single frames from fresh random scenes of the benchmark distribution, for detector training.
 
     Each frame comes from its own scene (stream (seed, detector, i), disjoint from the benchmark's) at a
-    uniformly drawn time. Labels are the instances showing >= ``min_visible_px`` pixels (default
+    uniformly drawn time; with probability ``crowded_fraction`` the time is drawn among the scene's
+    crowded frames instead (``crowded_frames``: shapes touching or overlapping), which a uniform draw
+    rarely picks but which is where a detector merges two shapes into one box and a tracker then
+    switches IDs. Labels are the instances showing >= ``min_visible_px`` pixels (default
     ``p.min_visible_px``), with class names from SHAPE_CLASSES and tight boxes of their visible masks.
     """
     threshold = p.min_visible_px if min_visible_px is None else min_visible_px
@@ -287,6 +308,10 @@ def render_detector_frames(
         background = make_background(rng, p.height, p.width)
         frame = int(rng.integers(scene.n_frames))
         centers = [instance_centers(inst, scene.n_frames) for inst in scene.instances]
+        if crowded_fraction > 0 and rng.random() < crowded_fraction:
+            crowded = np.flatnonzero(crowded_frames(scene, centers))
+            if crowded.size:
+                frame = int(rng.choice(crowded))
         image, visible = render_frame(scene, frame, background, centers)
         labels, masks = [], []
         for inst, mask in zip(scene.instances, visible):

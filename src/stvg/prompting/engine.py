@@ -392,6 +392,7 @@ def repair_params(p: PromptParams, track_fps: float) -> RepairParams:
         size_filter_ratio=p.size_filter_ratio,
         min_track_frames=p.min_track_frames,
         appearance_gate=p.appearance_gate,
+        max_overlap_frames=max(0, round(p.merge_max_overlap_s * track_fps)),
     )
 
 

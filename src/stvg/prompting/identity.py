@@ -148,6 +148,7 @@ class RepairParams:
     fix_switches: bool = True
     merge: bool = True
     appearance_gate: float = 0.0  # fragments whose end/start colours differ more are never merged; 0 = off
+    max_overlap_frames: int = 0  # a fragment may start this many frames before the previous one ends
 
 
 @dataclass(frozen=True)
@@ -283,6 +284,14 @@ def end_appearance(frames: Mapping[int, Observation], *, first: bool, window: in
     return mean_feature([frames[k].feature for k in keys])
 
 
+def _box_containment(a: Box, b: Box) -> float:
+    """Intersection over the smaller box's area: 1 when one box lies inside the other."""
+    iw = max(0.0, min(a[2], b[2]) - max(a[0], b[0]))
+    ih = max(0.0, min(a[3], b[3]) - max(a[1], b[1]))
+    small = min((a[2] - a[0]) * (a[3] - a[1]), (b[2] - b[0]) * (b[3] - b[1]))
+    return iw * ih / small if small > 0 else 0.0
+
+
 def merge_fragments(
     tracks: Tracks,
     max_gap: int,
@@ -291,19 +300,30 @@ def merge_fragments(
     max_center_dist: float = 0.0,
     window: int = 1,
     appearance_gate: float = 0.0,
+    max_overlap: int = 0,
 ) -> tuple[Tracks, list[dict[str, Any]], dict[int, int]]:
     """Join a track that ends to one that starts soon after where the first one was heading.
 
-    Candidate links (end of A -> start of B, 0 < gap <= ``max_gap`` + 1 frames, no time overlap, no
-    known class conflict) are tested both ways: A's motion carried forward to B's first frame and B's
-    carried backward to A's last. A link needs an extrapolated-box IoU >= ``min_iou`` or, when
+    Candidate links (end of A -> start of B, 0 < gap <= ``max_gap`` + 1 frames, no known class
+    conflict) are tested both ways: A's motion carried forward to B's first frame and B's carried
+    backward to A's last. A link needs an extrapolated-box IoU >= ``min_iou`` or, when
     ``max_center_dist`` > 0, a predicted centre within that many box sides (boxes of shapes entering
     or leaving cover change size fast, so IoU alone misses them), and, when ``appearance_gate`` > 0,
     A's last and B's first frames must look alike (``appearance_distance`` <= the gate: a shape that
-    went behind another is not the one that came out). Links are accepted greedily, best
-    first; each fragment has at most one successor and one predecessor. ``window`` > 1 fits the
-    motion over that many observations (``motion_box``) instead of the last two.
-    Returns tracks, log, absorbed -> kept id.
+    went behind another is not the one that came out).
+
+    With ``max_overlap`` > 0, B may also start up to that many frames *before* A ends: a tracker
+    often opens the new track a frame or two before the old one dies (the old one lingers on a
+    duplicate box, or has just jumped onto a neighbour). Such a link is tested with A's motion
+    before B starts (and B's after A ends), and only when on every shared frame the two boxes are
+    duplicates (IoU >= 0.5, or >= 85 % of the smaller inside the larger: a box spanning two shapes)
+    or one of them has left its own track's path (IoU < ``min_iou`` with that track's motion from
+    its unshared frames): two tracks that each follow their own object through the overlap are two
+    objects. On a shared frame the merged track keeps B's box, or A's where B's left its path.
+
+    Links are accepted greedily, best first; each fragment has at most one successor and one
+    predecessor. ``window`` > 1 fits the motion over that many observations (``motion_box``) instead
+    of the last two. Returns tracks, log, absorbed -> kept id.
     """
     spans = {tid: (min(f), max(f)) for tid, f in tracks.items() if f}
     labels = {tid: track_label(f) for tid, f in tracks.items() if f}
@@ -316,25 +336,58 @@ def merge_fragments(
             return motion_box(frames, target, backward=backward, window=window)
         return extrapolate_box(frames, target, backward=backward)
 
+    def resolve_overlap(a: int, b: int, b_start: int, a_end: int) -> dict[int, Observation] | None:
+        """The shared frames' observations to keep, or None when A and B are two objects."""
+        a_pre = {f: o for f, o in tracks[a].items() if f < b_start}
+        b_post = {f: o for f, o in tracks[b].items() if f > a_end}
+        keep: dict[int, Observation] = {}
+        for t in range(b_start, a_end + 1):
+            oa, ob = tracks[a].get(t), tracks[b].get(t)
+            if oa is None or ob is None:
+                if oa is not None or ob is not None:
+                    keep[t] = oa if ob is None else ob  # type: ignore[assignment]
+                continue
+            if float(box_iou(oa.box, ob.box)) >= 0.5 or _box_containment(oa.box, ob.box) >= 0.85:
+                keep[t] = ob  # duplicates, or one box holds the other (a box spanning two shapes)
+                continue
+            a_off = float(box_iou(oa.box, predict(a_pre, t, False))) < min_iou
+            b_off = float(box_iou(ob.box, predict(b_post, t, True))) < min_iou
+            if not (a_off or b_off):
+                return None
+            keep[t] = oa if b_off and not a_off else ob
+        return keep
+
     candidates: list[tuple[float, int, int, int]] = []
-    for a, (_, a_end) in spans.items():
-        for b, (b_start, _) in spans.items():
+    shared: dict[tuple[int, int], dict[int, Observation]] = {}
+    for a, (a_start, a_end) in spans.items():
+        for b, (b_start, b_end) in spans.items():
             gap = b_start - a_end
-            if a == b or gap < 1 or gap > max_gap + 1:
+            if a == b or gap < 1 - max_overlap or gap > max_gap + 1:
                 continue
             if labels[a] >= 0 and labels[b] >= 0 and labels[a] != labels[b]:
                 continue
             if appearance_gate > 0 and appearance_distance(tails[a], heads[b]) > appearance_gate:
                 continue
-            fwd = predict(tracks[a], b_start, False)
-            bwd = predict(tracks[b], a_end, True)
-            iou = max(float(box_iou(fwd, tracks[b][b_start].box)), float(box_iou(bwd, tracks[a][a_end].box)))
+            a_frames, b_frames = tracks[a], tracks[b]
+            if gap < 1:  # B starts before A ends: judge each by what it did while alone
+                if b_start <= a_start or b_end <= a_end:
+                    continue
+                keep = resolve_overlap(a, b, b_start, a_end)
+                if keep is None:
+                    continue
+                shared[(a, b)] = keep
+                a_frames = {f: o for f, o in tracks[a].items() if f < b_start}
+                b_frames = {f: o for f, o in tracks[b].items() if f > a_end}
+            a_last, b_first = max(a_frames), min(b_frames)
+            fwd = predict(a_frames, b_first, False)
+            bwd = predict(b_frames, a_last, True)
+            iou = max(float(box_iou(fwd, b_frames[b_first].box)), float(box_iou(bwd, a_frames[a_last].box)))
             dist = min(
-                center_distance(fwd, tracks[b][b_start].box), center_distance(bwd, tracks[a][a_end].box)
+                center_distance(fwd, b_frames[b_first].box), center_distance(bwd, a_frames[a_last].box)
             )
             if iou >= min_iou or (max_center_dist > 0 and dist <= max_center_dist):
                 candidates.append((iou - dist, a, b, gap))
-    candidates.sort(key=lambda c: (-c[0], c[3], c[1], c[2]))
+    candidates.sort(key=lambda c: (-c[0], abs(c[3] - 1), c[1], c[2]))
     succ: dict[int, int] = {}
     pred: dict[int, int] = {}
     log: list[dict[str, Any]] = []
@@ -342,6 +395,12 @@ def merge_fragments(
         if a in succ or b in pred:
             continue
         succ[a], pred[b] = b, a
+        reason = (
+            f"track {b} starts {gap - 1} frame(s) after track {a} ends, where {a} was heading"
+            if gap >= 1
+            else f"track {b} starts {1 - gap} frame(s) before track {a} ends, where {a} was heading; "
+            f"the shared frames hold duplicate boxes or one track off its path"
+        )
         log.append(
             {
                 "kind": "merge",
@@ -349,7 +408,7 @@ def merge_fragments(
                 "merged": b,
                 "gap_frames": gap - 1,
                 "score": round(score, 4),
-                "reason": f"track {b} starts {gap - 1} frame(s) after track {a} ends, where {a} was heading",
+                "reason": reason,
             }
         )
     out: Tracks = {}
@@ -358,10 +417,11 @@ def merge_fragments(
         chain = {**tracks[head]}
         cur = head
         while cur in succ:
-            cur = succ[cur]
+            prev, cur = cur, succ[cur]
             chain.update(tracks[cur])
+            chain.update(shared.get((prev, cur), {}))
             absorbed[cur] = head
-        out[head] = chain
+        out[head] = dict(sorted(chain.items()))
     return out, log, absorbed
 
 
@@ -417,6 +477,7 @@ def repair_tracks(tracks: Tracks, p: RepairParams) -> RepairResult:
             max_center_dist=p.max_center_dist,
             window=p.motion_window,
             appearance_gate=p.appearance_gate,
+            max_overlap=p.max_overlap_frames,
         )
         repairs.extend(log)
     short = sorted(t for t, f in work.items() if len(f) < p.min_track_frames)

@@ -35,7 +35,9 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
     return parser.parse_args(argv)
 
 
-def labelled_frames(p: SyntheticParams, n: int, seed: int) -> tuple[list[Any], tuple[str, ...]]:
+def labelled_frames(
+    p: SyntheticParams, n: int, seed: int, crowded_fraction: float = 0.0
+) -> tuple[list[Any], tuple[str, ...]]:
     """``n`` generator frames as LabelledFrame records, and the class names (SHAPE_CLASSES order)."""
     from stvg.data.synthetic import SHAPE_CLASSES, render_detector_frames
     from stvg.prompting.detector import LabelledFrame
@@ -48,7 +50,7 @@ def labelled_frames(p: SyntheticParams, n: int, seed: int) -> tuple[list[Any], t
             boxes=tuple(tuple(float(v) for v in box) for _, box in fr.labels),
             masks=tuple(fr.masks),
         )
-        for fr in render_detector_frames(p, n, seed)
+        for fr in render_detector_frames(p, n, seed, crowded_fraction=crowded_fraction)
     ]
     return frames, tuple(SHAPE_CLASSES)
 
@@ -58,7 +60,7 @@ def train(d: DetectorParams, synthetic: SyntheticParams, out: Path) -> dict[str,
     from stvg.prompting.detector import train_detector, write_yolo_dataset
 
     t0 = time.perf_counter()
-    train_frames, names = labelled_frames(synthetic, d.n_train_frames, d.seed)
+    train_frames, names = labelled_frames(synthetic, d.n_train_frames, d.seed, d.crowded_fraction)
     val_frames, _ = labelled_frames(synthetic, d.n_val_frames, d.seed + 1)
     segment = "-seg" in Path(d.arch).stem
     with tempfile.TemporaryDirectory(prefix="stvg-detector-") as tmp:
