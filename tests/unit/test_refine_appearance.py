@@ -7,7 +7,7 @@ import numpy as np
 import pytest
 
 from stvg.geometry import box_iou, mask_to_box
-from stvg.prompting.appearance import FEATURE_DIM, appearance_distance, colour_feature, mean_feature
+from stvg.prompting.appearance import FEATURE_DIM, appearance_distance, colour_feature, medoid_feature
 from stvg.prompting.identity import Observation, merge_fragments
 from stvg.prompting.refine import refine_box, refine_detections
 from stvg.records import Detection
@@ -117,8 +117,9 @@ def test_colour_features_separate_colours_and_match_the_same_colour():
     assert appearance_distance(fa, fc) > 0.9
     assert colour_feature(img, np.zeros_like(a)) is None
     assert appearance_distance(None, fa) == 0.0  # unknown appearance never vetoes
-    m = mean_feature([fa, None, fb])
+    m = medoid_feature([fa, None, fc, fb])  # two reds and one blue: a red
     assert m is not None and appearance_distance(m, fa) < 0.05
+    assert medoid_feature([None]) is None
 
 
 def test_merge_is_vetoed_when_the_fragments_look_different():

@@ -53,11 +53,10 @@ def appearance_distance(a: np.ndarray | None, b: np.ndarray | None) -> float:
     return float(np.clip(1.0 - float(np.dot(a, b)), 0.0, 1.0))
 
 
-def mean_feature(features: Sequence[np.ndarray | None]) -> np.ndarray | None:
-    """Unit-norm mean of the known features (a track's appearance over several frames)."""
+def medoid_feature(features: Sequence[np.ndarray | None]) -> np.ndarray | None:
+    """The known feature closest (in summed cosine similarity) to all the others: robust to a few outliers."""
     known = [f for f in features if f is not None]
     if not known:
         return None
-    m = np.mean(np.stack(known), axis=0)
-    n = float(np.linalg.norm(m))
-    return (m / n).astype(np.float32) if n > 0 else None
+    stack = np.stack(known)
+    return known[int(np.argmax((stack @ stack.T).sum(axis=1)))]

@@ -26,7 +26,7 @@ from typing import Any
 import numpy as np
 
 from stvg.geometry import box_iou, pairwise_containment, pairwise_mask_iou
-from stvg.prompting.appearance import appearance_distance, mean_feature
+from stvg.prompting.appearance import appearance_distance, medoid_feature
 
 Box = tuple[float, float, float, float]
 
@@ -278,10 +278,14 @@ def split_switches(tracks: Tracks, min_iou: float) -> tuple[Tracks, list[dict[st
 
 
 def end_appearance(frames: Mapping[int, Observation], *, first: bool, window: int) -> np.ndarray | None:
-    """Mean appearance of a track's first (or last) ``window`` observed (not gap-filled) frames."""
+    """Typical appearance of a track's first (or last) ``window`` observed (not gap-filled) frames.
+
+    The medoid, not the mean: the ends of a fragment are where its object goes behind, or comes out
+    from behind, another one, and those frames' masks mix in the other object's colours.
+    """
     keys = [k for k in sorted(frames) if not frames[k].filled and frames[k].feature is not None]
     keys = keys[:window] if first else keys[-window:]
-    return mean_feature([frames[k].feature for k in keys])
+    return medoid_feature([frames[k].feature for k in keys])
 
 
 def _box_containment(a: Box, b: Box) -> float:
@@ -327,7 +331,7 @@ def merge_fragments(
     """
     spans = {tid: (min(f), max(f)) for tid, f in tracks.items() if f}
     labels = {tid: track_label(f) for tid, f in tracks.items() if f}
-    look = max(window, 3)
+    look = max(window, 8)
     heads = {tid: end_appearance(f, first=True, window=look) for tid, f in tracks.items() if f}
     tails = {tid: end_appearance(f, first=False, window=look) for tid, f in tracks.items() if f}
 
