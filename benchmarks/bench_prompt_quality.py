@@ -2,9 +2,9 @@
 
     .venv/bin/python benchmarks/bench_prompt_quality.py [--val 8] [--train 8] [--ceiling]
 
-Identity coverage (issue 3's bar, the definition of tests/smoke/test_cpu_tracker.py): for each GT
-instance, the share of its visible frames (>= 60 visible pixels) on which its most frequent matching
-ID (box IoU >= 0.5 with the GT visible-part box) is the best match; target min >= 0.95. Prints one
+Identity coverage (issue 3's bar; ``stvg.evaluation.prompt_quality``, as tests/smoke/test_cpu_tracker.py):
+for each GT instance, the share of its visible frames on which its most frequent matching ID (box
+IoU >= 0.5 with the GT visible-part box) is the best match; target min >= 0.95. Prints one
 JSON object with min / mean / percentiles over all instances of the chosen videos, plus the worst ones.
 
 ``--ceiling`` also generates the default benchmark into a temp dir and runs ``stvg prompt`` and
@@ -20,48 +20,24 @@ import subprocess
 import sys
 import tempfile
 import time
-from collections import Counter
 from pathlib import Path
 
 import numpy as np
 
 from stvg.env import configure_environment
 
-MIN_VISIBLE_PX = 60  # as tests/smoke/test_cpu_tracker.py
-
-
-def dominant_coverage(table, visible: np.ndarray) -> list[float]:
-    """Per GT instance: share of its visible frames covered by its most frequent matching ID."""
-    from stvg.geometry import box_iou, mask_to_box
-
-    by_frame = {f: g for f, g in table.groupby("frame")}
-    out = []
-    for inst in visible:
-        frames = [t for t in range(len(inst)) if inst[t].sum() >= MIN_VISIBLE_PX]
-        winners = []
-        for t in frames:
-            g = by_frame.get(t)
-            best = None
-            if g is not None:
-                ious = box_iou(g[["x1", "y1", "x2", "y2"]].to_numpy(), np.asarray(mask_to_box(inst[t])))
-                if ious.max() >= 0.5:
-                    best = int(g.instance_id.to_numpy()[ious.argmax()])
-            winners.append(best)
-        counts = Counter(w for w in winners if w is not None)
-        out.append(counts.most_common(1)[0][1] / len(frames) if counts and frames else 0.0)
-    return out
-
 
 def coverage(weights: Path, n_val: int, n_train: int, params: Path) -> dict:
-    from stvg.config import SyntheticParams, load_params
+    from stvg.config import load_params
     from stvg.data.synthetic import build_video
+    from stvg.evaluation.prompt_quality import identity_coverage
     from stvg.prompting.detector import YoloDetector
     from stvg.prompting.engine import prompt_video
     from stvg.prompting.video import ArrayFrames
 
-    p = load_params(params).prompt
-    sp = SyntheticParams()
-    detector = YoloDetector(weights, conf=0.25, imgsz=192, threads=2)
+    params_ = load_params(params)
+    p, sp, d = params_.prompt, params_.synthetic, params_.detector
+    detector = YoloDetector(weights, conf=d.conf, imgsz=d.imgsz, threads=d.threads)
     values: list[float] = []
     where: list[str] = []
     t0 = time.perf_counter()
@@ -69,7 +45,7 @@ def coverage(weights: Path, n_val: int, n_train: int, params: Path) -> dict:
         for i in range(n):
             video = build_video(sp, split, i)
             result = prompt_video(ArrayFrames(video.frames, fps=sp.fps), detector, p, video_id=video.name)
-            cov = dominant_coverage(result.table, video.visible)
+            cov = identity_coverage(result.table, video.visible)
             values += cov
             where += [f"{video.name}#{k}" for k in range(len(cov))]
     a = np.asarray(values)
@@ -90,14 +66,14 @@ def coverage(weights: Path, n_val: int, n_train: int, params: Path) -> dict:
 
 
 def ceiling(weights: Path, params: Path) -> dict:
-    from stvg.config import SyntheticParams
+    from stvg.config import load_params
     from stvg.data.synthetic import generate_benchmark
 
     stvg = [sys.executable, "-m", "stvg.cli"]
     with tempfile.TemporaryDirectory() as tmp:
         root = Path(tmp)
         t0 = time.perf_counter()
-        generate_benchmark(SyntheticParams(), root / "synthetic")
+        generate_benchmark(load_params(params).synthetic, root / "synthetic")
         common = ["--params", str(params), "--data-dir", str(root)]
         subprocess.run(
             [*stvg, "prompt", *common, "--detector", str(weights), "--out", str(root / "prompt")], check=True
@@ -116,7 +92,7 @@ def main() -> None:
     ap.add_argument("--weights", type=Path, default=Path("artifacts/detector/weights.pt"))
     ap.add_argument("--params", type=Path, default=Path("params.yaml"))
     ap.add_argument("--val", type=int, default=8)
-    ap.add_argument("--train", type=int, default=8)
+    ap.add_argument("--train", type=int, default=24)
     ap.add_argument("--ceiling", action="store_true")
     args = ap.parse_args()
     if not args.weights.is_file():

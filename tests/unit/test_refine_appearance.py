@@ -163,3 +163,28 @@ def test_botsort_never_hands_a_track_to_a_differently_coloured_detection(gate: f
     confirmed = [i for i in ids[1:4] if i is not None]
     assert len(set(confirmed)) == 1
     assert (ids[5] == confirmed[0]) is same_id
+
+
+# ----------------------------------------------------------------------------------------------- coverage
+
+
+def test_identity_coverage_counts_the_dominant_id_over_visible_frames():
+    import pandas as pd
+
+    from stvg.evaluation.prompt_quality import identity_coverage
+
+    t, h, w = 10, 40, 60
+    visible = np.zeros((2, t, h, w), dtype=bool)
+    visible[0, :, 5:25, 5:25] = True  # instance 0: always visible
+    visible[1, :, 5:25, 35:55] = True
+    visible[1, 8:, 5:25, 35:54] = False  # instance 1: a 1-px sliver on its last 2 frames (not counted)
+    visible[1, 8:, 5:25, 54] = True
+    rows = []
+    for f in range(t):
+        rows.append((f, 1 if f < 7 else 3, 5, 5, 25, 25))  # instance 0: ID 1, then a new ID 3 from frame 7
+        if f < 8:
+            rows.append((f, 2, 35, 5, 55, 25))
+    table = pd.DataFrame(rows, columns=["frame", "instance_id", "x1", "y1", "x2", "y2"])
+    cov = identity_coverage(table, visible)
+    assert cov == pytest.approx([0.7, 1.0])
+    assert identity_coverage(table.iloc[:0], visible) == [0.0, 0.0]
