@@ -217,6 +217,7 @@ class PromptParams:
     merge_max_center_dist: float = 1.0  # ... or the predicted centre within this many box sides; 0 = off
     merge_max_overlap_s: float = 0.0  # ... or start this long before the previous fragment ends, seconds
     merge_motion_window: int = 4  # observations fitting a fragment's velocity and size for merging
+    extend_ends: bool = True  # cpu backend: follow each track past its first/last detection by colour
     fill_gaps: bool = True  # fill gaps <= merge_max_gap_s inside a track with the visible interpolated box
     class_aware_tracking: bool = True  # cpu backend: never associate a track with another class
     box_refine: Literal["grabcut", "none"] = "grabcut"  # cpu backend: box-only detections -> masks

@@ -19,6 +19,17 @@ HUE_BINS, SAT_BINS, VAL_BINS = 16, 4, 4
 FEATURE_DIM = HUE_BINS * SAT_BINS * VAL_BINS
 
 
+def hsv_bins(image_rgb: np.ndarray) -> np.ndarray:
+    """Histogram bin (0..FEATURE_DIM-1) of every pixel of an RGB image, (H, W) int."""
+    import cv2
+
+    hsv = cv2.cvtColor(np.ascontiguousarray(image_rgb), cv2.COLOR_RGB2HSV).astype(np.int32)
+    h = np.minimum(hsv[..., 0] * HUE_BINS // 180, HUE_BINS - 1)
+    s = hsv[..., 1] * SAT_BINS // 256
+    v = hsv[..., 2] * VAL_BINS // 256
+    return (h * SAT_BINS + s) * VAL_BINS + v
+
+
 def colour_feature(image_rgb: np.ndarray, mask: np.ndarray) -> np.ndarray | None:
     """Unit-norm sqrt colour histogram (``FEATURE_DIM``,) of the masked pixels; None for an empty mask."""
     import cv2
@@ -32,13 +43,23 @@ def colour_feature(image_rgb: np.ndarray, mask: np.ndarray) -> np.ndarray | None
     inner = cv2.erode(m, np.ones((3, 3), np.uint8))
     if inner.sum() >= 8:
         m = inner
-    hsv = cv2.cvtColor(np.ascontiguousarray(image_rgb[y1:y2, x1:x2]), cv2.COLOR_RGB2HSV)
-    hist = cv2.calcHist([hsv], [0, 1, 2], m, [HUE_BINS, SAT_BINS, VAL_BINS], [0, 180, 0, 256, 0, 256])
-    hist = hist.reshape(-1).astype(np.float64)
-    total = hist.sum()
-    if total <= 0:
+    bins = hsv_bins(image_rgb[y1:y2, x1:x2])[m.astype(bool)]
+    if bins.size == 0:
         return None
-    return np.sqrt(hist / total).astype(np.float32)
+    hist = np.bincount(bins, minlength=FEATURE_DIM).astype(np.float64)
+    return np.sqrt(hist / hist.sum()).astype(np.float32)
+
+
+def back_project(image_rgb: np.ndarray, feature: np.ndarray) -> np.ndarray:
+    """How typical each pixel's colour is of ``feature``: (H, W) float in 0..1 (1 = the commonest bin).
+
+    Histogram back-projection (as OpenCV's calcBackProject / CamShift), on the same bins as
+    ``colour_feature``.
+    """
+    hist = feature.astype(np.float64) ** 2
+    peak = hist.max()
+    table = (hist / peak if peak > 0 else hist).astype(np.float32)
+    return table[hsv_bins(image_rgb)]
 
 
 def appearance_distance(a: np.ndarray | None, b: np.ndarray | None) -> float:

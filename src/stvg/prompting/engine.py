@@ -38,6 +38,7 @@ import pandas as pd
 from stvg.config import PromptParams
 from stvg.geometry import mask_to_box
 from stvg.prompting.appearance import FEATURE_DIM, colour_feature
+from stvg.prompting.extend import ExtendParams, extend_track_ends
 from stvg.prompting.identity import (
     Observation,
     RepairParams,
@@ -427,6 +428,22 @@ def fill_occluded(tracks: Tracks, max_gap: int, height: int, width: int) -> tupl
     return {tid: dict(sorted(frames.items())) for tid, frames in out.items()}, n
 
 
+class _FrameCache:
+    """Random access to a source's tracked frames, chunk by chunk, holding a few chunks at a time."""
+
+    def __init__(self, source: FrameSource, chunk: int = 32, keep: int = 4) -> None:
+        self.source, self.chunk, self.keep = source, chunk, keep
+        self._chunks: dict[int, list[np.ndarray]] = {}
+
+    def get(self, position: int) -> np.ndarray:
+        key = position // self.chunk
+        if key not in self._chunks:
+            if len(self._chunks) >= self.keep:
+                del self._chunks[next(iter(self._chunks))]
+            self._chunks[key] = self.source.read(key * self.chunk, (key + 1) * self.chunk)
+        return self._chunks[key][position - key * self.chunk]
+
+
 def effective_track_fps(source: FrameSource) -> float:
     """Tracked frames per second of video (native fps unless ``track_fps`` thinned them)."""
     idx = source.frame_indices
@@ -544,6 +561,15 @@ def prompt_video(
         else:
             final, id_map = renumber({t: f for t, f in raw.tracks.items() if f})
             repairs = list(raw.events)
+        if p.extend_ends and p.backend == "cpu" and make_tracker is None:
+            final, extended = extend_track_ends(
+                final,
+                _FrameCache(source).get,
+                len(source.frame_indices),
+                encode_mask,
+                ExtendParams(max_frames=rp.max_gap_frames, gate=p.appearance_gate or 1.0),
+            )
+            repairs.extend(extended)
         if p.fill_gaps:
             final, n_filled = fill_occluded(final, rp.max_gap_frames, source.meta.height, source.meta.width)
             if n_filled:

@@ -1,0 +1,82 @@
+"""Track-end extension (the CPU backend's forward/backward propagation) on drawn frames: a shape
+entering at the frame edge is followed back to its first visible pixels, a leaving one forward, and
+an extension never takes another colour or another track's object."""
+
+from __future__ import annotations
+
+import numpy as np
+
+from stvg.geometry import mask_to_box
+from stvg.prompting.appearance import colour_feature
+from stvg.prompting.extend import ExtendParams, extend_track_ends
+from stvg.prompting.identity import Observation
+
+H, W, SIZE, SPEED = 60, 120, 20, 4
+BLUE, RED = (40, 75, 205), (205, 35, 35)
+
+
+def frames_with(colour_at: dict[int, tuple[int, int, int]], n: int = 20) -> list[np.ndarray]:
+    """A square of SIZE px moving right at SPEED px/frame, entering from the left edge at frame 0."""
+    out = []
+    for t in range(n):
+        img = np.full((H, W, 3), 200, dtype=np.uint8)
+        x = -SIZE + 2 + SPEED * t
+        img[20 : 20 + SIZE, max(0, x) : max(0, x + SIZE)] = colour_at.get(t, BLUE)
+        out.append(img)
+    return out
+
+
+def observed(frames: list[np.ndarray], positions: range) -> dict[int, Observation]:
+    track = {}
+    for t in positions:
+        mask = (frames[t] != 200).any(axis=2)
+        track[t] = Observation(
+            box=mask_to_box(mask), area=int(mask.sum()), score=0.9, feature=colour_feature(frames[t], mask)
+        )
+    return track
+
+
+def test_an_entering_shape_is_followed_back_to_its_first_visible_pixels():
+    frames = frames_with({})
+    tracks = {1: observed(frames, range(6, 20))}  # the detector found it from frame 6 on
+    out, log = extend_track_ends(tracks, frames.__getitem__, len(frames), lambda m: None, ExtendParams())
+    visible = [t for t in range(20) if (frames[t] != 200).any(axis=2).sum() >= 16]
+    assert sorted(out[1]) == visible
+    assert all(out[1][t].filled and out[1][t].score == 0.0 for t in range(visible[0], 6))
+    assert out[1][visible[0]].box == mask_to_box((frames[visible[0]] != 200).any(axis=2))
+    assert log == [
+        {**log[0], "kind": "extend", "track": 1, "direction": "backward", "frames": 6 - visible[0]}
+    ]
+
+
+def test_a_different_colour_at_the_expected_place_is_not_taken():
+    frames = frames_with({t: RED for t in range(6)})  # another (red) object where blue was heading from
+    tracks = {1: observed(frames, range(6, 20))}
+    out, log = extend_track_ends(tracks, frames.__getitem__, len(frames), lambda m: None)
+    assert sorted(out[1]) == list(range(6, 20)) and log == []
+
+
+def test_another_tracks_object_is_not_taken_and_the_search_stops_at_frames_it_has():
+    frames = frames_with({})
+    other = observed(frames, range(3))  # frames 0..2 belong to track 2 (same object, same colours)
+    tracks = {1: observed(frames, range(6, 20)), 2: other}
+    out, _ = extend_track_ends(tracks, frames.__getitem__, len(frames), lambda m: None)
+    assert min(out[1]) == 3  # 5, 4, 3 found; 2 is track 2's
+    assert sorted(out[2]) == [0, 1, 2]
+
+
+def test_max_frames_bounds_an_extension():
+    frames = frames_with({})
+    tracks = {1: observed(frames, range(6, 20))}
+    out, log = extend_track_ends(
+        tracks, frames.__getitem__, len(frames), lambda m: None, ExtendParams(max_frames=2)
+    )
+    assert min(out[1]) == 4 and log[0]["frames"] == 2
+
+
+def test_a_leaving_shape_is_followed_forward_to_its_last_visible_pixels():
+    frames = frames_with({})[::-1]  # time-reversed: the square moves left and leaves at the left edge
+    tracks = {1: observed(frames, range(14))}
+    out, log = extend_track_ends(tracks, frames.__getitem__, len(frames), lambda m: None)
+    visible = [t for t in range(20) if (frames[t] != 200).any(axis=2).sum() >= 16]
+    assert sorted(out[1]) == visible and log[0]["direction"] == "forward"
