@@ -12,7 +12,8 @@ same raw tracks (raw id -> tracked position -> observation with the mask as COCO
   track's mask (then, if that track had ended, the two are merged: a recorded repair).
 - ``track_detections`` (CPU): per-frame detection, box -> mask refinement for box-only detectors
   (``refine``), colour features (``appearance``), BoT-SORT/BYTETrack association
-  (``tracker.DetectionTracker``).
+  (``tracker.DetectionTracker``); after repair, each track is followed past its first and last
+  detection by colour along its motion (``extend``, the CPU stand-in for SAM2's propagation).
 
 Departures from the official code: the keyframe duplicate test compares the detector's mask (or the
 filled box for box-only models, against the tracked masks' filled boxes) instead of a SAM2
