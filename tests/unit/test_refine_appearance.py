@@ -48,6 +48,14 @@ def test_a_loose_box_is_tightened_to_the_object():
     assert mask_to_box(mask) == tuple(float(v) for v in exact)
 
 
+def test_a_large_box_is_segmented_downscaled_and_still_fits():
+    img = background(360, 480)
+    exact = square(img, 100, 60, 240, BLUE)  # ROI ~290 x 290 px, segmented at ~96 x 96
+    mask = refine_box(img[..., ::-1], (96.0, 55.0, 345.0, 306.0))
+    assert mask is not None and mask.shape == img.shape[:2]
+    assert float(box_iou(mask_to_box(mask), exact)) > 0.97
+
+
 def test_a_disc_gets_a_round_mask_not_its_box():
     img = background()
     truth = disc(img, 80, 60, 15, BLUE)
