@@ -27,6 +27,7 @@ from stvg.config import DownloadSource, Params, load_params
 
 DATA_DIR = "data"
 CACHE_DIR = ".cache/downloads"
+MAX_LISTED_INVALID = 20  # skipped samples named one by one in the flow log
 
 
 @dataclass(frozen=True)
@@ -73,6 +74,10 @@ def check_raw_task(params: Params, data_dir: Path) -> list[CheckReport]:
             logger.warning(
                 "%s: %d invalid sample(s) skipped (data.skip_invalid)", annotation, len(loaded.invalid)
             )
+            for bad in loaded.invalid[:MAX_LISTED_INVALID]:
+                logger.warning("  skipped %s in %s: %s", bad.sample_id, bad.file, bad.reason)
+            if len(loaded.invalid) > MAX_LISTED_INVALID:
+                logger.warning("  ... and %d more", len(loaded.invalid) - MAX_LISTED_INVALID)
         # A query-only release (e.g. HC-STVG v2's query_v2.json) has no GT span on any sample by design.
         require_gt = any(s.gt_span_s is not None for s in loaded.samples) or not loaded.samples
         report = check_raw(loaded.samples, name=f"raw_{split}", require_gt=require_gt)

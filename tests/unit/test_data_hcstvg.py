@@ -126,7 +126,7 @@ def test_bad_samples_name_file_and_sample(tmp_path: Path, change: dict, message:
     with pytest.raises(AnnotationError, match=message) as info:
         load_samples("hcstvg-v2", path)
     assert str(path) in str(info.value) and "'bad'" in str(info.value)
-    assert "skip-invalid" in str(info.value)
+    assert "data.skip_invalid: true" in str(info.value)
     result = load_samples("hcstvg-v2", path, skip_invalid=True)
     assert [s.sample_id for s in result.samples] == ["good"]
     assert [(i.sample_id, i.file) for i in result.invalid] == [("bad", str(path))]

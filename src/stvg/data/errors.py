@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
-SKIP_HINT = "--skip-invalid / data.skip_invalid: true drops such samples and lists them instead"
+SKIP_HINT = "set data.skip_invalid: true in params.yaml to drop such samples and list them instead"
 
 
 class AnnotationError(ValueError):
