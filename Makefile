@@ -15,7 +15,8 @@ venv: ## create/reuse .venv from pyproject.toml pins
 run: venv ## run the whole pipeline flow on the embedded default (download -> ... -> registered model)
 	$(PY) -m flows.pipeline
 
-test: venv ## run the test suite (everything but GPU tests, which skip without CUDA)
+test: venv ## lint, then the test suite (everything but GPU tests, which skip without CUDA)
+	$(VENV)/bin/ruff check . && $(VENV)/bin/ruff format --check .
 	$(PY) -m pytest -m "not gpu" tests
 
 test-fast: venv ## unit + stage tests only (no slow marker)

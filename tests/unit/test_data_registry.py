@@ -95,3 +95,85 @@ def test_load_split_applies_data_params(tmp_path: Path) -> None:
     (tmp_path / "videos" / "3" / "1.mp4").write_bytes(b"x")
     found = load_split(params, tmp_path, "test")
     assert [s.video for s in found.samples] == [str(tmp_path / "videos" / "3" / "1.mp4")]
+
+
+def _write(path: Path, obj: object) -> Path:
+    path.parent.mkdir(parents=True, exist_ok=True)
+    path.write_text(json.dumps(obj) if not isinstance(obj, str) else obj)
+    return path
+
+
+def _hcstvg_entry(**over: object) -> dict:
+    entry = {"bbox": [[10, 20, 30, 40]] * 3, "st_time": 1.0, "ed_time": 1.3, "img_num": 200, "st_frame": 11}
+    entry.update({"English": "The man in the grey suit sits down.", "img_size": [240, 320], **over})
+    return entry
+
+
+def _mevis_split(root: Path) -> Path:
+    rle = {"size": [4, 4], "counts": "04L0"}
+    meta = {
+        "videos": {
+            "v1": {
+                "frames": ["00000", "00001"],
+                "expressions": {
+                    "0": {"exp": "the dog running", "obj_id": [0], "anno_id": [7]},
+                    "1": {"exp": "both dogs", "obj_id": [0, 1], "anno_id": [7, 8]},
+                },
+            },
+            "v2": {
+                "frames": ["00000"],
+                "expressions": {"0": {"exp": "a cat", "obj_id": [0], "anno_id": [9]}},
+            },
+        }
+    }
+    _write(root / "mask_dict.json", {"7": [rle, None], "8": [None, rle], "9": [rle]})
+    _write(root / "meta_expressions.json", meta)
+    return root
+
+
+@pytest.mark.parametrize(
+    ("fmt", "expected"),
+    [
+        ("hcstvg-v1", {"samples": 2, "videos": 2, "invalid": 0}),
+        ("hcstvg-v2", {"samples": 2, "videos": 2, "invalid": 0}),
+        ("synthetic", {"samples": 2, "videos": 2, "invalid": 0}),
+        ("mevis", {"samples": 3, "videos": 2, "invalid": 0}),
+        ("charades-sta", {"samples": 3, "videos": 2, "invalid": 0}),
+        ("st-align", {"samples": 2, "videos": 2, "invalid": 0}),
+    ],
+)
+def test_cli_stats_for_every_format(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str], fmt: str, expected: dict
+) -> None:
+    """`stvg data stats FORMAT PATH` on a small file in each format's own release layout."""
+    if fmt in ("hcstvg-v1", "hcstvg-v2", "synthetic"):
+        entries = {"a.mp4": _hcstvg_entry(), "b.mkv": _hcstvg_entry(English="A woman opens the door.")}
+        if fmt == "hcstvg-v1":  # v1 names the sentence `caption` and gives width/height
+            entries = {
+                k: {**{f: x for f, x in v.items() if f not in ("English", "img_size")}}
+                | {"caption": v["English"], "width": 320, "height": 240}
+                for k, v in entries.items()
+            }
+        if fmt == "synthetic":
+            entries = {k: {**v, "fps": 10.0} for k, v in entries.items()}
+        path = _write(tmp_path / "anno" / "val.json", entries)
+    elif fmt == "mevis":
+        path = _mevis_split(tmp_path / "valid_u")  # the split folder, as MeViS ships it
+    elif fmt == "charades-sta":
+        path = _write(
+            tmp_path / "charades_test.json",
+            {
+                "3MSZA": {
+                    "duration": 30.96,
+                    "timestamps": [[24.3, 30.4], [0.0, 5.1]],
+                    "sentences": ["a", "b"],
+                },
+                "ABCDE": {"duration": 12.0, "timestamps": [[1.0, 4.0]], "sentences": ["person opens a door"]},
+            },
+        )
+    else:
+        from tests.unit.test_data_st_align import entry
+
+        path = _write(tmp_path / "stvg.json", [entry(0), entry(1)])
+    assert cli_main(["data", "stats", fmt, str(path)]) == 0
+    assert json.loads(capsys.readouterr().out) == expected

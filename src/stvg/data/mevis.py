@@ -32,8 +32,13 @@ def load_mevis(
     fps: float = 0.0,
     split: str | None = None,
 ) -> LoadResult:
-    """Read MeViS expressions; masks come from ``mask_dict`` (default: ``mask_dict.json`` beside ``path``)."""
+    """Read MeViS expressions; masks come from ``mask_dict`` (default: ``mask_dict.json`` beside ``path``).
+
+    ``path`` is a split's ``meta_expressions.json`` or the split folder holding it.
+    """
     path = Path(path)
+    if path.is_dir():
+        path = path / "meta_expressions.json"
     split = split if split is not None else (path.parent.name or split_name(path))
     meta = read_json(path)
     expect_type(path, meta, dict, 'an object {"videos": {...}}')
