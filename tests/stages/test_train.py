@@ -124,6 +124,8 @@ def test_train_logs_rewards_saves_policy_and_resumes(tmp_path: Path, monkeypatch
         assert key in step_logs[0], key
     assert (out / "reward_curves.png").stat().st_size > 1000
     assert (out / "model" / "config.json").is_file() and (out / "model" / "prompt_template.json").is_file()
+    assert not (out / "model" / "training_args.bin").exists()  # the policy folder holds the policy only
+    assert not list(out.glob(".model.*")), "no partial folder left behind"
     ckpt2 = out / "checkpoints" / "checkpoint-2"
     assert (ckpt2 / "optimizer.pt").is_file(), "checkpoints must keep optimizer state"
 

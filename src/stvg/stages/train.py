@@ -13,7 +13,8 @@ Outputs: ``model/`` (weights + processor + prompt_template.json), ``checkpoints/
 optimizer state; ``--resume`` continues from the latest), ``log_history.json`` (TRL's per-step logs),
 ``reward_curves.png`` and ``summary.json``. Label rows whose video is missing from the mask database are
 skipped with a warning naming them. With ``MLFLOW_RUN_ID``/``MLFLOW_TRACKING_URI`` set by the flow the
-per-step metrics go to that MLflow run.
+per-step metrics go to that MLflow run. Under ``accelerate launch`` every rank trains; only the main
+process writes files.
 """
 
 from __future__ import annotations
@@ -80,6 +81,8 @@ def main(argv: list[str] | None = None) -> int:
     t0 = time.perf_counter()
     out = Path(args.out)
     result = train(p, records, out, base_model=base, load_frames=load_frames, resume=args.resume)
+    if not result.is_main_process:  # another rank of a multi-process run: rank 0 writes the outputs
+        return 0
     drawn = plot_curves(result.log_history, out / "reward_curves.png")
     steps = [h for h in result.log_history if "reward" in h]
     summary = {

@@ -1,13 +1,20 @@
 """GRPO training of the policy on the labelled, prompted videos; the library side of ``stvg train``.
 
-``train()`` reads top to bottom like open-r1's ``grpo.py``: seed -> output/checkpoint -> data -> model
--> rewards -> trainer -> train -> save. ``train.grpo`` passes unchanged to TRL's ``GRPOConfig`` (TRL
+``train()`` reads top to bottom like open-r1's ``grpo.py``: seed -> config/checkpoint -> data -> model
+-> trainer -> train -> save. ``train.grpo`` passes unchanged to TRL's ``GRPOConfig`` (TRL
 validates it); only ``output_dir``, ``report_to``, ``reward_weights`` and ``seed`` are set here.
 
 Departures from the official code (REFERENCE 7.2): checkpoints keep optimizer and scheduler state
 (``save_only_model`` false) so ``resume=True`` continues the step count and the optimizer exactly; the
 ID match and tIoU are separate rewards (same total with equal weights); video goes through the model in
 the loss pass too (``grpo.py``).
+
+Multi-process runs (``accelerate launch``, DeepSpeed ZeRO-3): every rank runs ``train()``, but only the
+process the Trainer saves from (``args.should_save``) touches the filesystem -- the checkpoint wipe of a
+fresh run, the final model, ``log_history.json`` -- and the others wait for it. The final weights go
+through ``Trainer.save_model``, a collective under ZeRO-3 that gathers the partitioned parameters
+(``zero3_save_16bit_model`` in the accelerate config); a plain ``save_pretrained`` on one rank would
+write its empty shards. ``TrainResult.is_main_process`` tells the caller whether to write its own files.
 
 Tracking without importing MLflow: when ``MLFLOW_RUN_ID`` or ``MLFLOW_TRACKING_URI`` is in the
 environment, ``report_to=["mlflow"]`` and transformers' ``MLflowCallback`` re-attaches to the flow's run
@@ -16,9 +23,11 @@ environment, ``report_to=["mlflow"]`` and transformers' ``MLflowCallback`` re-at
 
 from __future__ import annotations
 
+import contextlib
 import logging
 import os
 import random
+import shutil
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -29,7 +38,7 @@ from stvg.config import TrainParams
 from stvg.io import atomic_dir, write_json_atomic
 from stvg.training import template
 from stvg.training.grpo import FrameLoader, build_trainer, video_dataset
-from stvg.training.policy import load_policy, save_policy
+from stvg.training.policy import load_policy
 from stvg.training.rewards import build_reward_funcs
 
 log = logging.getLogger(__name__)
@@ -50,6 +59,7 @@ class TrainResult:
     n_samples: int
     report_to: list[str]
     final_metrics: dict[str, float] = field(default_factory=dict)
+    is_main_process: bool = True  # False on the other ranks of a multi-process run: they must not write
 
 
 def report_targets(environ: dict[str, str] | None = None) -> list[str]:
@@ -97,6 +107,10 @@ def grpo_config(p: TrainParams, output_dir: Path, weights: list[float], report_t
         "use_cpu": not cuda,
     }
     kwargs = {**defaults, **p.grpo}
+    if kwargs.get("save_on_each_node"):
+        raise ValueError(
+            "train.grpo.save_on_each_node is not supported: the global main process writes the model"
+        )
     if kwargs.get("save_only_model"):
         raise ValueError("train.grpo.save_only_model=true drops optimizer state and breaks resume; remove it")
     return GRPOConfig(output_dir=str(output_dir), report_to=report_to, reward_weights=weights, **kwargs)
@@ -118,7 +132,7 @@ def train(
     frames as the prompt stage sampled them. ``resume=True`` continues from the latest checkpoint in
     ``out_dir/checkpoints`` (step count, optimizer, scheduler, RNG) and fails if there is none.
     """
-    # ------------------------------------------------------------------ seed, output, checkpoint
+    # ------------------------------------------------------------------ seed, config, checkpoint
     seed_everything(p.seed)
     out = Path(out_dir)
     ckpt_dir = out / CHECKPOINT_DIR
@@ -127,25 +141,24 @@ def train(
         raise FileNotFoundError(
             f"--resume: no complete checkpoint under {ckpt_dir}; run without --resume first"
         )
-    if not resume and ckpt_dir.exists():
-        import shutil
-
-        log.info("fresh run: removing old checkpoints in %s", ckpt_dir)
-        shutil.rmtree(ckpt_dir)
-
-    # ------------------------------------------------------------------ data
     rows = list(records)[: p.max_samples] if p.max_samples else list(records)
     if not rows:
         raise ValueError(
             "no training samples: the label file is empty (did the label stage drop everything?)"
         )
-    question_template = template.load_template(base_model) if Path(str(base_model)).is_dir() else None
-    dataset = video_dataset(rows, load_frames, question_template or template.QUESTION_TEMPLATE)
-
-    # ------------------------------------------------------------------ rewards and config
     funcs, weights = build_reward_funcs(p.reward_weights, p.gate_on_format)
     report_to = report_targets()
-    args = grpo_config(p, ckpt_dir, weights, report_to)
+    args = grpo_config(p, ckpt_dir, weights, report_to)  # sets up the process group under accelerate
+    if not resume:
+        if args.should_save and ckpt_dir.exists():
+            log.info("fresh run: removing old checkpoints in %s", ckpt_dir)
+            shutil.rmtree(ckpt_dir)
+        _wait_for_everyone(args)  # unconditional (every rank must reach it); none sees old checkpoints
+
+    # ------------------------------------------------------------------ data
+    question_template = template.load_template(base_model) if Path(str(base_model)).is_dir() else None
+    question_template = question_template or template.QUESTION_TEMPLATE
+    dataset = video_dataset(rows, load_frames, question_template)
 
     # ------------------------------------------------------------------ model
     model, processor = load_policy(
@@ -163,12 +176,13 @@ def train(
     log.info("GRPO on %d samples, resume_from=%s, report_to=%s", len(rows), resume_from, report_to)
     trainer.train(resume_from_checkpoint=str(resume_from) if resume_from else None)
 
-    # ------------------------------------------------------------------ save
+    # ------------------------------------------------------------------ save (main process writes)
     model_dir = out / MODEL_DIR
-    with atomic_dir(model_dir) as tmp:
-        save_policy(trainer.model, processor, tmp, question_template or template.QUESTION_TEMPLATE)
+    save_final_model(trainer, processor, model_dir, question_template)
     history = list(trainer.state.log_history)
-    write_json_atomic(out / "log_history.json", history)
+    if args.should_save:
+        write_json_atomic(out / "log_history.json", history)
+    _wait_for_everyone(args)
     final = {k: float(v) for k, v in (history[-1] if history else {}).items() if isinstance(v, int | float)}
     return TrainResult(
         model_dir=model_dir,
@@ -178,7 +192,37 @@ def train(
         n_samples=len(rows),
         report_to=report_to,
         final_metrics=final,
+        is_main_process=bool(args.should_save),
     )
+
+
+def _wait_for_everyone(args: Any) -> None:
+    """Barrier across the ranks of a distributed run; a no-op in a single process."""
+    state = getattr(args, "distributed_state", None)
+    if state is not None:
+        state.wait_for_everyone()
+
+
+def save_final_model(trainer: Any, processor: Any, model_dir: Path, question_template: str) -> None:
+    """Write the trained policy to ``model_dir`` as ``load_policy`` reads it, correct on any number of ranks.
+
+    ``trainer.save_model`` runs on every rank (under ZeRO-3/FSDP it gathers the sharded weights, a
+    collective) and writes on the main one only; that rank builds the folder under a temporary name
+    (``atomic_dir``), whose path it broadcasts so all ranks pass the same one, then adds the processor
+    and the prompt template. The other ranks wait until the folder is in place.
+    """
+    from accelerate.utils import broadcast_object_list
+
+    main = bool(trainer.args.should_save)
+    with atomic_dir(model_dir) if main else contextlib.nullcontext(None) as tmp:
+        staged = broadcast_object_list([str(tmp) if main else None], from_process=0)[0]
+        trainer.save_model(staged)
+        _wait_for_everyone(trainer.args)  # every rank's part is written before the folder moves
+        if main:
+            (Path(staged) / "training_args.bin").unlink(missing_ok=True)  # a pickle, not part of the policy
+            processor.save_pretrained(staged)
+            template.save_template(staged, question_template)
+    _wait_for_everyone(trainer.args)
 
 
 def plot_curves(history: list[dict[str, Any]], out_png: str | Path) -> list[str]:
