@@ -9,12 +9,16 @@ their runs in this process (it is its own worker): ``retrain/weekly`` on the cro
 declares the same ``retrain/weekly`` deployment for a process work pool, for users who prefer
 ``prefect deploy`` + ``prefect worker start``.
 
-The trigger: the raw-data version is the md5 that ``data.dvc`` pins in this workspace; the champion
-records the version it was trained on as its ``raw_data_version`` tag. Equal -> "up to date", nothing
-runs. Different (or no champion yet, or ``--force``) -> the pipeline flow runs (it registers a new
-``challenger``), then the gated promotion unless the pipeline already decided it. New data therefore
-arrives as a new ``data.dvc`` (``dvc add data`` after a download, or a pulled commit), which is exactly
-what DVC versions; the trigger does not hash ``data/`` itself.
+The trigger: every run first runs the download flow (re-fetch or re-generate the sources, raw gate,
+``dvc add data``), so new upstream data is noticed by the schedule itself, not only after someone
+downloads by hand. Its result is the raw-data version, the md5 that ``data.dvc`` now pins; the
+champion records the version it was trained on as its ``raw_data_version`` tag. Equal -> "up to
+date", nothing else runs. Different (or no champion yet, or ``--force``) -> the pipeline flow runs (it
+registers a new ``challenger``; its own download step finds the data current and logs the raw gate
+into the run), then the gated promotion unless the pipeline already decided it. The trigger compares
+what DVC versions; it does not hash ``data/`` itself. ``params_path`` is resolved once against the
+project root (``STVG_ROOT``) and handed on as an absolute path, so both flows read the same file
+whatever the worker's working directory.
 """
 
 from __future__ import annotations
@@ -32,12 +36,19 @@ from prefect.logging import get_run_logger
 from prefect.schedules import Cron
 
 from flows.promote import promote
-from flows.registry import CHALLENGER, CHAMPION, LineageError, open_client, raw_data_version, version_by_alias
+from flows.registry import CHALLENGER, CHAMPION, open_client, version_by_alias
 from stvg.config import load_params
 from stvg.env import configure_environment
 
 DEFAULT_CRON = "0 3 * * 1"  # Mondays 03:00
 DEFAULT_TIMEZONE = "UTC"
+
+
+def run_download(params_path: str) -> str:
+    """The download flow (fetch/generate, raw gate, ``dvc add data``) as a subflow; its raw-data version."""
+    from flows.download import download_flow
+
+    return download_flow(params_path=params_path).raw_data_version
 
 
 def run_pipeline(params_path: str) -> Any:
@@ -47,26 +58,24 @@ def run_pipeline(params_path: str) -> Any:
     return pipeline_flow(params_path=params_path)
 
 
-def raw_data_status(root: Path, champion_raw_version: str | None) -> tuple[str | None, bool]:
-    """(current data.dvc md5 or None when absent, whether it differs from the champion's)."""
-    try:
-        current = raw_data_version(root)
-    except LineageError:
-        current = None
-    return current, current is None or current != champion_raw_version
+def resolve_params(root: Path, params_path: str) -> Path:
+    """``params_path`` as an absolute path: relative ones are taken from the project root, not the CWD."""
+    return (root / params_path).resolve()
 
 
 @flow(name="retrain")
 def retrain_flow(params_path: str = "params.yaml", force: bool = False) -> dict[str, Any]:
-    """Run the pipeline and the promotion when data.dvc's md5 differs from the champion's."""
+    """Download, then retrain and promote when the raw-data version differs from the champion's."""
     logger = _logger()
     root = configure_environment()
-    registry = load_params(root / params_path).registry
+    params_file = resolve_params(root, params_path)
+    registry = load_params(params_file).registry
     client = open_client(root)
 
+    current = run_download(str(params_file))
     champion = version_by_alias(client, registry.model_name, CHAMPION)
     trained_on = champion.tags.get("raw_data_version") if champion else None
-    current, changed = raw_data_status(root, trained_on)
+    changed = current != trained_on
     status = {
         "model": registry.model_name,
         "champion_version": str(champion.version) if champion else None,
@@ -85,7 +94,7 @@ def retrain_flow(params_path: str = "params.yaml", force: bool = False) -> dict[
         else f"raw data {trained_on} -> {current}"
     )
     logger.info("retraining (%s): running the pipeline", why)
-    run_pipeline(params_path)
+    run_pipeline(str(params_file))
 
     challenger = version_by_alias(client, registry.model_name, CHALLENGER)
     if challenger is None:
@@ -125,7 +134,7 @@ def build_deployments(
             name="weekly",
             schedules=[Cron(cron, timezone=timezone)],
             parameters={"params_path": params_path},
-            description="Retrain when data.dvc changed since the champion was trained, then promote.",
+            description="Download, then retrain and promote when the raw-data version differs from the champion's.",
             tags=["stvg"],
         )
     ]

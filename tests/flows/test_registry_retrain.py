@@ -1,4 +1,8 @@
-"""The retraining trigger and the Prefect deployments: real MLflow store, real Prefect in the slow test."""
+"""The retraining trigger and the Prefect deployments: real MLflow store, real Prefect in the slow test.
+
+The download and pipeline flows are stood in for by fakes that write what the real ones write
+(``data.dvc``; a registered challenger), so the trigger logic runs against a real registry in seconds.
+"""
 
 from __future__ import annotations
 
@@ -20,10 +24,14 @@ REPO_ROOT = Path(__file__).resolve().parents[2]
 METRICS = {"m_vIoU": 0.30, "m_tIoU": 0.50}
 
 
-def _write_pins(root: Path, raw_md5: str) -> None:
+def _write_data_dvc(root: Path, raw_md5: str) -> None:
     (root / "data.dvc").write_text(
         yaml.safe_dump({"outs": [{"md5": raw_md5, "hash": "md5", "path": "data"}]})
     )
+
+
+def _write_pins(root: Path, raw_md5: str) -> None:
+    _write_data_dvc(root, raw_md5)
     lock = {
         "schema": "2.0",
         "stages": {
@@ -35,6 +43,19 @@ def _write_pins(root: Path, raw_md5: str) -> None:
         },
     }
     (root / "dvc.lock").write_text(yaml.safe_dump(lock))
+
+
+class FakeDownload:
+    """Stands in for the download flow: "fetches" whatever ``upstream`` holds now and pins it in data.dvc."""
+
+    def __init__(self, root: Path, upstream: str) -> None:
+        self.root, self.upstream = root, upstream
+        self.calls: list[str] = []
+
+    def __call__(self, params_path: str) -> str:
+        self.calls.append(params_path)
+        _write_data_dvc(self.root, self.upstream)
+        return self.upstream
 
 
 class FakePipeline:
@@ -67,7 +88,10 @@ def store(tmp_path_factory: pytest.TempPathFactory) -> tuple[MlflowClient, str]:
 
 @pytest.fixture
 def workspace(tmp_path: Path, store, request: pytest.FixtureRequest, monkeypatch: pytest.MonkeyPatch):
-    """A git workspace with params.yaml, data.dvc and dvc.lock, pointed at the module's MLflow store."""
+    """A git workspace with params.yaml, data.dvc and dvc.lock, pointed at the module's MLflow store.
+
+    The download is a ``FakeDownload`` whose upstream holds the pinned version until a test changes it.
+    """
     client, experiment_id = store
     root = tmp_path / "ws"
     root.mkdir()
@@ -77,11 +101,13 @@ def workspace(tmp_path: Path, store, request: pytest.FixtureRequest, monkeypatch
     subprocess.run(["git", "init", "-q"], cwd=root, check=True)
     monkeypatch.setenv("STVG_ROOT", str(root))
     monkeypatch.setenv("MLFLOW_TRACKING_URI", client.tracking_uri)
-    return root, client, experiment_id, name
+    download = FakeDownload(root, "a" * 32 + ".dir")
+    monkeypatch.setattr(retrain, "run_download", download)
+    return root, client, experiment_id, name, download
 
 
 def test_retrain_runs_only_when_the_raw_data_version_changes(workspace, monkeypatch) -> None:
-    root, client, experiment_id, name = workspace
+    root, client, experiment_id, name, download = workspace
     pipeline = FakePipeline(
         root,
         client,
@@ -99,8 +125,8 @@ def test_retrain_runs_only_when_the_raw_data_version_changes(workspace, monkeypa
     again = retrain.retrain_flow.fn("params.yaml")  # same data.dvc: nothing runs
     assert again["action"] == "up-to-date" and len(pipeline.calls) == 1
 
-    _write_pins(root, "b" * 32 + ".dir")  # new raw data, but the new model is worse: not promoted
-    worse = retrain.retrain_flow.fn("params.yaml")
+    download.upstream = "b" * 32 + ".dir"  # new upstream data, noticed by the trigger's own download
+    worse = retrain.retrain_flow.fn("params.yaml")  # ... but the new model is worse: not promoted
     assert worse["action"] == "retrained" and worse["reason"] == f"raw data {'a' * 32}.dir -> {'b' * 32}.dir"
     assert worse["decision"] == "rejected" and worse["champion_version"] == "1"
     # The champion still records the old data, so the trigger fires again until a model passes the gate.
@@ -108,10 +134,23 @@ def test_retrain_runs_only_when_the_raw_data_version_changes(workspace, monkeypa
     assert better["decision"] == "promoted" and better["champion_version"] == "3"
     assert retrain.retrain_flow.fn("params.yaml")["action"] == "up-to-date"
     assert len(pipeline.calls) == 3
+    assert len(download.calls) == 5  # the download runs on every trigger, the pipeline only on new data
+    assert version_by_alias(client, name, CHAMPION).tags["raw_data_version"] == "b" * 32 + ".dir"
+
+
+def test_params_path_is_resolved_once_against_the_root(workspace, monkeypatch, tmp_path: Path) -> None:
+    root, client, experiment_id, _, download = workspace
+    pipeline = FakePipeline(root, client, experiment_id, [METRICS])
+    monkeypatch.setattr(retrain, "run_pipeline", pipeline)
+    elsewhere = tmp_path / "elsewhere"
+    elsewhere.mkdir()
+    monkeypatch.chdir(elsewhere)  # a worker's working directory is not the project root
+    assert retrain.retrain_flow.fn("params.yaml")["action"] == "retrained"
+    assert download.calls == pipeline.calls == [str(root / "params.yaml")]
 
 
 def test_retrain_force_and_decision_already_made_by_the_pipeline(workspace, monkeypatch) -> None:
-    root, client, experiment_id, name = workspace
+    root, client, experiment_id, name, download = workspace
     pipeline = FakePipeline(root, client, experiment_id, [METRICS, METRICS | {"m_vIoU": 0.5}])
     monkeypatch.setattr(retrain, "run_pipeline", pipeline)
     retrain.retrain_flow.fn("params.yaml")
@@ -125,19 +164,31 @@ def test_retrain_force_and_decision_already_made_by_the_pipeline(workspace, monk
     forced = retrain.retrain_flow.fn("params.yaml", force=True)
     assert forced["reason"] == "forced" and forced["decision"] == "rejected"
     assert forced["champion_version"] == "1"  # the pipeline's own decision is not second-guessed
+    assert len(download.calls) == 2
 
 
-def test_retrain_without_data_pins_runs_the_pipeline_first(workspace, monkeypatch) -> None:
-    root, client, experiment_id, _ = workspace
+def test_first_trigger_without_data_pins_downloads_then_trains(workspace, monkeypatch) -> None:
+    root, client, experiment_id, name, download = workspace
     (root / "data.dvc").unlink()
-
-    def download_then_pipeline(params_path: str) -> None:
-        _write_pins(root, "c" * 32 + ".dir")  # the pipeline's download stage writes data.dvc
-        FakePipeline(root, client, experiment_id, [METRICS])(params_path)
-
-    monkeypatch.setattr(retrain, "run_pipeline", download_then_pipeline)
+    download.upstream = "c" * 32 + ".dir"  # the download writes data.dvc before anything compares
+    monkeypatch.setattr(retrain, "run_pipeline", FakePipeline(root, client, experiment_id, [METRICS]))
     result = retrain.retrain_flow.fn("params.yaml")
-    assert result["raw_data_version"] is None and result["decision"] == "promoted"
+    assert result["raw_data_version"] == "c" * 32 + ".dir" and result["decision"] == "promoted"
+    assert version_by_alias(client, name, CHAMPION).tags["raw_data_version"] == "c" * 32 + ".dir"
+
+
+def test_a_failed_download_stops_the_trigger_before_the_pipeline(workspace, monkeypatch) -> None:
+    root, client, experiment_id, _, _ = workspace
+    pipeline = FakePipeline(root, client, experiment_id, [METRICS])
+    monkeypatch.setattr(retrain, "run_pipeline", pipeline)
+
+    def unreachable_source(params_path: str) -> str:
+        raise RuntimeError("download failed for 1 source(s): hcstvg_v2: HTTP 503")
+
+    monkeypatch.setattr(retrain, "run_download", unreachable_source)
+    with pytest.raises(RuntimeError, match="download failed"):
+        retrain.retrain_flow.fn("params.yaml")
+    assert pipeline.calls == []
 
 
 def test_serve_deployment_has_the_cron_schedule_and_params() -> None:
@@ -180,7 +231,7 @@ def test_real_prefect_runs_the_flow_and_registers_both_deployment_styles(
     from prefect.settings import PREFECT_API_URL
     from prefect.testing.utilities import prefect_test_harness
 
-    root, client, experiment_id, _ = workspace
+    root, client, experiment_id, _, _ = workspace
     monkeypatch.setattr(retrain, "run_pipeline", FakePipeline(root, client, experiment_id, [METRICS]))
     with prefect_test_harness(server_startup_timeout=120):
         assert retrain.retrain_flow("params.yaml")["action"] == "retrained"
