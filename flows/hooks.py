@@ -37,6 +37,13 @@ def _numbers(d: dict[str, Any]) -> dict[str, float]:
 # ----------------------------------------------------------------------------------------------- detector
 
 
+def check_detector(root: Path, params: Params) -> CheckReport:
+    """weights.pt non-empty; a trained detector's mAP50 finite and above 0 (params set no bound)."""
+    from stvg.checks.detector import check_detector as run_check
+
+    return run_check(_artifacts(root, "detector"))
+
+
 def log_detector(client: MlflowClient, run_id: str, root: Path, params: Params) -> None:
     """mAP and training time of the detector (trained on synthetic frames, or the given weights)."""
     metrics = _read_json(_artifacts(root, "detector") / "metrics.json")
@@ -107,14 +114,22 @@ def _log_png(client: MlflowClient, run_id: str, image_rgb: Any, artifact_path: s
 
 
 def check_label(root: Path, params: Params) -> CheckReport:
-    """One row per kept label, target IDs in the mask DB, valid spans, bounded drop share."""
+    """One row per kept label, target IDs in the mask DB, valid spans, bounded drop share.
+
+    The target check is recomputed here from the prompt stage's mask database rather than trusted
+    from the label stage's own ``target_in_db`` (computed from the same database it voted on).
+    """
     from stvg.checks.labels import check_labels
+    from stvg.prompting.maskdb import MaskDB
 
     out = _artifacts(root, "label")
     records = [*read_jsonl(out / "train.jsonl"), *read_jsonl(out / "test.jsonl")]
     splits = _read_json(out / "summary.json").get("splits", {})
     drops = {split: float(s.get("drop_fraction", 1.0)) for split, s in splits.items()}
-    return check_labels(records, drops, params.label.max_drop_fraction)
+    db = MaskDB(_artifacts(root, "prompt"))
+    videos = sorted({str(r.get("video_id")) for r in records})
+    instance_ids = {v: db.instance_ids(v) if db.has(v) else [] for v in videos}
+    return check_labels(records, drops, params.label.max_drop_fraction, instance_ids)
 
 
 def log_label(client: MlflowClient, run_id: str, root: Path, params: Params) -> None:
@@ -124,7 +139,30 @@ def log_label(client: MlflowClient, run_id: str, root: Path, params: Params) -> 
     client.log_artifact(run_id, str(out / "dropped.jsonl"), artifact_path="label")
 
 
+# ----------------------------------------------------------------------------------------------- base_model
+
+
+def check_base_model(root: Path, params: Params) -> CheckReport:
+    """The starting policy is loadable: config, weights, tokenizer, prompt template, n_params > 0."""
+    from stvg.checks.base_model import check_base_model as run_check
+
+    return run_check(_artifacts(root, "base_model"))
+
+
 # ----------------------------------------------------------------------------------------------- train
+
+
+def check_train(root: Path, params: Params) -> CheckReport:
+    """Finite loss/reward at every logged step, the configured length reached, model/ loadable."""
+    from stvg.checks.train import HF_DEFAULT_EPOCHS
+    from stvg.checks.train import check_train as run_check
+
+    grpo = params.train.grpo
+    return run_check(
+        _artifacts(root, "train"),
+        max_steps=int(grpo.get("max_steps", -1)),
+        num_train_epochs=float(grpo.get("num_train_epochs", HF_DEFAULT_EPOCHS)),
+    )
 
 
 def log_train(client: MlflowClient, run_id: str, root: Path, params: Params) -> None:

@@ -16,6 +16,7 @@ items. Prefect state lives under ``.prefect/`` (see flows/__init__.py).
 from __future__ import annotations
 
 import argparse
+import logging
 import sys
 import time
 from collections.abc import Callable, Sequence
@@ -23,14 +24,16 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 from mlflow import MlflowClient
+from mlflow.entities.model_registry import ModelVersion
 from prefect import flow, get_run_logger, task
 from prefect.cache_policies import NO_CACHE
+from prefect.exceptions import MissingContextError
 from prefect.runtime import flow_run
 
 from flows import dvc, hooks, tracking
 from flows.download import DownloadResult, download_flow
 from stvg.checks.core import CheckFailed, CheckReport, merge_reports
-from stvg.config import Params, load_params
+from stvg.config import Params, RegistryParams, load_params
 
 DOWNLOAD = "download"
 
@@ -49,10 +52,11 @@ class PipelineStage:
 
 # The stages with a gate and/or their own logging, keyed by dvc.yaml stage name.
 STAGES: list[PipelineStage] = [
-    PipelineStage("detector", None, hooks.log_detector),
+    PipelineStage("detector", hooks.check_detector, hooks.log_detector),
     PipelineStage("prompt", hooks.check_prompt, hooks.log_prompt),
     PipelineStage("label", hooks.check_label, hooks.log_label),
-    PipelineStage("train", None, hooks.log_train),
+    PipelineStage("base_model", hooks.check_base_model, None),
+    PipelineStage("train", hooks.check_train, hooks.log_train),
     PipelineStage("evaluate", hooks.check_evaluate, hooks.log_evaluate),
 ]
 POLICY_VERSION_TAG = "policy_data_version"  # dvc.lock hash of the train stage's outputs
@@ -70,6 +74,7 @@ class PipelineResult:
     stages: list[str] = field(default_factory=list)
     model_version: str = ""  # registered version of `registry.model_name` (empty when not registered)
     promotion: str = ""  # the gate's decision, with the metrics side by side
+    model_name: str = RegistryParams().model_name  # `registry.model_name`: the lineage hint names it
 
 
 class PipelineFailed(RuntimeError):
@@ -181,7 +186,14 @@ def pipeline_flow(params_path: str = "params.yaml", stages: list[str] | None = N
         raise PipelineFailed(current, run_id, exc, report) from exc
     tracking.end_run(client, run_id)
     result_out = PipelineResult(
-        run_id, experiment_id, client.tracking_uri, raw_version, plan, model_version, promotion
+        run_id,
+        experiment_id,
+        client.tracking_uri,
+        raw_version,
+        plan,
+        model_version,
+        promotion,
+        params.registry.model_name,
     )
     logger.info("pipeline finished: MLflow run %s, raw-data version %s", run_id, raw_version or "-")
     return result_out
@@ -211,7 +223,8 @@ def _register(client: MlflowClient, run_id: str, root: Path, params: Params) -> 
     """Register the trained policy (alias ``challenger``) and run the promotion gate against the champion.
 
     A policy already in the registry (same ``train`` outputs in dvc.lock, e.g. a no-op re-run) is not
-    registered again: the run is tagged with the existing version instead.
+    registered again: the run is tagged with the existing version instead, and the text shows that
+    version's metrics beside the champion's as a fresh registration would.
     """
     from flows.promote import register_and_promote
     from flows.registry import stage_version
@@ -223,8 +236,9 @@ def _register(client: MlflowClient, run_id: str, root: Path, params: Params) -> 
             tracking.log_tags(
                 client, run_id, {"registered_model": name, "registered_version": str(mv.version)}
             )
-            text = f"{name} version {mv.version} already holds this policy ({POLICY_VERSION_TAG} {policy_version})"
-            get_run_logger().info(text)
+            held = f"{name} version {mv.version} already holds this policy"
+            text = f"{held} ({POLICY_VERSION_TAG} {policy_version}); {_side_by_side(client, mv, params)}"
+            _logger().info(text)
             return f"models:/{name}/{mv.version}", text
     version, decision = register_and_promote(client, run_id, root, params)
     client.set_model_version_tag(name, str(version.version), POLICY_VERSION_TAG, policy_version)
@@ -239,8 +253,44 @@ def _register(client: MlflowClient, run_id: str, root: Path, params: Params) -> 
     )
     verdict = "promoted to champion" if decision.promote else "stays challenger"
     text = f"{name} version {version.version}: {verdict} ({decision.reason})\n{decision.table()}"
-    get_run_logger().info(text)
+    _logger().info(text)
     return f"models:/{name}/{version.version}", text
+
+
+def _side_by_side(client: MlflowClient, version: ModelVersion, params: Params) -> str:
+    """Where an already registered version stands, and its metrics beside the current champion's."""
+    from flows.registry import CHAMPION, version_by_alias, version_metrics
+    from stvg.registry_gate import GateError, decide_promotion
+
+    r = params.registry
+    champion = version_by_alias(client, r.model_name, CHAMPION)
+    champion_metrics = None if champion is None else version_metrics(client, champion)
+    if champion is None:
+        where = "there is no champion"
+    elif str(champion.version) == str(version.version):
+        where = "it is the champion"
+    else:
+        where = f"the champion is version {champion.version}"
+    try:
+        decision = decide_promotion(
+            version_metrics(client, version),
+            champion_metrics,
+            r.primary_metric,
+            r.margin,
+            r.tolerance,
+            r.gate_metrics,
+        )
+    except GateError as exc:  # metrics missing on one side: say so instead of failing a no-op re-run
+        return f"{where}; metrics not comparable: {exc}"
+    return f"{where}\n{decision.table()}"
+
+
+def _logger() -> logging.Logger | logging.LoggerAdapter[logging.Logger]:
+    """The Prefect run logger inside a flow run, else this module's (``_register`` called directly)."""
+    try:
+        return get_run_logger()
+    except MissingContextError:
+        return logging.getLogger(__name__)
 
 
 def _current_raw_version(root: Path) -> str:
@@ -259,7 +309,7 @@ def next_steps(result: PipelineResult) -> list[str]:
             if result.model_version
             else []
         ),
-        "  lineage:           stvg lineage models:/stvg-r1@champion",
+        f"  lineage:           stvg lineage models:/{result.model_name}@champion",
         "  MLflow UI:         make mlflow-ui       -> http://127.0.0.1:5000",
         "  Prefect UI:        make prefect-server  -> http://127.0.0.1:4200",
     ]

@@ -1,7 +1,8 @@
 """The download and pipeline flows for real: Prefect (test harness), DVC and MLflow in a temp git repo.
 
 The raw data is an HC-STVG v2 release (annotations + video files) served as a .tar.gz from a real
-HTTP server on 127.0.0.1, so the whole path download -> extract -> GX gate -> dvc add -> MLflow runs.
+HTTP server on 127.0.0.1, so the whole path download -> extract -> GX gate -> dvc add -> MLflow runs;
+one test sends it all to a real `mlflow server` instead of the local sqlite store.
 """
 
 from __future__ import annotations
@@ -9,9 +10,11 @@ from __future__ import annotations
 import hashlib
 import io
 import json
+import logging
 import subprocess
 import sys
 import tarfile
+import textwrap
 from pathlib import Path
 
 import pytest
@@ -46,12 +49,15 @@ def _entry(query: str, st: float = 2.0, ed: float = 5.0) -> dict:
     }
 
 
-def _release(late_end: bool = False) -> bytes:
-    """An HC-STVG v2 release archive; ``late_end`` puts one GT end past the video's 20 s."""
+def _release(late_end: bool = False, malformed: bool = False) -> bytes:
+    """An HC-STVG v2 release archive; ``late_end`` puts one GT end past the video's 20 s, ``malformed``
+    adds a train sample whose ``st_frame`` is not a number (the loader rejects it)."""
     train = {
         "clip_a.mp4": _entry("the man in the grey suit sits down"),
         "clip_b.mp4": _entry("a woman opens the door"),
     }
+    if malformed:
+        train["broken_clip.mp4"] = _entry("a man waves") | {"st_frame": "twenty-one"}
     val = {
         "clip_c.mp4": _entry("the child who waves"),
         "late_clip.mp4": _entry("a dog runs", ed=25.0 if late_end else 6.0),
@@ -81,8 +87,8 @@ def make_repo(tmp_path, server, monkeypatch):  # noqa: F811
     base, state = server
     monkeypatch.delenv("MLFLOW_TRACKING_URI", raising=False)
 
-    def make(late_end: bool = False) -> Path:
-        archive = _release(late_end)
+    def make(late_end: bool = False, malformed: bool = False, skip_invalid: bool = False) -> Path:
+        archive = _release(late_end, malformed)
         state.files["/hcstvg_v2.tar.gz"] = archive
         repo = tmp_path / "repo"
         repo.mkdir()
@@ -92,6 +98,7 @@ def make_repo(tmp_path, server, monkeypatch):  # noqa: F811
                 "train_annotation": "hcstvg_v2/anno_v2/train_v2.json",
                 "test_annotation": "hcstvg_v2/anno_v2/val_v2.json",
                 "video_root": "hcstvg_v2/video_parts",
+                "skip_invalid": skip_invalid,
             },
             "download": {
                 "sources": [
@@ -253,3 +260,127 @@ def test_dvc_stage_is_reproduced_gated_and_logged(prefect_harness, make_repo, tm
     ) as excinfo:
         pipeline.pipeline_flow(params_path=str(repo / "params.yaml"), stages=["count"])
     assert client.get_run(excinfo.value.run_id).info.status == "FAILED"
+
+
+def test_pipeline_logs_run_params_and_artifacts_to_an_mlflow_server(
+    prefect_harness, make_repo, mlflow_server, monkeypatch, tmp_path
+):
+    from mlflow import MlflowClient
+
+    from flows import dvc
+    from flows.pipeline import pipeline_flow
+
+    make, _ = make_repo
+    repo = make()
+    monkeypatch.setenv("MLFLOW_TRACKING_URI", mlflow_server)
+    result = pipeline_flow(params_path=str(repo / "params.yaml"))
+    assert result.tracking_uri == mlflow_server
+
+    client = MlflowClient(tracking_uri=mlflow_server)
+    run = client.get_run(result.run_id)
+    md5 = dvc.dvc_file_hash(repo / "data.dvc")
+    assert run.info.status == "FINISHED"
+    assert run.data.tags["raw_data_version"] == md5 == result.raw_data_version
+    assert run.data.params["raw_data_version"] == md5
+    assert run.data.params["data.dataset"] == "hcstvg-v2"
+    assert run.data.tags["git_commit"] == _git(repo, "rev-parse", "HEAD")
+    # artifacts went through the server (its artifact store), not into the repository
+    experiment = client.get_experiment(result.experiment_id)
+    assert experiment.artifact_location.startswith("mlflow-artifacts:")
+    assert _artifact_json(client, run.info.run_id, "checks/raw_train.json", tmp_path / "a")["success"]
+    params_copy = Path(client.download_artifacts(run.info.run_id, "inputs/params.yaml", str(tmp_path / "b")))
+    assert params_copy.read_text() == (repo / "params.yaml").read_text()
+    (child,) = client.search_runs([result.experiment_id], f"tags.mlflow.parentRunId = '{result.run_id}'")
+    assert child.info.run_name == "download" and child.info.status == "FINISHED"
+    sources = _artifact_json(client, child.info.run_id, "download/sources.json", tmp_path / "c")
+    assert [s["name"] for s in sources] == ["hcstvg_v2"]
+    assert not (repo / "mlflow").exists()
+
+
+def test_skip_invalid_drops_a_malformed_sample_and_the_flow_lists_it(
+    prefect_harness, make_repo, tmp_path, caplog
+):
+    from flows.pipeline import pipeline_flow
+
+    make, _ = make_repo
+    repo = make(malformed=True, skip_invalid=True)
+    with caplog.at_level(logging.WARNING):
+        result = pipeline_flow(params_path=str(repo / "params.yaml"))
+
+    client = _client(repo)
+    raw_train = _artifact_json(client, result.run_id, "checks/raw_train.json", tmp_path / "a")
+    assert raw_train["success"] and raw_train["n_rows"] == 2  # the gate ran on the two good samples
+    assert (repo / "data.dvc").is_file()
+    warnings = [r.getMessage() for r in caplog.records if r.levelno == logging.WARNING]
+    assert any("1 invalid sample(s) skipped" in m and "train_v2.json" in m for m in warnings), warnings
+    (listed,) = [m for m in warnings if "skipped broken_clip in" in m]
+    assert "train_v2.json" in listed and "st_frame" in listed
+
+
+def test_a_malformed_sample_without_skip_invalid_stops_the_flow_naming_file_and_sample(
+    prefect_harness, make_repo
+):
+    from flows.pipeline import PipelineFailed, pipeline_flow
+
+    make, _ = make_repo
+    repo = make(malformed=True, skip_invalid=False)
+    with pytest.raises(PipelineFailed) as excinfo:
+        pipeline_flow(params_path=str(repo / "params.yaml"))
+    message = str(excinfo.value)
+    assert "stage `download`" in message
+    assert "anno_v2/train_v2.json: sample 'broken_clip'" in message and "st_frame" in message
+    assert "data.skip_invalid" in message  # the message says how to drop such samples instead
+    assert not (repo / "data.dvc").exists()
+    assert _client(repo).get_run(excinfo.value.run_id).data.tags["stvg.failed_stage"] == "download"
+
+
+# A dvc stage named like the real one writes broken outputs; the flow's gate for that name stops it.
+# stage -> (the script the dvc stage runs, the gate columns that must fail)
+BROKEN_OUTPUTS = {
+    "detector": (
+        """
+        p.joinpath("weights.pt").write_bytes(b"")
+        p.joinpath("metrics.json").write_text(json.dumps({"source": "trained", "mAP50": float("nan")}))
+        """,
+        {"weights_bytes", "mAP50"},
+    ),
+    "base_model": (
+        """
+        p.joinpath("config.json").write_text(json.dumps({"model_type": "qwen2_5_vl"}))
+        p.joinpath("summary.json").write_text(json.dumps({"model": "tiny", "n_params": 0}))
+        """,
+        {"has_weights", "has_tokenizer", "has_template", "n_params"},
+    ),
+    "train": (
+        """
+        p.joinpath("model").mkdir()
+        row = {"step": 1, "epoch": 3.0, "loss": float("nan"), "reward": 0.0}
+        p.joinpath("log_history.json").write_text(json.dumps([row]))
+        """,
+        {"finite", "has_config", "has_weights", "has_tokenizer", "has_template"},
+    ),
+}
+
+
+@pytest.mark.parametrize("stage", sorted(BROKEN_OUTPUTS))
+def test_the_new_stage_gates_stop_the_flow_naming_stage_check_and_items(prefect_harness, make_repo, stage):
+    from flows.pipeline import PipelineFailed, pipeline_flow
+
+    make, _ = make_repo
+    repo = make()
+    script, columns = BROKEN_OUTPUTS[stage]
+    header = f"import json, pathlib\np = pathlib.Path('artifacts/{stage}')\np.mkdir(parents=True)\n"
+    (repo / "make_outputs.py").write_text(header + textwrap.dedent(script))
+    spec = {"cmd": f"{sys.executable} make_outputs.py", "deps": ["data"], "outs": [f"artifacts/{stage}"]}
+    (repo / "dvc.yaml").write_text(yaml.safe_dump({"stages": {stage: spec}}))
+
+    with pytest.raises(PipelineFailed) as excinfo:
+        pipeline_flow(params_path=str(repo / "params.yaml"))
+    assert excinfo.value.stage == stage and excinfo.value.report is not None  # the gate, not the stage
+    assert {f["column"] for f in excinfo.value.report.failures} == columns
+    message = str(excinfo.value)
+    assert f"stage `{stage}`" in message and f"check `{stage}` failed" in message
+    assert str(repo / "artifacts" / stage) in message  # the offending folder
+    client = _client(repo)
+    run = client.get_run(excinfo.value.run_id)
+    assert run.info.status == "FAILED" and run.data.tags["stvg.failed_stage"] == stage

@@ -390,3 +390,56 @@ def test_register_and_promote_reads_the_workspace_artifacts(
     metrics_file.unlink()
     with pytest.raises(PromotionError, match=r"metrics.json not found; run `dvc repro evaluate`"):
         register_and_promote(client, parent_run, workspace, params)
+
+
+def test_pipeline_register_prints_the_side_by_side_table_also_on_a_no_op_rerun(
+    client: MlflowClient,
+    store,
+    params: Params,
+    workspace: Path,
+    parent_run: str,
+    policy_dir: Path,
+    capsys: pytest.CaptureFixture[str],
+) -> None:
+    from flows import pipeline
+
+    lock = yaml.safe_load((workspace / "dvc.lock").read_text())
+    lock["stages"]["train"] = {
+        "cmd": "stvg train",
+        "outs": [{"path": "artifacts/train/model", "md5": "t" * 32}],
+    }
+    (workspace / "dvc.lock").write_text(yaml.safe_dump(lock))
+    model = workspace / "artifacts" / "train" / "model"
+    model.mkdir(parents=True)
+    (model / "config.json").write_text("{}")
+    (workspace / "artifacts" / "evaluate").mkdir(parents=True)
+    (workspace / "artifacts" / "evaluate" / "metrics.json").write_text(json.dumps(METRICS))
+    (workspace / "params.yaml").write_text("registry: {}\n")
+    name = params.registry.model_name
+
+    uri, fresh = pipeline._register(client, parent_run, workspace, params)
+    assert uri == f"models:/{name}/1" and "promoted to champion" in fresh
+    header = fresh.splitlines()[1]
+    assert header.split() == ["metric", "challenger", "champion", "delta", "status"]
+
+    again_uri, again = pipeline._register(client, parent_run, workspace, params)  # same train outputs
+    assert again_uri == uri and len(client.search_model_versions(f"name='{name}'")) == 1
+    lines = again.splitlines()
+    assert "already holds this policy" in lines[0] and lines[0].endswith("it is the champion")
+    assert lines[1].split() == header.split()
+    assert lines[3].split()[:4] == ["m_vIoU", "0.3000", "0.3000", "+0.0000"]
+
+    # A better policy became champion since: the re-run shows version 1 beside version 2's numbers.
+    _register(client, store, params, policy_dir, METRICS | {"m_vIoU": 0.45})
+    promote(client, name, "m_vIoU", 0.0, 0.02)
+    _, behind = pipeline._register(client, parent_run, workspace, params)
+    assert behind.splitlines()[0].endswith("the champion is version 2")
+    assert behind.splitlines()[3].split()[:4] == ["m_vIoU", "0.3000", "0.4500", "-0.1500"]
+
+    result = pipeline.PipelineResult(
+        "run", "1", "sqlite://", "raw", ["download"], again_uri, behind, model_name=name
+    )
+    print("\n".join(pipeline.next_steps(result)))
+    out = capsys.readouterr().out
+    assert behind in out
+    assert f"stvg lineage models:/{name}@champion" in out and "models:/stvg-r1@" not in out

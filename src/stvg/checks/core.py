@@ -98,7 +98,13 @@ def merge_reports(name: str, reports: Sequence[CheckReport]) -> CheckReport:
         name=name,
         success=all(r.success for r in reports),
         n_rows=sum(r.n_rows for r in reports),
-        statistics={r.name: r.statistics for r in reports},
+        # the totals first, so message() counts every suite's expectations; then each suite's own
+        statistics={
+            "evaluated_expectations": sum(
+                int(r.statistics.get("evaluated_expectations", 0)) for r in reports
+            ),
+            **{r.name: r.statistics for r in reports},
+        },
         failures=failures,
     )
 

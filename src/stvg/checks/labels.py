@@ -2,14 +2,18 @@
 
 ``label_table`` builds the table from the label stage's records; checks that compare with another
 table (the target ID exists in that video's mask database; the span lies in the video) are
-precomputed by the stage as boolean columns. The drop fraction of each split becomes a column so a
-table-level bound can be written as a column check. An empty table fails outright: a suite over zero
-rows would pass vacuously, and "everything was dropped" is exactly what this gate must stop.
+precomputed by the stage as boolean columns. The stage's ``target_in_db`` is computed from the same
+database it voted on, so it cannot catch a label that disagrees with the prompt stage's output (a
+hand-edited or stale label file, a re-prompted database): given ``instance_ids`` (video -> the IDs the
+mask database holds), the gate recomputes it independently as ``target_in_prompt_db``. The drop
+fraction of each split becomes a column so a table-level bound can be written as a column check. An
+empty table fails outright: a suite over zero rows would pass vacuously, and "everything was dropped"
+is exactly what this gate must stop.
 """
 
 from __future__ import annotations
 
-from collections.abc import Mapping, Sequence
+from collections.abc import Collection, Mapping, Sequence
 from typing import Any
 
 import pandas as pd
@@ -40,16 +44,49 @@ LABEL_COLUMNS = (
 FRACTION_COLUMNS = ("vote_share", "margin", "mean_iou", "min_iou", "presence", "ceiling_viou", "ceiling_tiou")
 
 
-def label_table(records: Sequence[Mapping[str, Any]], drop_fractions: Mapping[str, float]) -> pd.DataFrame:
-    """One row per label record (kept or flagged), with its split's drop fraction as a column."""
+def label_table(
+    records: Sequence[Mapping[str, Any]],
+    drop_fractions: Mapping[str, float],
+    instance_ids: Mapping[str, Collection[int]] | None = None,
+) -> pd.DataFrame:
+    """One row per label record (kept or flagged), with its split's drop fraction as a column.
+
+    With ``instance_ids`` the column ``target_in_prompt_db`` says whether the label's target is one of
+    its video's instances there (a video absent from the mapping has none).
+    """
     rows = [{c: r.get(c) for c in LABEL_COLUMNS if c != "drop_fraction"} for r in records]
     df = pd.DataFrame(rows, columns=list(LABEL_COLUMNS))
     df["drop_fraction"] = [float(drop_fractions.get(str(s), 1.0)) for s in df["split"]]
+    if instance_ids is not None:
+        known = {str(v): {int(i) for i in ids} for v, ids in instance_ids.items()}
+        df["target_in_prompt_db"] = [
+            _as_id(t) in known.get(str(v), set())
+            for v, t in zip(df["video_id"], df["target_id"], strict=True)
+        ]
     return df
 
 
-def label_expectations(max_drop_fraction: float) -> list[Expect]:
-    """The label suite, one commented risk per expectation."""
+def _as_id(value: Any) -> int | None:
+    """An instance ID as int; None for a missing or non-integer value (it matches no instance)."""
+    if isinstance(value, bool) or value is None:
+        return None
+    try:
+        as_float = float(value)
+    except (TypeError, ValueError):
+        return None
+    return int(as_float) if as_float.is_integer() else None
+
+
+def label_expectations(max_drop_fraction: float, *, cross_check: bool = False) -> list[Expect]:
+    """The label suite, one commented risk per expectation; ``cross_check`` adds the mask-DB recount."""
+    cross = [
+        Expect(
+            "ExpectColumnValuesToBeInSet",
+            {"column": "target_in_prompt_db", "value_set": [True]},
+            "the target ID is an instance of its video in the prompt stage's mask database "
+            "(recomputed by the gate, not taken from the label stage)",
+        )
+    ]
     return [
         # one label per sample and split: duplicates would double-weight a sample in GRPO
         Expect(
@@ -75,6 +112,7 @@ def label_expectations(max_drop_fraction: float) -> list[Expect]:
             {"column": "target_in_db", "value_set": [True]},
             "the target ID exists in that video's mask database",
         ),
+        *(cross if cross_check else []),
         # the temporal reward needs a valid span inside the video
         Expect(
             "ExpectColumnValuesToBeBetween",
@@ -116,10 +154,13 @@ def check_labels(
     records: Sequence[Mapping[str, Any]],
     drop_fractions: Mapping[str, float],
     max_drop_fraction: float,
+    instance_ids: Mapping[str, Collection[int]] | None = None,
 ) -> CheckReport:
     """Run the label suite over the kept/flagged records; ``drop_fractions`` maps split -> share dropped.
 
-    A split with no label row at all cannot show its drop fraction in the table; it is reported here.
+    ``instance_ids`` (video -> its instance IDs in the prompt stage's mask database) turns on the
+    independent target check. A split with no label row at all cannot show its drop fraction in the
+    table; it is reported here.
     """
     present = {str(r.get("split")) for r in records}
     empty = {k: v for k, v in sorted(drop_fractions.items()) if k not in present}
@@ -136,7 +177,10 @@ def check_labels(
     if not records:
         return CheckReport("label", False, 0, {"evaluated_expectations": 0}, extra or _no_rows())
     report = run_suite(
-        "label", label_table(records, drop_fractions), label_expectations(max_drop_fraction), "sample_id"
+        "label",
+        label_table(records, drop_fractions, instance_ids),
+        label_expectations(max_drop_fraction, cross_check=instance_ids is not None),
+        "sample_id",
     )
     if not extra:
         return report
