@@ -1,8 +1,10 @@
-"""CPU backend (the pipeline's detector + GrabCut masks + BoT-SORT with colour ReID + ID repair) on the
-synthetic benchmark's validation videos, with the identity-quality bar of ``evaluation.prompt_quality``.
+"""The CPU prompting backend through the real prompt and label stages on the synthetic benchmark.
 
-Issue bar: each ground-truth instance covered by one dominant ID on >= 95 % of its visible frames.
-The prompt settings are the project's params.yaml. The detector is the detector stage's
+The pipeline's detector, GrabCut masks, BoT-SORT with colour ReID, ID repair and track-end extension,
+with the project's params.yaml, over generated benchmark videos (mp4, as the pipeline reads them).
+Two issue bars: the mean prompting ceiling on the benchmark split >= 0.95 m_vIoU (label stage), and
+each ground-truth instance covered by one dominant ID on >= 95 % of its visible frames
+(``evaluation.prompt_quality``). The detector is the detector stage's
 (``artifacts/detector/weights.pt``) when dvc.lock says it was trained with the current params and
 code (``make run`` produced it), else it is trained here from params.yaml (~4 min on 2 cores), so the
 test runs on a fresh clone too and never measures a stale detector.
@@ -11,6 +13,7 @@ test runs on a fresh clone too and never measures a stale detector.
 from __future__ import annotations
 
 import hashlib
+import json
 from pathlib import Path
 
 import numpy as np
@@ -42,6 +45,9 @@ def up_to_date_weights(repo: Path) -> Path | None:
     locked = stage.get("params", {}).get("params.yaml", {})
     if any(locked.get(k) != current.get(k) for k in ("detector", "synthetic")):
         return None
+    declared = yaml.safe_load((repo / "dvc.yaml").read_text(encoding="utf-8"))["stages"]["detector"]["deps"]
+    if sorted(declared) != sorted(d["path"] for d in stage.get("deps", [])):
+        return None  # dvc.yaml's dependencies changed since the lock was written
     if any(_md5(repo / d["path"]) != d.get("md5") for d in stage.get("deps", [])):
         return None
     outs = {o["path"]: o.get("md5") for o in stage.get("outs", [])}
@@ -49,9 +55,7 @@ def up_to_date_weights(repo: Path) -> Path | None:
 
 
 @pytest.fixture(scope="session")
-def trained_detector(repo_root: Path, project_params, tmp_path_factory: pytest.TempPathFactory):
-    from stvg.prompting.detector import YoloDetector
-
+def trained_detector_path(repo_root: Path, tmp_path_factory: pytest.TempPathFactory) -> Path:
     weights = up_to_date_weights(repo_root)
     if weights is None:
         from stvg.stages import detector as stage
@@ -59,26 +63,44 @@ def trained_detector(repo_root: Path, project_params, tmp_path_factory: pytest.T
         out = tmp_path_factory.mktemp("detector") / "detector"
         assert stage.main(["--params", str(repo_root / "params.yaml"), "--out", str(out)]) == 0
         weights = out / "weights.pt"
-    d = project_params.detector
-    return YoloDetector(weights, conf=d.conf, imgsz=d.imgsz, threads=d.threads)
+    return weights
 
 
 @pytest.fixture(scope="module")
-def coverage(trained_detector, project_params) -> list[float]:
+def stage_outputs(repo_root: Path, trained_detector_path: Path, tmp_path_factory: pytest.TempPathFactory):
+    """The real prompt and label stages over the benchmark's validation videos (first 8 of each split)."""
+    from stvg.config import load_params
+    from stvg.data.synthetic import generate_benchmark
+    from stvg.stages import label, prompt
+
+    root = tmp_path_factory.mktemp("cpu_prompting")
+    params = yaml.safe_load((repo_root / "params.yaml").read_text(encoding="utf-8"))
+    params["data"]["max_videos"] = params["synthetic"]["n_val"]  # the whole test split, as many train videos
+    params_file = root / "params.yaml"
+    params_file.write_text(yaml.safe_dump(params, sort_keys=False), encoding="utf-8")
+    generate_benchmark(load_params(params_file).synthetic, root / "data" / "synthetic", progress=False)
+    common = ["--params", str(params_file), "--data-dir", str(root / "data")]
+    assert (
+        prompt.main([*common, "--detector", str(trained_detector_path), "--out", str(root / "prompt")]) == 0
+    )
+    assert label.main([*common, "--prompt-dir", str(root / "prompt"), "--out", str(root / "label")]) == 0
+    return root
+
+
+@pytest.fixture(scope="module")
+def coverage(stage_outputs: Path, project_params) -> list[float]:
     """Dominant-ID coverage of every GT instance of the validation videos (IDs checked consecutive)."""
     from stvg.data.synthetic import build_video
-    from stvg.prompting.engine import prompt_video
-    from stvg.prompting.video import ArrayFrames
+    from stvg.prompting.maskdb import MaskDB
 
-    sp, p = project_params.synthetic, project_params.prompt
+    db = MaskDB(stage_outputs / "prompt")
+    sp = project_params.synthetic
     out: list[float] = []
     for i in range(sp.n_val):
-        video = build_video(sp, "val", i)
-        result = prompt_video(ArrayFrames(video.frames, fps=sp.fps), trained_detector, p, video_id=video.name)
-        out += identity_coverage(result.table, video.visible)
-        assert list(result.table.instance_id.drop_duplicates().sort_values()) == list(
-            range(1, result.summary["instances"] + 1)
-        )
+        video = build_video(sp, "val", i)  # the same video, with its exact per-instance visible masks
+        table = db.table(video.name)
+        out += identity_coverage(table, video.visible)
+        assert sorted(table.instance_id.unique()) == list(range(1, db.summary(video.name)["instances"] + 1))
     a = np.asarray(out)
     print(
         f"\nCPU backend identity coverage over {len(a)} GT instances: min {a.min():.3f} "
@@ -87,8 +109,17 @@ def coverage(trained_detector, project_params) -> list[float]:
     return out
 
 
+def test_prompting_ceiling_of_the_cpu_backend_reaches_the_bar(stage_outputs: Path) -> None:
+    """Issue bar: mean prompting ceiling >= 0.95 m_vIoU on the benchmark split (measured 0.973)."""
+    metrics = json.loads((stage_outputs / "label" / "metrics.json").read_text(encoding="utf-8"))
+    print(f"\nprompting ceiling on the benchmark split: m_vIoU {metrics['ceiling_m_vIoU']:.4f}")
+    assert metrics["ceiling_m_vIoU"] >= 0.95
+    assert metrics["ceiling_m_tIoU"] == pytest.approx(1.0)
+    assert metrics["test_drop_fraction"] == 0.0
+
+
 def test_cpu_backend_identity_coverage_does_not_regress(coverage: list[float]) -> None:
-    """Measured 0.98 mean, 0.94 of the instances >= 0.95 (val + train): a regression floor."""
+    """Measured 0.99 mean, 96 % of the instances >= 0.95 (val + train): a regression floor."""
     a = np.asarray(coverage)
     assert a.mean() >= 0.95
     assert np.median(a) >= 0.98
@@ -98,7 +129,8 @@ def test_cpu_backend_identity_coverage_does_not_regress(coverage: list[float]) -
 @pytest.mark.xfail(
     strict=True,
     raises=AssertionError,
-    reason="open: a shape entering over a same-class one is first detected merged with it (min < 0.95)",
+    reason="open: identical shapes that cross can swap IDs; a shape entering over a same-class one "
+    "is first detected merged with it (min < 0.95)",
 )
 def test_cpu_backend_keeps_one_id_per_instance(coverage: list[float]) -> None:
     assert min(coverage) >= 0.95
