@@ -11,10 +11,13 @@ from stvg.evaluation.metrics import (
     TubeInput,
     aggregate_by_group,
     aggregate_tubes,
+    for_frame_submission,
     get_protocol,
     moment_metrics,
+    pack_tubes,
     passes,
     plane_box_iou,
+    read_frames,
     score_tube,
     score_tubes,
     seconds_to_frame,
@@ -230,6 +233,83 @@ def test_vectorised_batch_matches_a_per_frame_loop() -> None:
         expected.append(num / (max(ge, pe) - min(gs, ps) + 1))
     got = score_tubes(items).viou
     np.testing.assert_allclose(got, expected, rtol=1e-5, atol=1e-7)
+
+
+def test_sampled_protocols_match_a_per_frame_loop() -> None:
+    """TubeDETR and ST-Align on random tubes (dict and array boxes, boxes outside the predicted span)."""
+    rng = np.random.default_rng(7)
+    items, expected = [], {"tubedetr": [], "st-align": []}
+    for k in range(80):
+        n_frames = int(rng.integers(60, 300))
+        gs = int(rng.integers(0, n_frames - 20))
+        ge = min(gs + int(rng.integers(0, 60)), n_frames - 1)
+        ps = int(rng.integers(0, n_frames - 1))
+        pe = min(ps + int(rng.integers(0, 80)), n_frames - 1)
+        seg = (int(rng.integers(0, gs + 1)), int(rng.integers(ge, n_frames)))
+        rand_box = lambda: tuple(rng.uniform(0, 20, 2).tolist() + rng.uniform(25, 50, 2).tolist())  # noqa: E731
+        gt = {f: rand_box() for f in range(gs, ge + 1)}
+        pred = {
+            f: rand_box() for f in range(max(ps - 5, 0), min(pe + 5, n_frames - 1) + 1) if rng.random() < 0.8
+        }
+        boxes = pred
+        if k % 3 == 0:  # the same boxes as an array with NaN gaps
+            lo, hi = min(pred), max(pred)
+            arr = np.full((hi - lo + 1, 4), np.nan)
+            for f, b in pred.items():
+                arr[f - lo] = b
+            boxes = DenseBoxes(lo, arr)
+        items.append(TubeInput((gs, ge), gt, (ps, pe), boxes, n_frames, 25.0, segment=seg, dataset="vidstg"))
+        iou = {f: float(box_iou(gt[f], pred[f])) for f in gt if f in pred and ps <= f <= pe}
+        ids = tubedetr_frame_ids(seg[0], seg[1], 25.0)
+        num = sum(iou.get(f, 0.0) for f in ids if max(gs, ps) <= f <= min(ge, pe))
+        den = sum(min(gs, ps) <= f <= max(ge, pe) for f in ids)
+        expected["tubedetr"].append(num / max(den, 1))
+        ids = uniform_frame_ids(*seg)
+        g = {f for f in ids if f in gt}
+        p = {f for f in ids if f in pred and ps <= f <= pe}
+        expected["st-align"].append(sum(iou[f] for f in g & p) / len(g | p) if g | p else 0.0)
+    for name, want in expected.items():
+        got = score_tubes(items, PROTOCOLS[name]).viou
+        np.testing.assert_allclose(got, want, rtol=1e-5, atol=1e-7, err_msg=name)
+
+
+def test_boxes_keyed_far_outside_the_video_cost_nothing() -> None:
+    """A box key of 1e11 and a span to 1e12 used to size the ST-Align window (MemoryError)."""
+    gt = {f: GT_BOX for f in range(10, 20)}
+    pred = {**{f: GT_BOX for f in range(10, 20)}, 10**11: GT_BOX, -(10**11): GT_BOX}
+    for name in PROTOCOLS:
+        protocol = for_frame_submission(PROTOCOLS[name])
+        for span in ((10, 19), (10, 10**12)):
+            it = TubeInput((10, 19), gt, span, pred, n_frames=50, fps=10.0, segment=(0, 49))
+            batch = pack_tubes([it], protocol)
+            assert batch.gt_boxes.shape[2] <= 50, name
+            s = score_tubes([it], protocol)[0]
+            assert (s.viou == pytest.approx(1.0)) == (span == (10, 19) or name == "st-align"), name
+
+
+def test_frame_tubes_take_tiou_as_frame_intervals_under_stvg_r1() -> None:
+    """A tube in frames has no times: its tIoU in 'seconds' compares [first, last + 1) on both sides."""
+    gt = {f: GT_BOX for f in range(4, 9)}
+    copy = TubeInput((4, 8), gt, (4, 8), dict(gt), 20, 1.0, gt_span_s=(4.0, 9.0))
+    r1 = PROTOCOLS["stvg-r1"]
+    assert score_tubes([copy], r1)[0].tiou == pytest.approx(1.0)  # was 4/5: end frame 8 read as 8 s
+    assert score_tubes([copy], r1)[0].viou == pytest.approx(4 / 5)  # the GT-box slip of the seconds path
+    assert score_tubes([copy], for_frame_submission(r1))[0].viou == pytest.approx(1.0)
+    later = TubeInput((4, 8), gt, (6, 10), dict(gt), 20, 1.0, gt_span_s=(4.0, 9.0))
+    assert score_tubes([later], for_frame_submission(r1))[0].tiou == pytest.approx(3 / 7)
+
+
+def test_read_frames_are_the_scored_overlap_per_protocol() -> None:
+    it = worked(dataset="vidstg")  # GT 100..199, prediction 150..249, 30 fps, 600 frames
+    assert read_frames(it, PROTOCOLS["official"]).tolist() == list(range(150, 200))
+    sampled = read_frames(it, PROTOCOLS["tubedetr"])
+    assert sampled.tolist() == [f for f in tubedetr_frame_ids(0, 600, 30.0) if 150 <= f <= 199]
+    assert read_frames(worked(pred_span=(199, 260)), PROTOCOLS["stvg-r1"]).size == 0  # one-frame overlap
+    st = worked(segment=(0, 299))
+    assert read_frames(st, PROTOCOLS["st-align"]).tolist() == [
+        f for f in uniform_frame_ids(0, 299) if 150 <= f <= 249
+    ]  # ST-Align counts predicted boxes on the whole predicted span
+    assert read_frames(worked(pred_span=None), PROTOCOLS["official"]).size == 0
 
 
 def test_plane_box_iou_matches_geometry_including_degenerate_and_missing_boxes() -> None:

@@ -90,7 +90,100 @@ def test_protocol_and_threshold_flags_change_the_numbers(tmp_path: Path, hcstvg:
     loose, _ = score("hcstvg-v2", sub, hcstvg, threshold_op=">=")
     assert strict["vIoU@0.5"] == 0.5 and loose["vIoU@0.5"] == 1.0
     r1, _ = score("hcstvg-v2", sub, hcstvg, protocol="stvg-r1")
-    assert r1["protocol"] == "stvg-r1" and r1["m_vIoU"] < strict["m_vIoU"]  # GT boxes read one frame late
+    assert r1["protocol"] == "stvg-r1" and r1["threshold_op"] == ">=" and r1["vIoU@0.5"] == 1.0
+
+
+PROTOCOL_NAMES = ("official", "tubedetr", "stvg-r1", "st-align")
+
+
+@pytest.fixture
+def hcstvg3(tmp_path: Path) -> Path:
+    """Three 20-frame videos at 1 fps: GT tubes on 1-based frames 5..9, 1..10 and 11..20 (the last frame)."""
+
+    def entry(st_frame: int, n: int) -> dict:
+        return {
+            "bbox": [[10, 10, 10, 10]] * n,
+            "st_time": (st_frame - 1) * 1.0,
+            "ed_time": (st_frame - 1 + n) * 1.0,
+            "img_num": 20,
+            "st_frame": st_frame,
+            "English": "the man walks",
+            "img_size": [100, 100],
+        }
+
+    return write(
+        tmp_path / "val3.json", {"a.mp4": entry(5, 5), "b.mkv": entry(1, 10), "c.mp4": entry(11, 10)}
+    )
+
+
+@pytest.mark.parametrize("protocol", PROTOCOL_NAMES)
+def test_a_copy_of_the_gt_tubes_scores_one_under_every_protocol(
+    tmp_path: Path, hcstvg3: Path, capsys, protocol: str
+) -> None:
+    """Through the CLI: the STVG-R1 preset used to compare the inclusive end frame / fps with GT seconds."""
+    sub = write(
+        tmp_path / "sub.json", {"a.mp4": perfect(5, 9), "b.mkv": perfect(1, 10), "c.mp4": perfect(11, 20)}
+    )
+    out = run(capsys, "hcstvg-v2", str(sub), str(hcstvg3), "--protocol", protocol)
+    assert out["protocol"] == protocol and out["n"] == 3 and out["n_warnings"] == 0
+    assert out["m_tIoU"] == pytest.approx(1.0) and out["m_vIoU"] == pytest.approx(1.0)
+    assert out["vIoU@0.5"] == 1.0
+    exclusive = {k: {**v, "ed_frame": v["ed_frame"] + 1} for k, v in json.loads(sub.read_text()).items()}
+    sub_x = write(tmp_path / "sub_x.json", exclusive)
+    out = run(capsys, "hcstvg-v2", str(sub_x), str(hcstvg3), "--protocol", protocol, "--end-exclusive")
+    assert out["m_tIoU"] == pytest.approx(1.0) and out["m_vIoU"] == pytest.approx(1.0)
+
+
+def test_protocols_differ_where_reference_says(tmp_path: Path, hcstvg3: Path) -> None:
+    """a: a one-frame overlap; b: the right span at box IoU 0.5; c: the last three frames of the video."""
+    half = perfect(1, 10)
+    half["bbox"] = {str(f): [10, 10, 20, 15] for f in range(1, 11)}
+    sub = write(tmp_path / "sub.json", {"a.mp4": perfect(9, 12), "b.mkv": half, "c.mp4": perfect(18, 20)})
+    got = {p: score("hcstvg-v2", sub, hcstvg3, protocol=p)[0] for p in PROTOCOL_NAMES}
+    # official: frames, inclusive ends; a: S_i = {9}, S_u = 5..12 -> 1/8; c: 3 of 10; vIoU@R counts '>'
+    off = got["official"]
+    assert off["m_tIoU"] == pytest.approx((1 / 8 + 1 + 3 / 10) / 3)
+    assert off["m_vIoU"] == pytest.approx((1 / 8 + 0.5 + 3 / 10) / 3)
+    assert off["vIoU@0.3"] == pytest.approx(1 / 3) and off["vIoU@0.5"] == 0.0  # 0.3 and 0.5 are not > R
+    # TubeDETR: HC-STVG frames sampled from [0, n_frames - 1): c's last frame never counts -> 2/9
+    tub = got["tubedetr"]
+    assert tub["m_tIoU"] == pytest.approx(off["m_tIoU"])
+    assert tub["m_vIoU"] == pytest.approx((1 / 8 + 0.5 + 2 / 9) / 3)
+    # STVG-R1: a one-frame overlap scores vIoU 0; thresholds >=; tIoU of the frame intervals
+    r1 = got["stvg-r1"]
+    assert r1["m_tIoU"] == pytest.approx(off["m_tIoU"])
+    assert r1["m_vIoU"] == pytest.approx((0 + 0.5 + 3 / 10) / 3)
+    assert r1["vIoU@0.3"] == pytest.approx(2 / 3) and r1["vIoU@0.5"] == pytest.approx(1 / 3)
+    # ST-Align: tIoU on the end-points as continuous values (a: 0/7, c: 2/9), vIoU as official, >=
+    sta = got["st-align"]
+    assert sta["m_tIoU"] == pytest.approx((0 + 1 + 2 / 9) / 3)
+    assert sta["m_vIoU"] == pytest.approx(off["m_vIoU"])
+    assert sta["vIoU@0.3"] == pytest.approx(2 / 3) and sta["tIoU@0.5"] == pytest.approx(1 / 3)
+
+
+@pytest.mark.parametrize("protocol", PROTOCOL_NAMES)
+def test_box_keys_outside_the_span_or_video_warn_and_are_ignored(
+    tmp_path: Path, hcstvg3: Path, protocol: str
+) -> None:
+    a = perfect(5, 9)
+    a["bbox"].update({"100000000000": [10, 10, 20, 20], "1": [0, 0, 5, 5], "6.0": [10, 10, 20, 20]})
+    b = perfect(1, 10)
+    b["ed_frame"] = 22  # two frames past the video's 20
+    b["bbox"]["21"] = [10, 10, 20, 20]
+    c = {"st_frame": 11, "ed_frame": 10**30, "bbox": {"x": [1, 2, 3, 4]}}
+    sub = write(tmp_path / "sub.json", {"a.mp4": a, "b.mkv": b, "c.mp4": c})
+    out, warnings = score("hcstvg-v2", sub, hcstvg3, protocol=protocol)  # used to raise MemoryError
+    text = "\n".join(warnings.messages)
+    assert "'a.mp4'" in text and "'100000000000'" in text and "outside its frames 5..9 ignored" in text
+    assert "'1'" in text  # before st_frame
+    assert "'6.0'" in text and "not an integer" in text
+    assert "'b.mkv'" in text and "'21'" in text and "outside the video's frames 1..20 ignored" in text
+    assert "'c.mp4'" in text and "'x'" in text
+    # a scores as a copy of its GT tube; b's union runs to frame 22 (TubeDETR: 19 sampled frames);
+    # ST-Align's union counts frames with a box, so b's empty frames 11..22 do not enter it; c scores 0
+    b_viou = {"official": 10 / 22, "stvg-r1": 10 / 22, "tubedetr": 10 / 19, "st-align": 1.0}[protocol]
+    assert out["m_vIoU"] == pytest.approx((1 + b_viou) / 3)
+    assert out["n"] == 3 and out["n_warnings"] == len(warnings)
 
 
 def test_unreadable_files_exit_2_with_a_message(tmp_path: Path, hcstvg: Path, capsys) -> None:
@@ -160,26 +253,108 @@ def test_mevis_folder_against_meta_and_mask_dict(tmp_path: Path, capsys) -> None
     cv2.imwrite(str(sub / "vid1" / "1" / "00001.png"), (obj1 * 255).astype(np.uint8))  # false positive
     out = run(capsys, "mevis", str(sub), str(anno))
     assert out["J"] == pytest.approx((1.0 + 0.5) / 2) and out["F"] == pytest.approx((1.0 + 0.5) / 2)
+    (sub / "vid1" / "7").mkdir()
+    (sub / "vid9").mkdir()
+    again, warnings = score("mevis", sub, anno)
+    assert again["J&F"] == out["J&F"]
+    assert any("vid1/7" in m and "not an expression" in m for m in warnings.messages)
+    assert any("'vid9'" in m and "not a video" in m for m in warnings.messages)
 
 
-def test_vidstg_metrics_by_sentence_type(shared_data: Path, tmp_path: Path) -> None:
-    """The real VidSTG val annotation file (spans only, no VidOR boxes): tIoU per sentence type."""
-    from stvg.data.registry import load_samples
+def vidstg_files(tmp_path: Path) -> tuple[Path, Path]:
+    """A VidSTG annotation (GT frames 7..9, end_fid exclusive) and its VidOR trajectory file: tid 1 is
+    the 10x20 box (f, 1, f + 10, 21) on every frame f, tid 2 a small box on frames < 5."""
+    entry = {
+        "vid": "1234",
+        "fps": 25.0,
+        "frame_count": 10,
+        "width": 100,
+        "height": 80,
+        "used_segment": {"begin_fid": 0, "end_fid": 9},
+        "temporal_gt": {"begin_fid": 7, "end_fid": 10},
+        "captions": [{"description": "a dog chases a cat.", "type": "object", "target_id": 1}],
+        "questions": [{"description": "what chases the cat?", "type": "object", "target_id": 1}],
+    }
+    frames = []
+    for f in range(10):
+        objs = [{"tid": 1, "bbox": {"xmin": f, "ymin": 1, "xmax": f + 10, "ymax": 21}, "generated": 0}]
+        if f < 5:
+            objs.append({"tid": 2, "bbox": {"xmin": 0, "ymin": 0, "xmax": 5, "ymax": 5}, "generated": 1})
+        frames.append(objs)
+    vidor = tmp_path / "vidor" / "0001"
+    vidor.mkdir(parents=True)
+    write(vidor / "1234.json", {"video_id": "1234", "width": 100, "height": 80, "trajectories": frames})
+    return write(tmp_path / "val_annotations.json", [entry]), tmp_path / "vidor"
 
-    anno = shared_data / "vidstg" / "val_annotations.json"
-    samples = load_samples("vidstg", anno).samples
-    if not samples or samples[0].gt_span_frames is None:
-        pytest.skip("the VidSTG adapter yields no GT tubes without VidOR boxes")
-    s = samples[0]
+
+def test_vidstg_with_vidor_boxes_reports_each_sentence_type(tmp_path: Path, capsys) -> None:
+    anno, vidor = vidstg_files(tmp_path)
+    gt = {str(f): [f, 1, f + 10, 21] for f in range(7, 10)}
+    shifted = {str(f): [f + 5, 1, f + 15, 21] for f in range(7, 10)}  # IoU 100 / 300 on every frame
     sub = write(
         tmp_path / "sub.json",
-        {s.sample_id: {"st_frame": s.gt_span_frames[0], "ed_frame": s.gt_span_frames[1], "bbox": {}}},
+        {
+            "1234_0_decl0": {"st_frame": 7, "ed_frame": 9, "bbox": gt},
+            "1234_0_inter0": {"st_frame": 6, "ed_frame": 9, "bbox": {**shifted, "6": [6, 1, 16, 21]}},
+        },
     )
-    out, warnings = score("vidstg", sub, anno)
-    assert set(out) >= {"all", "declarative", "interrogative"}
-    assert out["all"]["n"] == len(samples)
-    assert out[s.sentence_type]["m_tIoU"] > 0 and out["all"]["m_vIoU"] == 0.0
-    assert any("no box on" in m for m in warnings.messages)
+    out = run(capsys, "vidstg", str(sub), str(anno), "--vidor-root", str(vidor))
+    assert out["declarative"]["m_vIoU"] == pytest.approx(1.0) and out["declarative"]["m_tIoU"] == 1.0
+    # interrogative: frames 6..9 against GT 7..9 -> tIoU 3/4, vIoU 3 * (1/3) / 4
+    assert out["interrogative"]["m_tIoU"] == pytest.approx(3 / 4)
+    assert out["interrogative"]["m_vIoU"] == pytest.approx(1 / 4, rel=1e-6)
+    assert out["all"]["n"] == 2 and out["all"]["m_vIoU"] == pytest.approx((1 + 1 / 4) / 2, rel=1e-6)
+    assert out["n_warnings"] == 0
+    no_boxes, _ = score("vidstg", sub, anno)  # without --vidor-root the GT has no boxes
+    assert no_boxes["all"]["m_vIoU"] == 0.0 and no_boxes["all"]["m_tIoU"] == out["all"]["m_tIoU"]
+
+
+def st_align_file(tmp_path: Path) -> Path:
+    """Two ST-Align STVG entries on a 199-frame split: GT frames 0..99 with a 10x10 box each."""
+
+    def entry(video: str) -> dict:
+        return {
+            "video_path": f"stvg/{video}.mp4",
+            "meta": {
+                "width": 100,
+                "height": 100,
+                "split": [0, 198],
+                "time_token": {"<s>": 0, "<e>": 99},
+                "spatial_token": {"<bboxes>": {str(f): [0, 0, 10, 10] for f in range(100)}},
+            },
+            "conversations": [
+                {"from": "human", "value": '<video>\nWhen and where can we see "a child holds a bat"?'},
+                {"from": "gpt", "value": "..."},
+            ],
+        }
+
+    return write(tmp_path / "stvg.json", [entry("8665030691"), entry("5555555555")])
+
+
+def test_st_align_format_uses_its_own_protocol_and_frames(tmp_path: Path, capsys) -> None:
+    anno = st_align_file(tmp_path)
+    pred = {str(f): [0, 0, 10, 8] for f in range(50, 150)}  # IoU 0.8
+    pred["400"] = [0, 0, 10, 8]  # outside the split: ignored with a warning
+    sub = write(
+        tmp_path / "sub.json",
+        {
+            "8665030691_0": {
+                "st_frame": 0,
+                "ed_frame": 99,
+                "bbox": {str(f): [0, 0, 10, 10] for f in range(100)},
+            },
+            "5555555555_1": {"st_frame": 50, "ed_frame": 149, "bbox": pred},
+        },
+    )
+    out = run(capsys, "st-align", str(sub), str(anno))
+    assert out["protocol"] == "st-align" and out["threshold_op"] == ">=" and out["n"] == 2
+    ids = np.round(np.arange(100) * 198 / 99).astype(int)  # the 100 uniformly sampled frames
+    inter, union = ((ids >= 50) & (ids <= 99)).sum(), (ids <= 149).sum()
+    assert out["m_vIoU"] == pytest.approx((1 + inter * 0.8 / union) / 2, rel=1e-6)
+    assert out["m_tIoU"] == pytest.approx((1 + (99 - 50) / (149 - 0)) / 2)
+    assert out["tIoU@0.5"] == 0.5 and out["n_warnings"] == 1
+    official = run(capsys, "st-align", str(sub), str(anno), "--protocol", "official")
+    assert official["m_vIoU"] == pytest.approx((1 + 50 * 0.8 / 150) / 2, rel=1e-6)
 
 
 def test_charades_real_file_perfect_and_empty_submissions(shared_data: Path, tmp_path: Path) -> None:

@@ -16,10 +16,12 @@ Protocols (REFERENCE Part 3, section 9):
 - ``stvg-r1`` — the official STVG-R1 ``evaluate.py``: GT frames from int(t * fps) of the GT times,
   an overlap of one frame or less scores vIoU 0, the GT box of frame f is read one frame late
   (the 1-based ``st_frame`` slip: the first GT frame has no box), tIoU in seconds, ``>=``.
-  The code's silent box fallbacks live in ``evaluation.fallbacks``, not here.
+  The GT-side quirks belong to answers in seconds; a tube submitted in the annotation's frames is
+  scored with ``for_frame_submission`` (its tIoU compares the frame intervals, so an exact copy of
+  the GT tube scores 1). The code's silent box fallbacks live in ``evaluation.fallbacks``, not here.
 - ``st-align`` — LLaVA-ST ``eval_stvg``: 100 frames sampled uniformly over the segment,
-  vIoU = sum of IoU over G ∩ P / |G ∪ P| (frames with a GT / predicted box), tIoU on frame
-  end-points as continuous values, ``>=``.
+  vIoU = sum of IoU over G ∩ P / |G ∪ P| (frames with a GT / predicted box; predicted boxes count
+  on the predicted span only), tIoU on frame end-points as continuous values, ``>=``.
 
 Every failure scores tIoU = vIoU = 0 and is still counted: a missing prediction, a reversed span, a
 zero-length union (seconds). An answer in seconds becomes frames floor(s * fps) .. ceil(e * fps) - 1
@@ -32,8 +34,9 @@ frame -> seconds -> frame round-trip exactly (plain ``int(t * fps)`` maps 3 / 29
 from __future__ import annotations
 
 import math
-from collections.abc import Mapping, Sequence
+from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass, replace
+from itertools import chain, compress
 from typing import Literal
 
 import numpy as np
@@ -119,6 +122,18 @@ def get_protocol(
     if iou_thresholds is not None:
         p = replace(p, iou_thresholds=tuple(float(t) for t in iou_thresholds))
     return p
+
+
+def for_frame_submission(protocol: TubeProtocol) -> TubeProtocol:
+    """The protocol as applied to a tube submitted in the annotation's own frame numbering.
+
+    STVG-R1's GT-side quirks (GT frames from int(t * fps), the GT box read one frame late) come from
+    mapping an answer in seconds onto 0-based decoded frames against the 1-based ``st_frame``. A tube
+    keyed by the annotation's frames never takes that path, so its GT tube is the annotation's own and
+    a submission equal to it scores 1; the prediction-side rules (threshold operator, the two-frame
+    minimum overlap, tIoU as intervals) are kept.
+    """
+    return replace(protocol, gt_frames_from_times=False, gt_box_offset=0)
 
 
 # ----------------------------------------------------------------------------------------------- inputs
@@ -268,9 +283,10 @@ class TubeBatch:
 
     Boxes are stored coordinate-major, (4, N, L): each coordinate plane is contiguous, which makes the
     IoU kernel about 2.5x faster than (N, L, 4). For span protocols the window is the GT span (only
-    GT frames can add to the numerator) and ``union_count`` holds the denominator, counted at packing;
-    for box-presence protocols (ST-Align) the window covers every box and the denominator is counted
-    here from the boxes.
+    GT frames can add to the numerator), ``pack_tubes`` fills boxes on S_i only and ``union_count``
+    holds the denominator, counted at packing; for box-presence protocols (ST-Align) the window covers
+    the GT boxes and the predicted span, within the video, and the denominator is counted here from
+    the boxes.
     """
 
     origin: np.ndarray  # (N,) int64, first frame of each window
@@ -318,91 +334,236 @@ def _is_dense(boxes: object) -> bool:
     return isinstance(boxes, DenseBoxes) or (hasattr(boxes, "first_frame") and hasattr(boxes, "boxes"))
 
 
-def _box_frames(boxes: Boxes) -> tuple[int, int] | None:
-    if _is_dense(boxes):
-        return (boxes.first_frame, boxes.first_frame + len(boxes.boxes) - 1) if len(boxes.boxes) else None
-    if not boxes:
-        return None
-    keys = [int(k) for k in boxes]
-    return min(keys), max(keys)
+def _span_or_nan(spans: Sequence[tuple[float, float] | None]) -> np.ndarray:
+    return np.array([(np.nan, np.nan) if s is None else s for s in spans], dtype=np.float64).reshape(-1, 2)
 
 
-def _fill(planes: np.ndarray, n: int, boxes: Boxes, origin: int, shift: int = 0) -> None:
-    """Write ``boxes`` into row ``n`` of (4, N, L) planes from frame ``origin``; frame f lands at f + shift."""
+def _check_preds(items: Sequence[TubeInput], protocol: TubeProtocol) -> tuple[np.ndarray, np.ndarray]:
+    """Failure codes (N,) and inclusive predicted spans (N, 2) of a batch; failed rows get (0, -1)."""
+    n = len(items)
+    has = np.fromiter((it.pred_span is not None for it in items), dtype=bool, count=n)
+    span = np.array([it.pred_span or (0, -1) for it in items], dtype=np.int64).reshape(n, 2)
+    if not protocol.end_inclusive:
+        span[:, 1] -= 1
+    pr_s = _span_or_nan([it.pred_span_s for it in items])
+    gt_s = _span_or_nan([it.gt_span_s for it in items])
+    failure = np.where(has, 0, _FAILURE_CODE["missing"]).astype(np.int8)
+    rev = has & ((span[:, 1] < span[:, 0]) | (pr_s[:, 1] < pr_s[:, 0]))  # NaN compares False
+    failure[rev] = _FAILURE_CODE["reversed"]
+    empty = has & ~rev & (np.fmax(gt_s[:, 1], pr_s[:, 1]) - np.fmin(gt_s[:, 0], pr_s[:, 0]) <= 0)
+    empty &= ~np.isnan(gt_s[:, 0]) & ~np.isnan(pr_s[:, 0])
+    failure[empty] = _FAILURE_CODE["empty_union"]
+    span[failure != 0] = (0, -1)
+    return failure, span
+
+
+def _frame_bounds(items: Sequence[TubeInput]) -> np.ndarray:
+    """(N, 2) frames known to exist: the video, else the clip segment (ST-Align states no frame
+    count), else the GT span; they bound every window, so no box key can make one huge."""
+    return np.array(
+        [
+            (0, it.n_frames - 1)
+            if it.n_frames > 0
+            else (it.segment if it.segment is not None else it.gt_span)
+            for it in items
+        ],
+        dtype=np.int64,
+    ).reshape(len(items), 2)
+
+
+def _read_window(
+    items: Sequence[TubeInput],
+    protocol: TubeProtocol,
+    gt_span: np.ndarray,
+    pred_span: np.ndarray,
+    failure: np.ndarray,
+) -> np.ndarray:
+    """(N, 2) inclusive frames whose predicted box the metric can read (empty rows: lo > hi).
+
+    Span protocols read boxes only on S_i = GT ∩ predicted span (shorter than ``min_overlap_frames``:
+    none); box-presence protocols (ST-Align) count predicted boxes on the predicted span, within the
+    frames that exist. A box anywhere else cannot change the score.
+    """
+    if protocol.union == "boxes":
+        bounds = _frame_bounds(items)
+        lo, hi = np.maximum(pred_span[:, 0], bounds[:, 0]), np.minimum(pred_span[:, 1], bounds[:, 1])
+    else:
+        lo = np.maximum(gt_span[:, 0], pred_span[:, 0])
+        hi = np.minimum(gt_span[:, 1], pred_span[:, 1])
+        hi = np.where(hi - lo + 1 < protocol.min_overlap_frames, lo - 1, hi)
+    hi = np.where(failure != 0, lo - 1, hi)
+    return np.stack([lo, hi], axis=1)
+
+
+def read_frames(item: TubeInput, protocol: TubeProtocol = PROTOCOLS["official"]) -> np.ndarray:
+    """Sorted frames on which ``protocol`` reads this sample's predicted box (none if it fails).
+
+    A box, or a box fallback, on any other frame cannot change the sample's vIoU; the evaluate stage
+    applies and counts its ID-repair fallbacks on these frames only.
+    """
+    failure, pred_span = _check_preds([item], protocol)
+    gt_span = np.asarray([item.gt_span], dtype=np.int64)
+    lo, hi = _read_window([item], protocol, gt_span, pred_span, failure)[0]
+    frames = np.arange(lo, hi + 1, dtype=np.int64)
+    ids = evaluated_frame_ids(item, protocol)
+    return frames if ids is None else np.intersect1d(frames, np.asarray(ids, dtype=np.int64))
+
+
+def _gather(
+    tubes: Sequence[Boxes], lo: np.ndarray, hi: np.ndarray, shift: int = 0
+) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """(row, frame, (4, K) float32 boxes) of the boxes of ``tubes[i]`` whose frame + ``shift`` lies
+    in lo[i]..hi[i].
+
+    Dict tubes are read with a few C-level passes over all of them at once (keys, then only the
+    boxes in range), never a Python statement per frame: reading the Python floats is nearly the
+    whole cost of packing. Array-backed tubes are sliced.
+    """
+    active = np.flatnonzero(lo <= hi).tolist()
+    map_rows = [i for i in active if type(tubes[i]) is dict]  # the common case, no attribute lookups
+    dense_rows: list[int] = []
+    if len(map_rows) < len(active):
+        others = [i for i in active if type(tubes[i]) is not dict]
+        dense_rows = [i for i in others if _is_dense(tubes[i])]
+        map_rows += [i for i in others if not _is_dense(tubes[i])]  # any other Mapping
+    rows_d: list[np.ndarray] = []
+    frames_d: list[np.ndarray] = []
+    boxes_d: list[np.ndarray] = []
+    if dense_rows:  # one concatenation, whatever the number of tubes
+        idx = np.asarray(dense_rows, dtype=np.int64)
+        arrs = [np.asarray(tubes[i].boxes, dtype=np.float64).reshape(-1, 4) for i in dense_rows]  # type: ignore[union-attr]
+        lens = np.fromiter(map(len, arrs), dtype=np.int64, count=len(arrs))
+        firsts = np.fromiter((tubes[i].first_frame for i in dense_rows), dtype=np.int64, count=len(arrs))  # type: ignore[union-attr]
+        starts = np.cumsum(lens) - lens
+        frames = np.arange(int(lens.sum()), dtype=np.int64) + np.repeat(firsts + shift - starts, lens)
+        keep = (frames >= np.repeat(lo[idx], lens)) & (frames <= np.repeat(hi[idx], lens))
+        rows_d.append(np.repeat(idx, lens)[keep])
+        frames_d.append(frames[keep])
+        boxes_d.append(np.concatenate(arrs)[keep].T.astype(np.float32))
+    maps = [tubes[i] for i in map_rows]
+    if maps:
+        idx = np.asarray(map_rows, dtype=np.int64)
+        lens = np.fromiter(map(len, maps), dtype=np.int64, count=len(maps))
+        keys = np.fromiter(chain.from_iterable(maps), dtype=np.int64, count=int(lens.sum()))
+        keys += shift
+        keep = (keys >= np.repeat(lo[idx], lens)) & (keys <= np.repeat(hi[idx], lens))
+        values = chain.from_iterable(map(_values, maps))
+        count = int(np.count_nonzero(keep))
+        if count < len(keep):
+            values = compress(values, keep.tolist())
+        floats = chain.from_iterable(values)
+        try:
+            flat = np.fromiter(floats, dtype=np.float64, count=4 * count)
+            extra = next(floats, None) is not None
+        except (TypeError, ValueError) as exc:
+            raise ValueError("every box of a tube must be 4 numbers [x1, y1, x2, y2]") from exc
+        if extra:
+            raise ValueError("every box of a tube must be 4 numbers [x1, y1, x2, y2]")
+        rows = np.repeat(idx, lens)
+        rows_d.append(rows if count == len(keep) else rows[keep])
+        frames_d.append(keys if count == len(keep) else keys[keep])
+        boxes_d.append(flat.reshape(count, 4).T.astype(np.float32))
+    if not rows_d:
+        return np.zeros(0, np.int64), np.zeros(0, np.int64), np.zeros((4, 0), np.float32)
+    return np.concatenate(rows_d), np.concatenate(frames_d), np.concatenate(boxes_d, axis=1)
+
+
+def _values(tube: Mapping[int, Sequence[float]]) -> Iterable[Sequence[float]]:
+    return tube.values()
+
+
+def _scatter(
+    planes: np.ndarray, origin: np.ndarray, rows: np.ndarray, frames: np.ndarray, boxes: np.ndarray
+) -> None:
+    """Write gathered (4, K) boxes into (4, N, L) planes; frames outside a row's window are dropped."""
     length = planes.shape[2]
-    if _is_dense(boxes):
-        arr = np.asarray(boxes.boxes, dtype=np.float32).reshape(-1, 4)
-        lo = boxes.first_frame + shift - origin
-        a, b = max(lo, 0), min(lo + len(arr), length)
-        if a < b:
-            planes[:, n, a:b] = arr[a - lo : b - lo].T
-        return
-    for frame, box in boxes.items():
-        j = int(frame) + shift - origin
-        if 0 <= j < length:
-            planes[:, n, j] = box
+    col = frames - origin[rows]
+    if col.size and (col.min() < 0 or col.max() >= length):  # never for pack_tubes' own windows
+        ok = (col >= 0) & (col < length)
+        rows, col, boxes = rows[ok], col[ok], boxes[:, ok]
+    flat = rows * length + col
+    for c in range(4):
+        planes[c].reshape(-1)[flat] = boxes[c]
 
 
-def _check_pred(it: TubeInput, protocol: TubeProtocol) -> tuple[int, tuple[int, int]]:
-    """Failure code and inclusive predicted span of one sample."""
-    if it.pred_span is None:
-        return _FAILURE_CODE["missing"], (0, -1)
-    ps, pe = it.pred_span if protocol.end_inclusive else (it.pred_span[0], it.pred_span[1] - 1)
-    if pe < ps or (it.pred_span_s is not None and it.pred_span_s[1] < it.pred_span_s[0]):
-        return _FAILURE_CODE["reversed"], (0, -1)
-    gt_s, pr_s = it.gt_span_s, it.pred_span_s
-    if gt_s is not None and pr_s is not None and max(gt_s[1], pr_s[1]) - min(gt_s[0], pr_s[0]) <= 0:
-        return _FAILURE_CODE["empty_union"], (0, -1)
-    return 0, (int(ps), int(pe))
+def _counted_frames(
+    items: Sequence[TubeInput],
+    protocol: TubeProtocol,
+    origin: np.ndarray,
+    length: int,
+    union_lo: np.ndarray,
+    union_hi: np.ndarray,
+    need_union: bool,
+) -> tuple[np.ndarray, np.ndarray]:
+    """(N, L) evaluated-frame mask, and the evaluated frames in each union span (sampled protocols)."""
+    n = len(items)
+    counted = np.zeros((n, length), dtype=bool)
+    union = np.zeros(n)
+    cache: dict[tuple[object, ...], np.ndarray] = {}  # many samples share a video's frame grid
+    rows, cols = [], []
+    for i, it in enumerate(items):
+        key = (it.segment, it.n_frames, it.fps, it.dataset in HCSTVG_LIKE)
+        ids = cache.get(key)
+        if ids is None:
+            ids = cache[key] = np.asarray(evaluated_frame_ids(it, protocol), dtype=np.int64)
+        a, b = np.searchsorted(ids, (origin[i], origin[i] + length))
+        rows.append(np.full(b - a, i, dtype=np.int64))
+        cols.append(ids[a:b] - origin[i])
+        if need_union:
+            u0, u1 = np.searchsorted(ids, (union_lo[i], union_hi[i] + 1))
+            union[i] = u1 - u0
+    if rows:
+        counted[np.concatenate(rows), np.concatenate(cols)] = True
+    return counted, union
 
 
 def pack_tubes(items: Sequence[TubeInput], protocol: TubeProtocol = PROTOCOLS["official"]) -> TubeBatch:
-    """Pack samples into one padded ``TubeBatch`` (the only per-sample Python loop of the tube path)."""
+    """Pack samples into one padded ``TubeBatch``.
+
+    Only boxes the metric can read are packed (``_read_window``); a box keyed far outside the video
+    costs nothing. The per-sample Python work is a handful of attribute reads; boxes are moved with
+    bulk numpy operations (``_gather``).
+    """
     n = len(items)
-    failure = np.zeros(n, dtype=np.int8)
-    gt_span = np.zeros((n, 2), dtype=np.int64)
-    pred_span = np.zeros((n, 2), dtype=np.int64)
-    origin = np.zeros(n, dtype=np.int64)
-    hi = np.zeros(n, dtype=np.int64)
-    tiou_override = np.zeros(n) if protocol.tiou != "frames" else None
+    shift = protocol.gt_box_offset
+    gt_span = np.array([it.gt_span for it in items], dtype=np.int64).reshape(n, 2)
+    failure, pred_span = _check_preds(items, protocol)
+    read = _read_window(items, protocol, gt_span, pred_span, failure)
     by_boxes = protocol.union == "boxes"
-    for i, it in enumerate(items):
-        gt_span[i] = it.gt_span
-        failure[i], pred_span[i] = _check_pred(it, protocol)
-        lo_i, hi_i = it.gt_span
-        if by_boxes:  # the window must hold every box, wherever the spans are
-            for frames, shift in (
-                (_box_frames(it.gt_boxes), protocol.gt_box_offset),
-                (_box_frames(it.pred_boxes), 0),
-            ):
-                if frames is not None and (failure[i] == 0 or shift):
-                    lo_i, hi_i = min(lo_i, frames[0] + shift), max(hi_i, frames[1] + shift)
-        origin[i], hi[i] = lo_i, hi_i
-        if tiou_override is not None and failure[i] == 0:
-            tiou_override[i] = _span_tiou(it, (int(pred_span[i, 0]), int(pred_span[i, 1])), protocol)
+    if by_boxes:  # G counts GT boxes wherever they are (within the frames that exist)
+        bounds = _frame_bounds(items)
+        g_rows, g_frames, g_boxes = _gather([it.gt_boxes for it in items], bounds[:, 0], bounds[:, 1], shift)
+        some = read[:, 0] <= read[:, 1]
+        g_lo = np.where(some, np.minimum(gt_span[:, 0], read[:, 0]), gt_span[:, 0])
+        g_hi = np.where(some, np.maximum(gt_span[:, 1], read[:, 1]), gt_span[:, 1])
+        if len(g_rows):
+            np.minimum.at(g_lo, g_rows, g_frames)
+            np.maximum.at(g_hi, g_rows, g_frames)
+        origin, hi = g_lo, g_hi
+    else:  # the window is the GT span: only its frames can add to the numerator
+        g_rows, g_frames, g_boxes = _gather([it.gt_boxes for it in items], read[:, 0], read[:, 1], shift)
+        origin, hi = gt_span[:, 0].copy(), gt_span[:, 1]
+    p_rows, p_frames, p_boxes = _gather([it.pred_boxes for it in items], read[:, 0], read[:, 1])
     length = int(max((hi - origin + 1).max(initial=1), 1))
     gt_boxes = np.full((4, n, length), np.nan, dtype=np.float32)
     pred_boxes = np.full((4, n, length), np.nan, dtype=np.float32)
-    counted = None if protocol.frames == "all" else np.zeros((n, length), dtype=bool)
-    union_count = None if by_boxes else np.zeros(n)
-    for i, it in enumerate(items):
-        _fill(gt_boxes, i, it.gt_boxes, int(origin[i]), protocol.gt_box_offset)
-        if failure[i] == 0:
-            _fill(pred_boxes, i, it.pred_boxes, int(origin[i]))
-        u_lo, u_hi = min(gt_span[i, 0], pred_span[i, 0]), max(gt_span[i, 1], pred_span[i, 1])
-        if failure[i]:
-            u_lo, u_hi = gt_span[i]
-        if counted is None:
-            if union_count is not None:
-                union_count[i] = u_hi - u_lo + 1
-            continue
-        ids = np.asarray(evaluated_frame_ids(it, protocol), dtype=np.int64)
-        rel = ids - origin[i]
-        counted[i, rel[(rel >= 0) & (rel < length)]] = True
-        if union_count is not None:
-            union_count[i] = np.count_nonzero((ids >= u_lo) & (ids <= u_hi))
+    _scatter(gt_boxes, origin, g_rows, g_frames, g_boxes)
+    _scatter(pred_boxes, origin, p_rows, p_frames, p_boxes)
+
+    failed = failure != 0
+    u_lo = np.where(failed, gt_span[:, 0], np.minimum(gt_span[:, 0], pred_span[:, 0]))
+    u_hi = np.where(failed, gt_span[:, 1], np.maximum(gt_span[:, 1], pred_span[:, 1]))
+    counted, union_count = None, None  # box-presence protocols count G ∪ P in the kernel
+    if protocol.frames != "all":
+        counted, union = _counted_frames(items, protocol, origin, length, u_lo, u_hi, not by_boxes)
+        union_count = None if by_boxes else union
+    elif not by_boxes:
+        union_count = (u_hi - u_lo + 1).astype(np.float64)
     overlap = np.minimum(gt_span[:, 1], pred_span[:, 1]) - np.maximum(gt_span[:, 0], pred_span[:, 0]) + 1
     min_overlap = overlap >= protocol.min_overlap_frames if protocol.min_overlap_frames > 1 else None
+    tiou_override = (
+        _span_tious(items, protocol, gt_span, pred_span, failure) if protocol.tiou != "frames" else None
+    )
     return TubeBatch(
         origin,
         gt_span,
@@ -417,15 +578,35 @@ def pack_tubes(items: Sequence[TubeInput], protocol: TubeProtocol = PROTOCOLS["o
     )
 
 
-def _span_tiou(it: TubeInput, pred_span: tuple[int, int], protocol: TubeProtocol) -> float:
-    """tIoU of one sample in the protocol's continuous form (seconds, or frame end-points)."""
-    if protocol.tiou == "seconds":
-        gt_s = it.gt_span_s if it.gt_span_s is not None else (it.gt_span[0] / it.fps, it.gt_span[1] / it.fps)
-        pr_s = (
-            it.pred_span_s if it.pred_span_s is not None else (pred_span[0] / it.fps, pred_span[1] / it.fps)
-        )
-        return float(temporal_iou(pr_s[0], pr_s[1], gt_s[0], gt_s[1]))
-    return float(temporal_iou(pred_span[0], pred_span[1], it.gt_span[0], it.gt_span[1]))
+def _span_tious(
+    items: Sequence[TubeInput],
+    protocol: TubeProtocol,
+    gt_span: np.ndarray,
+    pred_span: np.ndarray,
+    failure: np.ndarray,
+) -> np.ndarray:
+    """tIoU in the protocol's continuous form (seconds, or frame end-points), vectorised; 0 for failures.
+
+    ``seconds``: an answer in seconds is compared with the GT times (STVG-R1). A tube given in frames
+    has no times of its own: inclusive frames a..b cover [a, b + 1) frame periods, on both sides, so
+    a submission equal to the GT tube scores 1 (dividing by fps would not change the ratio).
+    """
+    if protocol.tiou == "continuous":
+        out = temporal_iou(pred_span[:, 0], pred_span[:, 1], gt_span[:, 0], gt_span[:, 1])
+    else:
+        pr_s = _span_or_nan([it.pred_span_s for it in items])
+        gt_s = _span_or_nan([it.gt_span_s for it in items])
+        fps = np.array([it.fps for it in items], dtype=np.float64)
+        gt_f = np.stack([gt_span[:, 0], gt_span[:, 1] + 1], axis=1).astype(np.float64)
+        answered = ~np.isnan(pr_s[:, 0])
+        safe_fps = np.where(fps > 0, fps, 1.0)[:, None]
+        gt_ref = np.where(np.isnan(gt_s), gt_f / safe_fps, gt_s)  # GT times, else its frames in seconds
+        pr = np.where(answered[:, None], pr_s, np.stack([pred_span[:, 0], pred_span[:, 1] + 1], axis=1))
+        gt = np.where(answered[:, None], gt_ref, gt_f)
+        out = temporal_iou(pr[:, 0], pr[:, 1], gt[:, 0], gt[:, 1])
+    out = np.asarray(out, dtype=np.float64).copy()
+    out[failure != 0] = 0.0
+    return out
 
 
 def plane_box_iou(a: np.ndarray, b: np.ndarray) -> np.ndarray:
@@ -514,7 +695,8 @@ def score_tubes(items: Sequence[TubeInput], protocol: TubeProtocol = PROTOCOLS["
     """
     n = len(items)
     tiou, viou, failure = np.zeros(n), np.zeros(n), np.zeros(n, dtype=np.int8)
-    order = sorted(range(n), key=lambda i: items[i].gt_span[1] - items[i].gt_span[0])
+    lengths = np.fromiter((it.gt_span[1] - it.gt_span[0] for it in items), dtype=np.int64, count=n)
+    order = np.argsort(lengths, kind="stable")
     for a in range(0, n, _PACK_CHUNK):
         idx = order[a : a + _PACK_CHUNK]
         part = score_batch(pack_tubes([items[i] for i in idx], protocol), protocol)
@@ -543,8 +725,8 @@ def score_tube(
 # ----------------------------------------------------------------------------------------------- aggregates
 
 
-def passes(values: np.ndarray, threshold: float, op: ThresholdOp) -> np.ndarray:
-    """``values > threshold`` or ``values >= threshold``."""
+def passes(values: np.ndarray, threshold: float | np.ndarray, op: ThresholdOp) -> np.ndarray:
+    """``values > threshold`` or ``values >= threshold`` (broadcast)."""
     v = np.asarray(values, dtype=np.float64)
     return v >= threshold if op == ">=" else v > threshold
 
@@ -629,11 +811,13 @@ __all__ = [
     "aggregate_by_group",
     "aggregate_tubes",
     "evaluated_frame_ids",
+    "for_frame_submission",
     "get_protocol",
     "moment_metrics",
     "pack_tubes",
     "passes",
     "plane_box_iou",
+    "read_frames",
     "score_batch",
     "score_tube",
     "score_tubes",

@@ -19,10 +19,14 @@ Prints one JSON line (fractions in [0, 1], plus counts). Formats:
   ``meta_expressions.json`` (ANNOTATION) and ``mask_dict.json`` (beside it, or ``--mask-dict``). Keys
   ``J``, ``F``, ``J&F``. MeViS files are read here directly (they are the metric's own inputs).
 
+Tube submissions are in the annotation's own frames, so every protocol scores an exact copy of the GT
+tubes 1 (``metrics.for_frame_submission``: STVG-R1's GT-side quirks belong to answers in seconds).
+
 A bad submission never crashes the scorer and is never skipped silently: an unknown key, a malformed
-entry or box, a reversed span, or missing frames each log a warning naming the entry; the affected
-sample or frame scores 0 and still counts. The JSON carries ``n_warnings``. Exit code 2 means the files
-themselves could not be read.
+entry, box or frame key, a box keyed outside its own st_frame..ed_frame or outside the video (ignored),
+a reversed span, missing frames, or a MeViS folder that is no video / expression of the annotation each
+log a warning naming the entry; the affected sample or frame scores 0 and still counts. The JSON
+carries ``n_warnings``. Exit code 2 means the files themselves could not be read.
 """
 
 from __future__ import annotations
@@ -31,8 +35,10 @@ import argparse
 import json
 import logging
 import math
+import re
 import sys
 from collections.abc import Mapping
+from dataclasses import replace
 from pathlib import Path
 from typing import Any
 
@@ -43,6 +49,7 @@ from stvg.evaluation.metrics import (
     TubeProtocol,
     aggregate_by_group,
     aggregate_tubes,
+    for_frame_submission,
     get_protocol,
     moment_metrics,
     score_tubes,
@@ -54,6 +61,8 @@ TUBE_FORMATS = ("hcstvg-v1", "hcstvg-v2", "synthetic", "vidstg", "st-align")
 FORMATS = (*TUBE_FORMATS, "charades-sta", "mevis")
 FRAME_BASE = {"hcstvg-v1": 1, "hcstvg-v2": 1, "synthetic": 1, "vidstg": 0, "st-align": 0}
 ST_ALIGN_LIMIT = 2000  # LLaVA-ST evaluates loaded_data[:2000]
+MAX_FRAME = 10**15  # |frame| clamp: int64-safe arithmetic, still far outside any video
+_FRAME_KEY = re.compile(r"[+-]?[0-9]+")
 
 
 class SubmissionError(ValueError):
@@ -81,10 +90,25 @@ def _number(v: Any) -> bool:
     return isinstance(v, int | float) and not isinstance(v, bool) and math.isfinite(v)
 
 
+def _frame_range(sample: Sample) -> tuple[int, int] | None:
+    """0-based frames that exist: the video, else the annotated clip (ST-Align states no frame count)."""
+    if sample.n_frames > 0:
+        return 0, sample.n_frames - 1
+    return sample.clip_frames
+
+
+def _clamp(v: int) -> int:
+    return max(-MAX_FRAME, min(v, MAX_FRAME))
+
+
 def parse_tube_entry(
-    key: str, entry: Any, base: int, sample: Sample, warn: Warnings
+    key: str, entry: Any, base: int, sample: Sample, warn: Warnings, end_inclusive: bool = True
 ) -> tuple[tuple[int, int] | None, dict[int, tuple[float, float, float, float]]]:
-    """(inclusive 0-based span, boxes) of one tube submission entry; (None, {}) when unusable."""
+    """(inclusive 0-based span, boxes) of one tube submission entry; (None, {}) when unusable.
+
+    Only boxes the entry itself claims are kept: a box keyed outside its st_frame..ed_frame or
+    outside the video is ignored with a warning, so no key, however large, reaches the scorer.
+    """
     if not isinstance(entry, Mapping):
         warn(f"entry {key!r}: expected an object with st_frame, ed_frame, bbox; got {type(entry).__name__}")
         return None, {}
@@ -95,14 +119,25 @@ def parse_tube_entry(
     if not isinstance(bbox, Mapping):
         warn(f"entry {key!r}: bbox must be an object {{frame: [x1, y1, x2, y2]}}; scored 0")
         return None, {}
-    span = (int(st) - base, int(ed) - base)
+    first, last = _clamp(int(st) - base), _clamp(int(ed) - base - (0 if end_inclusive else 1))
+    if last < first:
+        warn(f"entry {key!r}: reversed or empty span st_frame={st}, ed_frame={ed}; scored 0")
+        return (first, last), {}
+    video = _frame_range(sample)
     boxes: dict[int, tuple[float, float, float, float]] = {}
     bad: list[str] = []
+    off_span: list[str] = []
+    off_video: list[str] = []
     for frame_key, box in bbox.items():
-        try:
-            frame = int(str(frame_key)) - base
-        except ValueError:
+        if not _FRAME_KEY.fullmatch(str(frame_key)):
             bad.append(f"frame {frame_key!r} is not an integer")
+            continue
+        frame = int(str(frame_key)) - base
+        if not first <= frame <= last:
+            off_span.append(repr(frame_key))
+            continue
+        if video is not None and not video[0] <= frame <= video[1]:
+            off_video.append(repr(frame_key))
             continue
         if not (isinstance(box, list | tuple) and len(box) == 4 and all(_number(v) for v in box)):
             bad.append(f"frame {frame_key}: box {box!r} is not [x1, y1, x2, y2]")
@@ -113,25 +148,39 @@ def parse_tube_entry(
         boxes[frame] = (float(box[0]), float(box[1]), float(box[2]), float(box[3]))
     if bad:
         warn(f"entry {key!r}: {len(bad)} malformed box(es) scored IoU 0, e.g. {'; '.join(bad[:3])}")
-    if span[1] >= span[0]:
-        lo, hi = max(span[0], 0), min(span[1], sample.n_frames - 1)
-        missing = [f for f in range(lo, hi + 1) if f not in boxes]
-        if missing:
-            warn(
-                f"entry {key!r}: no box on {len(missing)} of the frames {st}..{ed} "
-                f"(e.g. frame {missing[0] + base}); those frames score IoU 0"
-            )
-        if span[0] < 0 or span[1] > sample.n_frames - 1:
-            warn(f"entry {key!r}: span {st}..{ed} reaches outside the video's {sample.n_frames} frames")
-    else:
-        warn(f"entry {key!r}: reversed span st_frame={st} > ed_frame={ed}; scored 0")
-    return span, boxes
+    if off_span:
+        warn(
+            f"entry {key!r}: {len(off_span)} box(es) keyed outside its frames {st}..{ed} ignored, "
+            f"e.g. frame {', '.join(off_span[:3])}"
+        )
+    if off_video and video is not None:
+        warn(
+            f"entry {key!r}: {len(off_video)} box(es) keyed outside the video's frames "
+            f"{video[0] + base}..{video[1] + base} ignored, e.g. frame {', '.join(off_video[:3])}"
+        )
+    lo, hi = (first, last) if video is None else (max(first, video[0]), min(last, video[1]))
+    if hi >= lo and hi - lo + 1 > len(boxes):
+        example = next(f for f in range(lo, hi + 1) if f not in boxes)  # at most len(boxes) + 1 steps
+        warn(
+            f"entry {key!r}: no box on {hi - lo + 1 - len(boxes)} of the frames {st}..{ed} "
+            f"(e.g. frame {example + base}); those frames score IoU 0"
+        )
+    if video is not None and (first < video[0] or last > video[1]):
+        warn(
+            f"entry {key!r}: span {st}..{ed} reaches outside the video's frames "
+            f"{video[0] + base}..{video[1] + base}"
+        )
+    return (first, last), boxes
 
 
 def score_tube_submission(
     fmt: str, submission: Mapping[str, Any], samples: list[Sample], protocol: TubeProtocol, warn: Warnings
 ) -> dict[str, Any]:
-    """Tube metrics of a submission dict against loaded samples."""
+    """Tube metrics of a submission dict against loaded samples.
+
+    The submission's frames are the annotation's own, so the protocol is applied as
+    ``for_frame_submission`` describes; spans are made inclusive while parsing.
+    """
     if fmt == "st-align":
         samples = samples[:ST_ALIGN_LIMIT]
     by_key = {
@@ -154,7 +203,7 @@ def score_tube_submission(
         span, boxes = (
             (None, {})
             if key not in submission
-            else parse_tube_entry(key, submission[key], FRAME_BASE[fmt], s, warn)
+            else parse_tube_entry(key, submission[key], FRAME_BASE[fmt], s, warn, protocol.end_inclusive)
         )
         items.append(
             TubeInput(
@@ -169,7 +218,7 @@ def score_tube_submission(
                 dataset=s.dataset,
             )
         )
-    scores = score_tubes(items, protocol)
+    scores = score_tubes(items, replace(for_frame_submission(protocol), end_inclusive=True))
     out: dict[str, Any] = {"format": fmt, "protocol": protocol.name, "threshold_op": protocol.threshold_op}
     if fmt == "vidstg":
         out.update(aggregate_by_group(scores, [s.sentence_type for s in by_key.values()], protocol))
@@ -248,6 +297,14 @@ def score_mevis_submission(
     if folder.is_dir():
         for extra in sorted(p.name for p in folder.iterdir() if p.is_dir() and p.name not in known):
             warn(f"submission folder {extra!r}: not a video of the annotation; ignored")
+        for vid in sorted(known):
+            expressions = {str(e) for e in videos[vid].get("expressions", {})}
+            if (folder / vid).is_dir():
+                for p in sorted((folder / vid).iterdir()):
+                    if p.is_dir() and p.name not in expressions:
+                        warn(
+                            f"submission folder {vid}/{p.name}: not an expression of the annotation; ignored"
+                        )
     per_expression = []
     for vid, video in videos.items():
         frames = list(video.get("frames", []))
