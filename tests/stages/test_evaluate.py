@@ -20,6 +20,7 @@ from stvg.evaluation.evaluate import oracle_answers, random_answers, score_answe
 from stvg.evaluation.metrics import get_protocol
 from stvg.prompting.maskdb import MaskDB, encode_mask, write_entry
 from stvg.prompting.sampling import plan_sampling
+from stvg.records import Sample
 from stvg.stages import evaluate as evaluate_stage
 from stvg.stages import label as label_stage
 
@@ -98,25 +99,90 @@ def test_unparsable_missing_and_foreign_ids_score_zero_and_are_counted(labelled:
     assert [x.viou for x in scored] == [0.0, 0.0, 0.0]
     assert not scored[0].parsed.ok and scored[0].parsed.reason
     assert scored[2].parsed.ok and not scored[2].id_in_video
+    assert [x.failure for x in scored] == ["unparsable", "no_answer", "unknown_id"]
     m = summarise(scored, protocol, by_sentence_type=False)
     assert m["n"] == 3 and m["parse_rate"] == pytest.approx(1 / 3)
+    assert (m["failures/unparsable"], m["failures/no_answer"], m["failures/unknown_id"]) == (1, 1, 1)
+    assert m["failures/reversed"] == 0
+    reversed_ = ["<answer>Target ID: 1, Time range: 2.0 to 1.0</answer>"] * len(samples)
+    m = summarise(score_answers("policy", samples, reversed_, db, protocol), protocol, by_sentence_type=False)
+    assert m["failures/reversed"] == len(samples) and m["m_tIoU"] == 0.0
+
+
+class Tracks:
+    """A mask database of one 50-frame video: ID 1 is the GT box except on ``gaps``; ID 2 is a box
+    overlapping it on every frame (what the ``previous`` fallback picks)."""
+
+    def __init__(self, gaps: set[int]) -> None:
+        self.frames = {f: {**({} if f in gaps else {1: GT}), 2: (1.0, 0.0, 11.0, 10.0)} for f in range(50)}
+
+    def has(self, video_id: str) -> bool:
+        return True
+
+    def boxes_by_frame(self, video_id: str) -> dict:
+        return self.frames
+
+    def instance_ids(self, video_id: str) -> list[int]:
+        return [1, 2]
+
+
+GT = (0.0, 0.0, 10.0, 10.0)
+SAMPLE = Sample(
+    "s", "synthetic", "v.mp4", "q", fps=10.0, n_frames=50, width=64, height=64,
+    gt_span_s=(1.0, 3.1), gt_span_frames=(10, 30), gt_boxes={f: GT for f in range(10, 31)},
+)  # fmt: skip
+ANSWER = "<answer>Target ID: 1, Time range: 1.5 to 3.5</answer>"  # frames 15..34: S_i = 15..30
 
 
 def test_repaired_scores_report_fallbacks_separately(labelled: dict) -> None:
-    db, samples = labelled["db"], labelled["samples"]
-    s = samples[0]
-    a, b = s.gt_span_s
-    foreign = [f"<answer>Target ID: 99, Time range: {a:.2f} to {b:.2f}</answer>"] * len(samples)
-    scored = score_answers("policy", samples, foreign, db, get_protocol("official"))
-    assert scored[0].viou == 0.0
-    assert sum(scored[0].fallback_frames.values()) > 0  # every box came from a fallback
-    assert scored[0].viou_repaired >= scored[0].viou
+    """Fallbacks are applied and counted on the frames the metric reads, and nowhere else."""
+    params, db, samples = labelled["params"], labelled["db"], labelled["samples"]
+    labels = {
+        json.loads(x)["sample_id"]: json.loads(x)
+        for x in (labelled["root"] / "label" / "test.jsonl").read_text().splitlines()
+    }
+    protocol = get_protocol(params.evaluate.protocol)
+    oracle = score_answers("oracle", samples, oracle_answers(samples, labels), db, protocol)
+    for a in oracle:  # a perfect tracker's voted ID has its own box on every scored frame
+        assert a.fallback_frames == {"previous": 0, "nearest": 0, "largest": 0}
+        assert a.viou_repaired == a.viou
+    m = summarise(oracle, protocol, by_sentence_type=False)
+    assert m["repaired/previous_frames"] == m["repaired/nearest_frames"] == m["repaired/largest_frames"] == 0
+
+    # ID 1 missing on 3 scored frames (20..22) and on 3 frames the metric never reads (2, 12, 40)
+    tracks = Tracks({2, 12, 20, 21, 22, 40})
+    (a,) = score_answers("policy", [SAMPLE], [ANSWER], tracks, get_protocol("official"))
+    assert a.fallback_frames == {"previous": 3, "nearest": 0, "largest": 0}
+    assert a.viou == pytest.approx(13 / 25)  # 16 overlap frames, 3 without a box, union 10..34
+    assert a.viou_repaired == pytest.approx((13 + 3 * 90 / 110) / 25, rel=1e-6)
+    # TubeDETR reads only frames sampled at 5 fps (even frames here): two of the three gaps
+    (t,) = score_answers("policy", [SAMPLE], [ANSWER], tracks, get_protocol("tubedetr"))
+    assert t.fallback_frames["previous"] == 2
+    # the foreign ID: every scored frame is filled, the first from the largest box, then 'previous'
+    foreign = "<answer>Target ID: 99, Time range: 1.5 to 3.5</answer>"
+    (f,) = score_answers("policy", [SAMPLE], [foreign], tracks, get_protocol("official"))
+    assert f.viou == 0.0 and f.failure == "unknown_id"
+    assert f.fallback_frames == {"previous": 15, "nearest": 0, "largest": 1}
+    assert f.viou_repaired > f.viou
 
 
 def test_random_baseline_is_seeded_and_below_oracle(labelled: dict) -> None:
-    db, samples = labelled["db"], labelled["samples"]
+    params, db, samples = labelled["params"], labelled["db"], labelled["samples"]
     assert random_answers(samples, db, 3) == random_answers(samples, db, 3)
     assert random_answers(samples, db, 3) != random_answers(samples, db, 4)
+    labels = {
+        json.loads(x)["sample_id"]: json.loads(x)
+        for x in (labelled["root"] / "label" / "test.jsonl").read_text().splitlines()
+    }
+    protocol = get_protocol(params.evaluate.protocol)
+    oracle = summarise(
+        score_answers("o", samples, oracle_answers(samples, labels), db, protocol), protocol, False
+    )
+    for seed in (0, 3):
+        rnd = score_answers("r", samples, random_answers(samples, db, seed), db, protocol)
+        assert all(a.parsed.ok for a in rnd)  # every sample answered, scored through the same path
+        random = summarise(rnd, protocol, by_sentence_type=False)
+        assert random["m_vIoU"] < oracle["m_vIoU"] and random["m_tIoU"] < oracle["m_tIoU"]
 
 
 @pytest.mark.slow

@@ -44,3 +44,14 @@ def test_frames_without_any_mask_get_no_box() -> None:
     db = {0: {1: A}}
     tube = repaired_tube(db, 1, [0, 1, 2])
     assert set(tube.boxes) == {0}
+
+
+def test_only_the_given_frames_are_filled_and_counted() -> None:
+    """The scored frames: a box before them does not seed 'previous', frames after them are left alone."""
+    db = {0: {1: A}, 1: {2: B, 3: A2}, 2: {2: B}, 3: {2: B}, 4: {1: A}}
+    tube = repaired_tube(db, 1, [1, 2])
+    assert set(tube.boxes) == {1, 2}
+    assert tube.source == {1: "nearest", 2: "previous"}  # frame 0's box is the nearest anchor only
+    assert tube.boxes[1] == A2 and tube.boxes[2] == B  # B: nothing overlaps A2, the largest box
+    assert tube.fallback_counts == {"previous": 1, "nearest": 1, "largest": 0}
+    assert sum(repaired_tube(db, 1, range(5)).fallback_counts.values()) == 3

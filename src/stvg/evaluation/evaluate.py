@@ -2,7 +2,8 @@
 
 Every policy (the trained model and the baselines) goes through the same path: parse the last
 ``<answer>`` block, look up the answered ID's box tube in the mask database, and score it with
-``evaluation.metrics.score_tube``, the function the label stage's prompting ceiling uses too.
+``evaluation.metrics.score_tubes`` (one batch per policy), the scorer behind ``score_tube``, which the
+label stage's prompting ceiling uses, so the two cannot drift apart.
 
 Two spatial scores per answer, reported side by side:
 
@@ -10,6 +11,12 @@ Two spatial scores per answer, reported side by side:
   scores IoU 0, an ID that is not in the video scores 0;
 - ``repaired``: the official ``evaluate.py`` fallbacks (``evaluation.fallbacks``) fill such frames,
   with the frames each fallback filled counted, so a promotion never rests on a hidden heuristic.
+  Fallbacks run, and are counted, only on the frames the metric reads (``metrics.read_frames``: the
+  GT-predicted overlap, sampled as the protocol samples it), as the official loop over the overlap
+  does; a box filled anywhere else could not change the score.
+
+Each answer that scores 0 for a reason carries a failure kind (``FAILURE_KINDS``), counted in the
+metrics as ``failures/<kind>``.
 
 Native frames that were not tracked (``prompt.track_fps`` below native) read the nearest tracked
 frame in both, exactly as the ceiling does (``labels.ceiling.fill_untracked``).
@@ -22,19 +29,30 @@ instance ID of the video and a uniformly drawn span, seeded.
 from __future__ import annotations
 
 from collections.abc import Callable, Mapping, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from typing import Any, Protocol
 
 import numpy as np
 
 from stvg.evaluation.fallbacks import FALLBACKS, repaired_tube
-from stvg.evaluation.metrics import TubeProtocol, TubeScores, aggregate_by_group, score_tube
+from stvg.evaluation.metrics import (
+    TubeInput,
+    TubeProtocol,
+    TubeScores,
+    aggregate_by_group,
+    read_frames,
+    score_tubes,
+    tube_input,
+)
 from stvg.labels.ceiling import fill_untracked
 from stvg.records import Box, Sample
 from stvg.training.answer import ParsedAnswer, parse_answer
 
 ORACLE_FORMAT = "<think>oracle</think><answer>Target ID: {id}, Time range: {s:.6f} to {e:.6f}</answer>"
 HEADLINE = ("m_tIoU", "m_vIoU")
+# why an answer scored 0: nothing answered, not parsable, a reversed span, a zero-length union, or an
+# ID the video does not have (strict vIoU 0; its tIoU still counts)
+FAILURE_KINDS = ("no_answer", "unparsable", "reversed", "empty_union", "unknown_id")
 
 
 class TrackSource(Protocol):
@@ -59,8 +77,8 @@ class ScoredAnswer:
     tiou: float
     viou: float  # strict
     viou_repaired: float
-    fallback_frames: dict[str, int]
-    failure: str | None
+    fallback_frames: dict[str, int]  # frames each fallback filled, among the frames the metric reads
+    failure: str | None  # one of FAILURE_KINDS, None when the answer was scored normally
 
     def to_record(self) -> dict[str, Any]:
         """One line of predictions.jsonl."""
@@ -111,6 +129,19 @@ def random_answers(samples: Sequence[Sample], db: TrackSource, seed: int) -> lis
     return out
 
 
+def failure_kind(
+    text: str, parsed: ParsedAnswer, metric_failure: str | None, id_in_video: bool
+) -> str | None:
+    """The ``FAILURE_KINDS`` entry of one answer (None: scored normally)."""
+    if not parsed.ok:
+        if not (isinstance(text, str) and text.strip()):
+            return "no_answer"
+        return "reversed" if parsed.reason.startswith("reversed") else "unparsable"
+    if metric_failure in ("reversed", "empty_union"):
+        return metric_failure
+    return None if id_in_video else "unknown_id"
+
+
 def score_answers(
     policy: str,
     samples: Sequence[Sample],
@@ -119,26 +150,38 @@ def score_answers(
     protocol: TubeProtocol,
     parse: Callable[[str], ParsedAnswer] = parse_answer,
 ) -> list[ScoredAnswer]:
-    """Parse and score each sample's answer (strict and repaired)."""
+    """Parse and score each sample's answer (strict and repaired), all samples in one batch."""
     if len(samples) != len(texts):
         raise ValueError(f"{policy}: {len(texts)} answers for {len(samples)} samples")
-    out = []
+    parsed_all, in_video_all, counts_all = [], [], []
+    strict_items: list[TubeInput] = []
+    repaired_items: list[TubeInput] = []
     for sample, text in zip(samples, texts, strict=True):
         parsed = parse(text)
         tracks = db.boxes_by_frame(sample.video_id) if db.has(sample.video_id) else {}
         tracked = sorted(tracks)
         span = (parsed.start_s, parsed.end_s) if parsed.ok else None
         in_video = bool(parsed.ok and any(parsed.target_id in objs for objs in tracks.values()))
-        frames = range(sample.n_frames)
+        item = tube_input(sample, span, {}, protocol)
+        counts = dict.fromkeys(FALLBACKS, 0)
+        strict_boxes: dict[int, Box] = {}
+        repaired_boxes: dict[int, Box] = {}
         if span is not None:
+            frames = read_frames(item, protocol).tolist()
             own = {f: objs[parsed.target_id] for f, objs in tracks.items() if parsed.target_id in objs}
             strict_boxes = fill_untracked(own, frames, tracked)
             dense = {f: tracks[t] for f, t in _nearest_map(frames, tracked).items()}
-            repaired = repaired_tube(dense, int(parsed.target_id), frames)
-        else:
-            strict_boxes, repaired = {}, None
-        strict = score_tube(sample, span, strict_boxes, protocol)
-        rep = score_tube(sample, span, repaired.boxes if repaired else {}, protocol)
+            repaired = repaired_tube(dense, int(parsed.target_id), frames)  # type: ignore[arg-type]
+            repaired_boxes, counts = repaired.boxes, repaired.fallback_counts
+        parsed_all.append(parsed)
+        in_video_all.append(in_video)
+        counts_all.append(counts)
+        strict_items.append(replace(item, pred_boxes=strict_boxes))
+        repaired_items.append(replace(item, pred_boxes=repaired_boxes))
+    strict = score_tubes(strict_items, protocol)
+    rep = score_tubes(repaired_items, protocol)
+    out = []
+    for i, (sample, text) in enumerate(zip(samples, texts, strict=True)):
         out.append(
             ScoredAnswer(
                 policy=policy,
@@ -146,13 +189,13 @@ def score_answers(
                 video_id=sample.video_id,
                 sentence_type=sample.sentence_type,
                 text=text,
-                parsed=parsed,
-                id_in_video=in_video,
-                tiou=float(strict.tiou),
-                viou=float(strict.viou),
-                viou_repaired=float(rep.viou),
-                fallback_frames=repaired.fallback_counts if repaired else dict.fromkeys(FALLBACKS, 0),
-                failure=strict.failure,
+                parsed=parsed_all[i],
+                id_in_video=in_video_all[i],
+                tiou=float(strict.tiou[i]),
+                viou=float(strict.viou[i]),
+                viou_repaired=float(rep.viou[i]),
+                fallback_frames=counts_all[i],
+                failure=failure_kind(text, parsed_all[i], strict[i].failure, in_video_all[i]),
             )
         )
     return out
@@ -161,7 +204,8 @@ def score_answers(
 def summarise(
     answers: Sequence[ScoredAnswer], protocol: TubeProtocol, by_sentence_type: bool
 ) -> dict[str, float]:
-    """Flat metrics of one policy: strict headline, ``repaired/…``, parse and ID rates, fallback frames.
+    """Flat metrics of one policy: strict headline, ``repaired/…``, parse and ID rates, fallback frames,
+    and ``failures/<kind>`` counts.
 
     With ``by_sentence_type`` (VidSTG) the metrics are also given per group as ``declarative/…``.
     """
@@ -190,6 +234,8 @@ def summarise(
     out["id_in_video_rate"] = float(np.mean([a.id_in_video for a in answers])) if n else 0.0
     for name in FALLBACKS:
         out[f"repaired/{name}_frames"] = float(sum(a.fallback_frames.get(name, 0) for a in answers))
+    for kind in FAILURE_KINDS:
+        out[f"failures/{kind}"] = float(sum(a.failure == kind for a in answers))
     return out
 
 

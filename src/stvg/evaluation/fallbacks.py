@@ -11,6 +11,10 @@ score can never rest on a hidden heuristic:
 2. ``nearest``: without a previous box, the answered ID's box in the nearest frame that has it, then
    the current-frame box that overlaps that best;
 3. ``largest``: otherwise the largest box in the frame.
+
+``frames`` should be the frames the metric reads (``metrics.read_frames``): the official code runs
+its fallbacks in its loop over the GT-predicted overlap, so the ``previous`` chain starts at the
+first scored frame, and a fallback counted anywhere else would not change the score.
 """
 
 from __future__ import annotations
@@ -56,7 +60,11 @@ def strict_tube(
 def repaired_tube(
     boxes_by_frame: Mapping[int, Mapping[int, Box]], instance_id: int, frames: Iterable[int]
 ) -> PredictedTube:
-    """The answered ID's boxes, with the official fallbacks on frames where it is absent."""
+    """The answered ID's boxes on ``frames``, with the official fallbacks where it is absent.
+
+    Only ``frames`` are filled and counted; the ``previous`` chain follows them in order, so a box
+    on a frame outside them never seeds it (``nearest`` may still anchor on any frame of the ID).
+    """
     frames = sorted(frames)
     id_frames = np.array(
         sorted(f for f, objs in boxes_by_frame.items() if instance_id in objs), dtype=np.int64

@@ -7,19 +7,31 @@ from pathlib import Path
 
 import numpy as np
 
+from stvg.evaluation.metrics import ThresholdOp, passes
 from stvg.io import atomic_path
 
 
-def viou_curve(viou: Sequence[float], thresholds: np.ndarray) -> np.ndarray:
-    """Fraction of samples with vIoU >= R for each R (the recall curve behind vIoU@0.3 / @0.5)."""
+def viou_curve(viou: Sequence[float], thresholds: np.ndarray, threshold_op: ThresholdOp = ">") -> np.ndarray:
+    """Fraction of samples with vIoU ``threshold_op`` R for each R.
+
+    The same comparison as the protocol's vIoU@R (``metrics.passes``), so the curve passes through
+    the reported vIoU@0.3 / @0.5 exactly.
+    """
     v = np.asarray(viou, dtype=np.float64)
+    r = np.asarray(thresholds, dtype=np.float64)
     if v.size == 0:
-        return np.zeros_like(thresholds)
-    return (v[None, :] >= thresholds[:, None]).mean(axis=1)
+        return np.zeros_like(r)
+    return passes(v[None, :], r[:, None], threshold_op).mean(axis=1)
 
 
-def write_plots(per_policy: Mapping[str, Mapping[str, Sequence[float]]], out_dir: Path) -> list[Path]:
-    """``per_policy[name] = {"tiou": [...], "viou": [...]}`` -> tiou_hist.png, viou_curve.png in out_dir."""
+def write_plots(
+    per_policy: Mapping[str, Mapping[str, Sequence[float]]], out_dir: Path, threshold_op: ThresholdOp = ">"
+) -> list[Path]:
+    """``per_policy[name] = {"tiou": [...], "viou": [...]}`` -> tiou_hist.png, viou_curve.png in out_dir.
+
+    ``threshold_op`` is the protocol's (``TubeProtocol.threshold_op``); the default matches the
+    default ``official`` protocol.
+    """
     import matplotlib
 
     matplotlib.use("Agg")
@@ -38,8 +50,14 @@ def write_plots(per_policy: Mapping[str, Mapping[str, Sequence[float]]], out_dir
     fig, ax = plt.subplots(figsize=(6, 4))
     r = np.linspace(0, 1, 101)
     for name, scores in per_policy.items():
-        ax.plot(r, viou_curve(scores["viou"], r), label=name)
-    ax.set(xlabel="R", ylabel="fraction with vIoU >= R", title="vIoU@R (strict)", xlim=(0, 1), ylim=(0, 1.02))
+        ax.plot(r, viou_curve(scores["viou"], r, threshold_op), label=name)
+    ax.set(
+        xlabel="R",
+        ylabel=f"fraction with vIoU {threshold_op} R",
+        title="vIoU@R (strict)",
+        xlim=(0, 1),
+        ylim=(0, 1.02),
+    )
     ax.legend()
     paths.append(_save(fig, out_dir / "viou_curve.png"))
     return paths
