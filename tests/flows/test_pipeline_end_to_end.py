@@ -145,6 +145,68 @@ def test_flow_registers_the_policy_as_champion_with_the_dvc_lineage(pipeline_rep
     assert "m_vIoU" in json.loads(version.tags["metrics"])
 
 
+def _artifact_paths(client, run_id: str, path: str = "") -> set[str]:
+    out: set[str] = set()
+    for info in client.list_artifacts(run_id, path or None):
+        out |= _artifact_paths(client, run_id, info.path) if info.is_dir else {info.path}
+    return out
+
+
+def test_stage_runs_carry_their_numbers_and_pictures(pipeline_repo) -> None:
+    repo, result = pipeline_repo["repo"], pipeline_repo["result"]
+    client = _client(repo)
+    children = _children(client, client.get_run(result.run_id))
+
+    prompt = _artifact_paths(client, children["prompt"].info.run_id)
+    assert "previews/sampled_frames.png" in prompt
+    assert any(p.startswith("previews/") and p.endswith(".mp4") for p in prompt)
+    assert client.get_run(children["prompt"].info.run_id).data.metrics["prompt/processed"] == 7
+
+    label = json.loads((repo / "artifacts" / "label" / "metrics.json").read_text(encoding="utf-8"))
+    logged = client.get_run(children["label"].info.run_id).data.metrics
+    assert logged["label/ceiling_m_vIoU"] == pytest.approx(label["ceiling_m_vIoU"])
+
+    train_run = children["train"].info.run_id
+    assert {"train/reward_curves.png", "train/log_history.json"} <= _artifact_paths(client, train_run)
+    history = client.get_metric_history(train_run, "reward")  # TRL's per-step logging, live
+    assert [m.step for m in history] == [1]
+
+    evaluate_run = children["evaluate"].info.run_id
+    plots = {p for p in _artifact_paths(client, evaluate_run) if p.startswith("evaluate/plots/")}
+    assert plots and all(p.endswith(".png") for p in plots)
+    assert "evaluate/m_vIoU" in client.get_run(evaluate_run).data.metrics
+
+
+def test_registered_model_answers_a_question_from_the_prompted_data(pipeline_repo, monkeypatch) -> None:
+    """models:/stvg-r1@champion loads as a pyfunc and its predict runs the policy on a prompted video."""
+    import mlflow
+    import pandas as pd
+
+    from stvg.prompting.maskdb import MaskDB
+
+    repo = pipeline_repo["repo"]
+    db = MaskDB(repo / "artifacts" / "prompt")
+    video = db.video_ids()[0]
+    # mlflow.set_*_uri also export MLFLOW_*_URI; monkeypatch takes those back after the test, and the
+    # module globals stay on the flow's own store
+    uri = f"sqlite:///{repo / 'mlflow' / 'mlflow.db'}"
+    for var in ("MLFLOW_TRACKING_URI", "MLFLOW_REGISTRY_URI"):
+        monkeypatch.setenv(var, uri)
+    mlflow.set_tracking_uri(uri)
+    mlflow.set_registry_uri(uri)
+    loaded = mlflow.pyfunc.load_model(f"models:/{MODEL_NAME}@champion")
+    folder = loaded.unwrap_python_model().policy_dir
+    assert {"config.json", "model.safetensors", "tokenizer.json", "prompt_template.json"} <= {
+        p.name for p in folder.iterdir()
+    }
+    question = pd.DataFrame(
+        [{"video": db.sampled_frames(video), "sampling": db.sampling(video), "query": "the red square"}]
+    )
+    answer = loaded.predict(question, params={"max_new_tokens": 8})
+    assert list(answer.columns) == ["answer", "target_id", "start_s", "end_s", "ok"]
+    assert len(answer) == 1 and isinstance(answer.answer[0], str) and answer.answer[0]
+
+
 def test_second_run_reproduces_nothing_and_registers_nothing(pipeline_repo, monkeypatch) -> None:
     from flows import dvc
     from flows.pipeline import pipeline_flow
