@@ -67,11 +67,9 @@ def test_register_promote_lineage_and_load_through_the_server(
     assert {k: info[k] for k in LINEAGE} == LINEAGE
     assert info["lineage_files"] == ["dvc.lock"] and info["tracking_uri"] == server
 
-    previous = mlflow.get_tracking_uri()
+    # mlflow.set_tracking_uri exports MLFLOW_TRACKING_URI: monkeypatch takes it back after the test
+    monkeypatch.setenv("MLFLOW_TRACKING_URI", server)
     mlflow.set_tracking_uri(server)
-    try:
-        loaded = mlflow.pyfunc.load_model(f"models:/{params.registry.model_name}@champion")
-    finally:
-        mlflow.set_tracking_uri(previous)
+    loaded = mlflow.pyfunc.load_model(f"models:/{params.registry.model_name}@champion")
     folder = loaded.unwrap_python_model().policy_dir
     assert (folder / "config.json").read_text() == '{"model_type": "qwen2_5_vl"}'

@@ -180,7 +180,13 @@ def test_params_hash_follows_the_values() -> None:
 
 
 def test_register_sets_lineage_tags_metrics_and_challenger_alias(
-    client: MlflowClient, store, params: Params, policy_dir: Path, workspace: Path, parent_run: str
+    client: MlflowClient,
+    store,
+    params: Params,
+    policy_dir: Path,
+    workspace: Path,
+    parent_run: str,
+    monkeypatch: pytest.MonkeyPatch,
 ) -> None:
     lineage = read_lineage(workspace)
     files = {"dvc.lock": workspace / "dvc.lock", "data.dvc": workspace / "data.dvc"}
@@ -199,12 +205,10 @@ def test_register_sets_lineage_tags_metrics_and_challenger_alias(
     assert logged == {"lineage/dvc.lock", "lineage/data.dvc"}
 
     # The registered model loads back through models:/name@challenger with the policy folder inside.
-    previous = mlflow.get_tracking_uri()
+    # mlflow.set_tracking_uri exports MLFLOW_TRACKING_URI: monkeypatch takes it back after the test
+    monkeypatch.setenv("MLFLOW_TRACKING_URI", client.tracking_uri)
     mlflow.set_tracking_uri(client.tracking_uri)
-    try:
-        loaded = mlflow.pyfunc.load_model(f"models:/{params.registry.model_name}@{CHALLENGER}")
-    finally:
-        mlflow.set_tracking_uri(previous)
+    loaded = mlflow.pyfunc.load_model(f"models:/{params.registry.model_name}@{CHALLENGER}")
     folder = loaded.unwrap_python_model().policy_dir
     assert sorted(p.name for p in folder.iterdir()) == sorted(p.name for p in policy_dir.iterdir())
     assert (folder / "model.safetensors").read_bytes() == (policy_dir / "model.safetensors").read_bytes()
