@@ -186,7 +186,9 @@ def check_evaluate(root: Path, params: Params) -> CheckReport:
     records = read_jsonl(out / "predictions.jsonl")
     metrics = _read_json(out / "metrics.json")
     rates = {"policy": float(metrics.get("parse_rate", 0.0))}
-    return check_predictions(records, rates, params.evaluate.min_parse_rate)
+    return check_predictions(
+        records, rates, params.evaluate.min_parse_rate, params.evaluate.protocol != "st-align"
+    )
 
 
 def log_evaluate(client: MlflowClient, run_id: str, root: Path, params: Params) -> None:

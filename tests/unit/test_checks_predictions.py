@@ -70,3 +70,12 @@ def test_parse_rate_bound_applies_to_the_trained_policy_only() -> None:
 def test_duplicate_answers_are_rejected() -> None:
     rows = [*_rows(), dict(_rows()[0])]
     assert not check_predictions(rows, {"policy": 0.5}, min_parse_rate=0.0).success
+
+
+def test_repaired_below_strict_is_allowed_only_when_the_protocol_says_so() -> None:
+    rows = _rows()
+    rows[0] = {**rows[0], "viou": 0.6, "viou_repaired": 0.5}  # st-align: a fallback box widened the union
+    assert not check_predictions(rows, {"policy": 0.5}, min_parse_rate=0.0).success
+    assert check_predictions(
+        rows, {"policy": 0.5}, min_parse_rate=0.0, repaired_at_least_strict=False
+    ).success

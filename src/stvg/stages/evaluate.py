@@ -124,6 +124,7 @@ def run(
         write_plots(
             {n: {"tiou": [a.tiou for a in r], "viou": [a.viou for a in r]} for n, r in scored.items()},
             tmp / "plots",
+            threshold_op=protocol.threshold_op,
         )
         write_json_atomic(tmp / "summary.json", {**summary, "metrics": metrics})
     return {**summary, "metrics": metrics}
