@@ -292,9 +292,15 @@ class TinyModelParams:
     vision_hidden_size: int = 32
     vocab_size: int = 1024
     seed: int = 0
+    format_steps: int = 0  # format warm-up steps (training/warmup.py); 0 = a purely random model
+    format_lr: float = 3e-3
+    format_batch: int = 4
 
     def __post_init__(self) -> None:
         _require(self.hidden_size % self.num_heads == 0, "train.tiny.hidden_size", "must divide by num_heads")
+        _require(self.format_steps >= 0, "train.tiny.format_steps", "must be >= 0 (0 = no warm-up)")
+        _require(self.format_lr > 0, "train.tiny.format_lr", "must be > 0")
+        _require(self.format_batch >= 1, "train.tiny.format_batch", "must be >= 1")
         _require(self.vocab_size >= 300, "train.tiny.vocab_size", "must be >= 300 (bytes + merges)")
 
 

@@ -92,3 +92,14 @@ def test_a_hub_reference_needs_its_template(tmp_path: Path) -> None:
     (out / "prompt_template.json").unlink()
     report = check_base_model(out)
     assert [f["column"] for f in report.failures] == ["has_template"]
+
+
+@pytest.mark.parametrize(("rate", "passes"), [(1.0, True), (0.5, True), (0.25, False)])
+def test_a_warmed_up_tiny_model_must_answer_in_the_format(tmp_path: Path, rate: float, passes: bool) -> None:
+    out = _built(tmp_path)
+    summary = {"model": "tiny", "n_params": 288992, "format_steps": 150, "format_parse_rate": rate}
+    (out / "summary.json").write_text(json.dumps(summary))
+    report = check_base_model(out)
+    assert report.success is passes
+    if not passes:
+        assert "format_steps" in report.message() or "format" in report.message()

@@ -4,7 +4,8 @@ The ``base_model`` stage either builds a model into its folder (``train.model: t
 reference to one (``source.json``: a local checkpoint or a hub id, weights not copied). A built folder
 must hold what ``from_pretrained`` and the processor load (config.json, weights, tokenizer) plus
 ``prompt_template.json``, and its summary a positive parameter count (0 means an empty model was
-saved). A local reference is checked the same way in the folder it points to; a hub id cannot be
+saved), and, when the tiny model went through the format warm-up, a parse rate of its probe answers
+of at least ``MIN_FORMAT_PARSE_RATE``. A local reference is checked the same way in the folder it points to; a hub id cannot be
 checked offline, so only the record and the template are. Training would otherwise fail minutes in,
 or worse, train with a fallback template the evaluation does not use.
 """
@@ -21,6 +22,7 @@ from stvg.checks.files import model_folder_facts, number, read_json
 SUMMARY = "summary.json"
 SOURCE = "source.json"  # stvg.training.policy.SOURCE_FILE (not imported: that module loads torch)
 KINDS = ("built", "local", "hub")
+MIN_FORMAT_PARSE_RATE = 0.5  # a warmed-up tiny policy below this would leave GRPO without rewards
 
 
 def base_model_table(out_dir: Path) -> pd.DataFrame:
@@ -40,12 +42,14 @@ def base_model_table(out_dir: Path) -> pd.DataFrame:
         # the template the policy is trained with always lives in the stage's own folder
         "has_template": model_folder_facts(out_dir)["has_template"],
         "n_params": number(read_json(out_dir / SUMMARY).get("n_params")),
+        "format_steps": number(read_json(out_dir / SUMMARY).get("format_steps")),
+        "format_parse_rate": number(read_json(out_dir / SUMMARY).get("format_parse_rate")),
     }
     return pd.DataFrame([row])
 
 
-def base_model_expectations(kind: str) -> list[Expect]:
-    """The suite for a ``built``, ``local`` or ``hub`` base model."""
+def base_model_expectations(kind: str, warmed_up: bool = False) -> list[Expect]:
+    """The suite for a ``built``, ``local`` or ``hub`` base model (``warmed_up``: a format warm-up ran)."""
     true = {"value_set": [True]}
     suite = [
         Expect(
@@ -80,6 +84,15 @@ def base_model_expectations(kind: str) -> list[Expect]:
                 "the built model has parameters (n_params > 0)",
             ),
         ]
+    if kind == "built" and warmed_up:
+        suite.append(
+            Expect(
+                "ExpectColumnValuesToBeBetween",
+                {"column": "format_parse_rate", "min_value": MIN_FORMAT_PARSE_RATE, "max_value": 1},
+                f"the format warm-up taught the answer format (parse rate >= {MIN_FORMAT_PARSE_RATE}: "
+                "raise train.tiny.format_steps)",
+            )
+        )
     return suite
 
 
@@ -87,4 +100,5 @@ def check_base_model(out_dir: Path) -> CheckReport:
     """Run the base-model suite on the stage's folder (``artifacts/base_model``)."""
     table = base_model_table(Path(out_dir))
     kind = str(table.at[0, "kind"])
-    return run_suite("base_model", table, base_model_expectations(kind), id_column="item")
+    warmed_up = bool(table.at[0, "format_steps"] > 0)  # NaN (no warm-up recorded) compares False
+    return run_suite("base_model", table, base_model_expectations(kind, warmed_up), id_column="item")

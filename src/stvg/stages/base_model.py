@@ -3,7 +3,8 @@
     stvg base_model --params params.yaml --out artifacts/base_model
 
 ``train.model: tiny`` builds the embedded default (a tiny random Qwen2.5-VL with an offline tokenizer,
-deterministic by ``train.tiny.seed``) and saves weights, processor and prompt template. Any other value
+deterministic by ``train.tiny.seed``), teaches it the answer format (``training.warmup``, when
+``train.tiny.format_steps`` > 0) and saves weights, processor and prompt template. Any other value
 is a local checkpoint folder or a Hugging Face id: it is validated where possible (a local folder must
 hold config.json) and recorded in ``source.json``, so the weights are not copied. Offline
 (``HF_HUB_OFFLINE=1``, the default) a hub id only works if it is already in the HF cache.
@@ -37,8 +38,21 @@ def main(argv: list[str] | None = None) -> int:
     with atomic_dir(out) as tmp:
         if p.model == "tiny":
             model, processor = build_tiny_policy(p.tiny)
+            warmup: dict[str, float] = {}
+            if p.tiny.format_steps:
+                from stvg.training.warmup import warm_up_format
+
+                warmup = warm_up_format(
+                    model,
+                    processor,
+                    steps=p.tiny.format_steps,
+                    lr=p.tiny.format_lr,
+                    batch=p.tiny.format_batch,
+                    seed=p.tiny.seed,
+                )
             save_policy(model, processor, tmp)
             summary = {
+                **warmup,
                 "model": "tiny",
                 "weights_sha256": weights_hash(model),
                 "n_params": int(sum(t.numel() for t in model.parameters())),
