@@ -79,3 +79,12 @@ def test_repaired_below_strict_is_allowed_only_when_the_protocol_says_so() -> No
     assert check_predictions(
         rows, {"policy": 0.5}, min_parse_rate=0.0, repaired_at_least_strict=False
     ).success
+
+
+def test_a_reversed_span_is_the_policys_mistake_unless_it_scored() -> None:
+    rows = _rows()
+    rows[0] = {**rows[0], "start_s": 3.0, "end_s": 2.0, "tiou": 0.0, "viou": 0.0, "viou_repaired": 0.0}
+    assert check_predictions(rows, {"policy": 0.5}, min_parse_rate=0.0).success  # scored 0: fine
+    rows[0] = {**rows[0], "tiou": 0.4}  # a reversed span that earned a score: the scorer is broken
+    report = check_predictions(rows, {"policy": 0.5}, min_parse_rate=0.0)
+    assert not report.success and "policy/a" in report.message()
