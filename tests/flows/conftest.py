@@ -1,4 +1,5 @@
-"""Fixtures shared by the flow tests: a real `mlflow server` on a free local port."""
+"""Fixtures shared by the flow tests: a real `mlflow server` on a free local port, and mlflow's global
+tracking/registry URI pointed at a store for one test only."""
 
 from __future__ import annotations
 
@@ -9,7 +10,7 @@ import subprocess
 import sys
 import time
 import urllib.request
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 
 import pytest
 
@@ -64,3 +65,21 @@ def mlflow_server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
             os.killpg(proc.pid, signal.SIGKILL)
             proc.wait()
         log.close()
+
+
+@pytest.fixture
+def global_mlflow_uri(monkeypatch: pytest.MonkeyPatch) -> Iterator[Callable[[str], None]]:
+    """``use(uri)`` points mlflow's module-level tracking and registry URIs (what ``models:/`` loading
+    reads) at a store; both, and the environment variables mlflow exports with them, are reset after
+    the test, so no later test talks to this store by accident."""
+    import mlflow
+
+    def use(uri: str) -> None:
+        for var in ("MLFLOW_TRACKING_URI", "MLFLOW_REGISTRY_URI"):
+            monkeypatch.setenv(var, uri)
+        mlflow.set_tracking_uri(uri)
+        mlflow.set_registry_uri(uri)
+
+    yield use
+    mlflow.set_tracking_uri(None)
+    mlflow.set_registry_uri(None)

@@ -28,7 +28,11 @@ LINEAGE = {
 
 
 def test_register_promote_lineage_and_load_through_the_server(
-    mlflow_server: str, tmp_path: Path, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
+    mlflow_server: str,
+    tmp_path: Path,
+    monkeypatch: pytest.MonkeyPatch,
+    capsys: pytest.CaptureFixture[str],
+    global_mlflow_uri,
 ) -> None:
     server = mlflow_server
     client = MlflowClient(tracking_uri=server)
@@ -67,9 +71,7 @@ def test_register_promote_lineage_and_load_through_the_server(
     assert {k: info[k] for k in LINEAGE} == LINEAGE
     assert info["lineage_files"] == ["dvc.lock"] and info["tracking_uri"] == server
 
-    # mlflow.set_tracking_uri exports MLFLOW_TRACKING_URI: monkeypatch takes it back after the test
-    monkeypatch.setenv("MLFLOW_TRACKING_URI", server)
-    mlflow.set_tracking_uri(server)
+    global_mlflow_uri(server)
     loaded = mlflow.pyfunc.load_model(f"models:/{params.registry.model_name}@champion")
     folder = loaded.unwrap_python_model().policy_dir
     assert (folder / "config.json").read_text() == '{"model_type": "qwen2_5_vl"}'

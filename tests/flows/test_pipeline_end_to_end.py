@@ -177,7 +177,7 @@ def test_stage_runs_carry_their_numbers_and_pictures(pipeline_repo) -> None:
     assert "evaluate/m_vIoU" in client.get_run(evaluate_run).data.metrics
 
 
-def test_registered_model_answers_a_question_from_the_prompted_data(pipeline_repo, monkeypatch) -> None:
+def test_registered_model_answers_a_question_from_the_prompted_data(pipeline_repo, global_mlflow_uri) -> None:
     """models:/stvg-r1@champion loads as a pyfunc and its predict runs the policy on a prompted video."""
     import mlflow
     import pandas as pd
@@ -187,13 +187,7 @@ def test_registered_model_answers_a_question_from_the_prompted_data(pipeline_rep
     repo = pipeline_repo["repo"]
     db = MaskDB(repo / "artifacts" / "prompt")
     video = db.video_ids()[0]
-    # mlflow.set_*_uri also export MLFLOW_*_URI; monkeypatch takes those back after the test, and the
-    # module globals stay on the flow's own store
-    uri = f"sqlite:///{repo / 'mlflow' / 'mlflow.db'}"
-    for var in ("MLFLOW_TRACKING_URI", "MLFLOW_REGISTRY_URI"):
-        monkeypatch.setenv(var, uri)
-    mlflow.set_tracking_uri(uri)
-    mlflow.set_registry_uri(uri)
+    global_mlflow_uri(f"sqlite:///{repo / 'mlflow' / 'mlflow.db'}")
     loaded = mlflow.pyfunc.load_model(f"models:/{MODEL_NAME}@champion")
     folder = loaded.unwrap_python_model().policy_dir
     assert {"config.json", "model.safetensors", "tokenizer.json", "prompt_template.json"} <= {

@@ -186,7 +186,7 @@ def test_register_sets_lineage_tags_metrics_and_challenger_alias(
     policy_dir: Path,
     workspace: Path,
     parent_run: str,
-    monkeypatch: pytest.MonkeyPatch,
+    global_mlflow_uri,
 ) -> None:
     lineage = read_lineage(workspace)
     files = {"dvc.lock": workspace / "dvc.lock", "data.dvc": workspace / "data.dvc"}
@@ -205,9 +205,7 @@ def test_register_sets_lineage_tags_metrics_and_challenger_alias(
     assert logged == {"lineage/dvc.lock", "lineage/data.dvc"}
 
     # The registered model loads back through models:/name@challenger with the policy folder inside.
-    # mlflow.set_tracking_uri exports MLFLOW_TRACKING_URI: monkeypatch takes it back after the test
-    monkeypatch.setenv("MLFLOW_TRACKING_URI", client.tracking_uri)
-    mlflow.set_tracking_uri(client.tracking_uri)
+    global_mlflow_uri(client.tracking_uri)
     loaded = mlflow.pyfunc.load_model(f"models:/{params.registry.model_name}@{CHALLENGER}")
     folder = loaded.unwrap_python_model().policy_dir
     assert sorted(p.name for p in folder.iterdir()) == sorted(p.name for p in policy_dir.iterdir())
