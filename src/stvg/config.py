@@ -221,6 +221,7 @@ class PromptParams:
     fill_gaps: bool = True  # fill gaps <= merge_max_gap_s inside a track with the visible interpolated box
     class_aware_tracking: bool = True  # cpu backend: never associate a track with another class
     box_refine: Literal["grabcut", "none"] = "grabcut"  # cpu backend: box-only detections -> masks
+    drop_composites: bool = True  # drop a detection that is the union box of >= 2 others on its frame
     appearance_gate: float = 0.5  # colour-histogram distance above which two observations differ; 0 = off
     size_filter_ratio: float = 0.0  # drop masks < ratio x largest in frame (code: 1/3); 0 = off
     min_track_frames: int = 2

@@ -68,14 +68,14 @@ def trained_detector_path(repo_root: Path, tmp_path_factory: pytest.TempPathFact
 
 @pytest.fixture(scope="module")
 def stage_outputs(repo_root: Path, trained_detector_path: Path, tmp_path_factory: pytest.TempPathFactory):
-    """The real prompt and label stages over the benchmark's validation videos (first 8 of each split)."""
+    """The real prompt and label stages over the whole benchmark (8 test + 24 train videos)."""
     from stvg.config import load_params
     from stvg.data.synthetic import generate_benchmark
     from stvg.stages import label, prompt
 
     root = tmp_path_factory.mktemp("cpu_prompting")
     params = yaml.safe_load((repo_root / "params.yaml").read_text(encoding="utf-8"))
-    params["data"]["max_videos"] = params["synthetic"]["n_val"]  # the whole test split, as many train videos
+    params["data"]["max_videos"] = 0  # every video of both splits
     params_file = root / "params.yaml"
     params_file.write_text(yaml.safe_dump(params, sort_keys=False), encoding="utf-8")
     generate_benchmark(load_params(params_file).synthetic, root / "data" / "synthetic", progress=False)
@@ -89,18 +89,20 @@ def stage_outputs(repo_root: Path, trained_detector_path: Path, tmp_path_factory
 
 @pytest.fixture(scope="module")
 def coverage(stage_outputs: Path, project_params) -> list[float]:
-    """Dominant-ID coverage of every GT instance of the validation videos (IDs checked consecutive)."""
+    """Dominant-ID coverage of every GT instance of both splits (IDs checked consecutive)."""
     from stvg.data.synthetic import build_video
     from stvg.prompting.maskdb import MaskDB
 
     db = MaskDB(stage_outputs / "prompt")
     sp = project_params.synthetic
     out: list[float] = []
-    for i in range(sp.n_val):
-        video = build_video(sp, "val", i)  # the same video, with its exact per-instance visible masks
-        table = db.table(video.name)
-        out += identity_coverage(table, video.visible)
-        assert sorted(table.instance_id.unique()) == list(range(1, db.summary(video.name)["instances"] + 1))
+    for split, n in (("val", sp.n_val), ("train", sp.n_train)):
+        for i in range(n):
+            video = build_video(sp, split, i)  # the same video, with its exact per-instance visible masks
+            table = db.table(video.name)
+            out += identity_coverage(table, video.visible)
+            instances = db.summary(video.name)["instances"]
+            assert sorted(table.instance_id.unique()) == list(range(1, instances + 1))
     a = np.asarray(out)
     print(
         f"\nCPU backend identity coverage over {len(a)} GT instances: min {a.min():.3f} "
@@ -119,18 +121,19 @@ def test_prompting_ceiling_of_the_cpu_backend_reaches_the_bar(stage_outputs: Pat
 
 
 def test_cpu_backend_identity_coverage_does_not_regress(coverage: list[float]) -> None:
-    """Measured 0.99 mean, 96 % of the instances >= 0.95 (val + train): a regression floor."""
+    """Measured over 129 instances: mean 0.993, 97 % of them >= 0.95, min 0.74: a regression floor."""
     a = np.asarray(coverage)
-    assert a.mean() >= 0.95
-    assert np.median(a) >= 0.98
-    assert np.mean(a >= 0.95) >= 0.8
+    assert len(a) > 100
+    assert a.mean() >= 0.97
+    assert np.median(a) >= 0.99
+    assert np.mean(a >= 0.95) >= 0.9
 
 
 @pytest.mark.xfail(
     strict=True,
     raises=AssertionError,
-    reason="open: identical shapes that cross can swap IDs; a shape entering over a same-class one "
-    "is first detected merged with it (min < 0.95)",
+    reason="open: where two shapes of one colour overlap the detector sees one blob, and a shape "
+    "covered or crossed there can lose its ID or go undetected (3 of 129 instances < 0.95, min 0.74)",
 )
 def test_cpu_backend_keeps_one_id_per_instance(coverage: list[float]) -> None:
     assert min(coverage) >= 0.95

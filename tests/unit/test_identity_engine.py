@@ -30,9 +30,15 @@ def linear(x0: float, y: float, frames: range, vx: float = 1.5, size: float = 16
 
 class ScriptedDetector:
     def __init__(
-        self, scene: Scene, blind: set[int] = frozenset(), duplicate: bool = False, masks: bool = False
+        self,
+        scene: Scene,
+        blind: set[int] = frozenset(),
+        duplicate: bool = False,
+        masks: bool = False,
+        group: bool = False,
     ):
         self.scene, self.blind, self.duplicate, self.masks = scene, blind, duplicate, masks
+        self.group = group  # also return the box around all objects of the frame, scored highest
         self.calls: list[int] = []
 
     def detect_with_masks(self, frames: Sequence[np.ndarray], frame_indices: Sequence[int] | None = None):
@@ -48,6 +54,11 @@ class ScriptedDetector:
                         if self.duplicate:
                             b2 = (b[0] + 1, b[1], b[2] + 1, b[3])
                             dets.append((Detection(f, b2, 0.8), box_mask(b2, H, W) if self.masks else None))
+                if self.group and len(dets) > 1:
+                    g = np.concatenate(
+                        [np.min([d.box for d, _ in dets], 0)[:2], np.max([d.box for d, _ in dets], 0)[2:]]
+                    )
+                    dets.insert(0, (Detection(f, tuple(g.tolist()), 0.95), None))
             out.append(dets)
         return out
 
@@ -158,6 +169,15 @@ def test_duplicate_detection_creates_no_id():
         )
         assert set(raw.tracks) == {1}
         assert raw.counts["duplicates"] >= 1
+
+
+@pytest.mark.parametrize("drop", [True, False])
+def test_a_group_box_around_touching_objects_is_dropped_at_keyframes(drop):
+    scene = {"a": linear(5, 10, range(20), vx=1.0), "b": linear(21, 10, range(20), vx=1.0)}
+    p = dataclasses.replace(P, drop_composites=drop)
+    raw = track_keyframes(frames(20), ScriptedDetector(scene, group=True), lambda: ScriptedTracker(scene), p)
+    assert raw.counts["composites"] == (4 if drop else 0)  # one group box per keyframe
+    assert owner(raw.tracks, scene) == {1: {"a"}, 2: {"b"}}
 
 
 def test_empty_keyframes_do_not_break_backward_propagation():

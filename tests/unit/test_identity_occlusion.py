@@ -74,6 +74,22 @@ def test_entering_shape_is_merged_by_centre_distance_when_iou_is_too_low():
     assert set(merged) == {1} and log[0]["merged"] == 2
 
 
+def test_a_shape_that_stopped_while_hidden_is_merged_where_it_vanished():
+    # moving right until it goes behind something at frame 9; it stops there and comes out moving up
+    before = moving(0, 50, range(10), vx=4.0)
+    after = {f: obs(36, 50 - 5 * (f - 22), 56, 70 - 5 * (f - 22)) for f in range(22, 30)}
+    tracks = {1: before, 2: after}
+    # neither motion reaches the other end (48 px right, 60 px down of it): only the stopped-object
+    # hypothesis links them
+    merged, log, _ = merge_fragments(tracks, max_gap=15, min_iou=0.3, window=4)
+    assert set(merged) == {1} and log[0]["merged"] == 2
+    elsewhere = {
+        1: before,
+        2: {f: obs(o.box[0] + 40, o.box[1], o.box[2] + 40, o.box[3]) for f, o in after.items()},
+    }
+    assert set(merge_fragments(elsewhere, max_gap=15, min_iou=0.3, window=4)[0]) == {1, 2}
+
+
 def test_fragments_of_different_classes_are_never_merged():
     a = moving(0, 10, range(10), label=0)
     b_same = moving(0, 10, range(13, 20), label=0)

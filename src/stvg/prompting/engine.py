@@ -39,6 +39,7 @@ import pandas as pd
 from stvg.config import PromptParams
 from stvg.geometry import mask_to_box
 from stvg.prompting.appearance import FEATURE_DIM, colour_feature
+from stvg.prompting.composites import drop_composites
 from stvg.prompting.extend import ExtendParams, extend_track_ends
 from stvg.prompting.identity import (
     Observation,
@@ -181,7 +182,7 @@ def track_keyframes(
     suppressed: set[int] = set()
     new_at: dict[int, dict[int, np.ndarray]] = {}  # keyframe -> {new id: mask}, for the backward pass
     timings = {"decode_s": 0.0, "detect_s": 0.0, "propagate_s": 0.0, "backward_s": 0.0}
-    counts = {"keyframes": 0, "detections": 0, "duplicates": 0, "replaced": 0}
+    counts = {"keyframes": 0, "detections": 0, "composites": 0, "duplicates": 0, "replaced": 0}
     next_id = 1
     carried: FrameMasks = {}
     fwd = new_tracker()
@@ -214,6 +215,9 @@ def track_keyframes(
                 timings["detect_s"] += time.perf_counter() - t0
                 counts["keyframes"] += 1
                 counts["detections"] += len(dets)
+                if p.drop_composites:
+                    dets, n_composite = drop_composites(dets)
+                    counts["composites"] += n_composite
                 det_masks, existing = _keyframe_masks(dets, current, h, w)
                 decision = match_keyframe(
                     det_masks,
@@ -348,7 +352,7 @@ def track_detections(
     )
     tracks: Tracks = {}
     timings = {"decode_s": 0.0, "detect_s": 0.0, "refine_s": 0.0, "associate_s": 0.0}
-    counts = {"detections": 0, "refined": 0, "backfilled": 0}
+    counts = {"detections": 0, "composites": 0, "refined": 0, "backfilled": 0}
     n = len(source.frame_indices)
     for a in range(0, n, batch):
         t0 = time.perf_counter()
@@ -359,6 +363,9 @@ def track_detections(
         refine_before = timings["refine_s"]
         for k, (frame, fd) in enumerate(zip(frames, dets, strict=True)):
             counts["detections"] += len(fd)
+            if p.drop_composites:
+                fd, n_composite = drop_composites(fd)
+                counts["composites"] += n_composite
             if p.box_refine == "grabcut":
                 t3 = time.perf_counter()
                 fd, n_refined = refine_detections(frame, fd)

@@ -312,7 +312,9 @@ def merge_fragments(
     conflict) are tested both ways: A's motion carried forward to B's first frame and B's carried
     backward to A's last. A link needs an extrapolated-box IoU >= ``min_iou`` or, when
     ``max_center_dist`` > 0, a predicted centre within that many box sides (boxes of shapes entering
-    or leaving cover change size fast, so IoU alone misses them), and, when ``appearance_gate`` > 0,
+    or leaving cover change size fast, so IoU alone misses them); A's last box itself counts as a
+    prediction too (an object that stopped while hidden reappears where it vanished). When
+    ``appearance_gate`` > 0,
     A's last and B's first frames must look alike (``appearance_distance`` <= the gate: a shape that
     went behind another is not the one that came out).
 
@@ -383,11 +385,14 @@ def merge_fragments(
                 a_frames = {f: o for f, o in tracks[a].items() if f < b_start}
                 b_frames = {f: o for f, o in tracks[b].items() if f > a_end}
             a_last, b_first = max(a_frames), min(b_frames)
+            a_box, b_box = a_frames[a_last].box, b_frames[b_first].box
             fwd = predict(a_frames, b_first, False)
             bwd = predict(b_frames, a_last, True)
-            iou = max(float(box_iou(fwd, b_frames[b_first].box)), float(box_iou(bwd, a_frames[a_last].box)))
+            # Three hypotheses: A went on along its motion, B came along its own, or the object
+            # stopped while it was hidden (where A vanished is where B appears).
+            iou = max(float(box_iou(fwd, b_box)), float(box_iou(bwd, a_box)), float(box_iou(a_box, b_box)))
             dist = min(
-                center_distance(fwd, b_frames[b_first].box), center_distance(bwd, a_frames[a_last].box)
+                center_distance(fwd, b_box), center_distance(bwd, a_box), center_distance(a_box, b_box)
             )
             if iou >= min_iou or (max_center_dist > 0 and dist <= max_center_dist):
                 candidates.append((iou - dist, a, b, gap))
