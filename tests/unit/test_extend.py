@@ -80,3 +80,58 @@ def test_a_leaving_shape_is_followed_forward_to_its_last_visible_pixels():
     out, log = extend_track_ends(tracks, frames.__getitem__, len(frames), lambda m: None)
     visible = [t for t in range(20) if (frames[t] != 200).any(axis=2).sum() >= 16]
     assert sorted(out[1]) == visible and log[0]["direction"] == "forward"
+
+
+GREY = (120, 120, 120)
+
+
+def turning_square(n: int = 21, turn: int = 10, cover: range = range(6, 15)) -> tuple[list, list]:
+    """A blue square moving right until ``turn``, then left; a grey bar hides its left part on ``cover``.
+
+    Returns the frames and each frame's visible blue mask.
+    """
+    frames, visible = [], []
+    for t in range(n):
+        img = np.full((H, W, 3), 200, dtype=np.uint8)
+        x = 20 + SPEED * (t if t <= turn else 2 * turn - t)
+        img[20 : 20 + SIZE, x : x + SIZE] = BLUE
+        if t in cover:
+            img[10:50, x - 4 : x + 8] = GREY  # covers the left 8 px of the square
+        frames.append(img)
+        visible.append((img == BLUE).all(axis=2))
+    return frames, visible
+
+
+def test_a_gap_is_walked_by_colour_along_the_motion_and_follows_a_turn():
+    frames, visible = turning_square()
+    tracks = {1: observed(frames, [*range(6), *range(15, 21)])}  # missed while covered (6..14)
+    out, log = extend_track_ends(tracks, frames.__getitem__, len(frames), lambda m: None)
+    assert sorted(out[1]) == list(range(21))
+    for t in range(6, 15):  # the visible part, where interpolating 5 -> 15 would cut the turn
+        assert out[1][t].box == mask_to_box(visible[t]) and out[1][t].filled
+    assert [e["kind"] for e in log] == ["fill_colour"] and log[0]["gap"] == [6, 14]
+    interpolated_x1 = (out[1][5].box[0] + out[1][15].box[0]) / 2  # both ends are at x = 40
+    assert abs(out[1][10].box[0] - interpolated_x1) > SIZE / 2
+
+
+def test_a_visible_part_cut_in_two_by_an_occluder_is_taken_whole():
+    frames = frames_with({})
+    for t in range(8, 11):  # a thin grey bar across the middle of the square
+        x = -SIZE + 2 + SPEED * t
+        frames[t][20 : 20 + SIZE, x + 8 : x + 12] = GREY
+    tracks = {1: observed(frames, [*range(4, 8), *range(11, 20)])}
+    out, _ = extend_track_ends(tracks, frames.__getitem__, len(frames), lambda m: None)
+    for t in range(8, 11):
+        blue = (frames[t] == BLUE).all(axis=2)
+        assert out[1][t].box == mask_to_box(blue) and out[1][t].area == int(blue.sum())
+
+
+def test_a_sliver_inside_a_gap_is_left_to_interpolation():
+    frames = frames_with({})
+    for t in range(8, 11):  # all but a 2-px column hidden
+        x = -SIZE + 2 + SPEED * t
+        frames[t][15 : 25 + SIZE, x : x + SIZE - 2] = GREY
+    tracks = {1: observed(frames, [*range(4, 8), *range(11, 20)])}
+    out, log = extend_track_ends(tracks, frames.__getitem__, len(frames), lambda m: None)
+    assert not any(t in out[1] for t in range(8, 11))
+    assert [e["kind"] for e in log] == ["extend"]  # only its entry at the left edge, before frame 4

@@ -10,14 +10,23 @@ backward, and from its last one forward, one frame at a time:
   fitted on its detected frames, so the growing or shrinking boxes found here do not bend it),
   clipped to the frame and grown by ``search_margin`` of its side;
 - inside it, the pixels whose colour the track's appearance histogram explains (histogram
-  back-projection, as CamShift) form candidate components; the one overlapping the expected box
-  most is the instance's visible part, if it has at least ``min_px`` pixels, is not larger than the
-  track's usual size, looks like the track (``appearance.appearance_distance`` <= ``gate``) and is
+  back-projection, as CamShift) form candidate components; those overlapping the expected box by
+  at least ``min_px`` pixels (an occluder can cut the visible part in pieces) are the instance's
+  visible part, if together they are not larger than the track's usual size, look like the track
+  (``appearance.appearance_distance`` <= ``gate``) and are
   not another track's object on that frame (no other track there with box IoU >= 0.7, or >= 0.5
   and the same colours: a box around it that also holds other colours is a detection that merged
   two shapes);
 - it stops at the first frame where no such component exists, at the video's ends, at a frame the
   track already has, or after ``max_frames``.
+
+The same search walks into each short gap *inside* a track (a partial occlusion the detector missed),
+from both sides, expecting the object where the observations just before (or after) it lead, found
+ones included, or where interpolating the gap's two ends puts it (the union of the two boxes): an
+object that turns while covered is followed where linear interpolation alone would cut the corner.
+Inside a gap the walk stops at a part smaller than ``min_gap_fraction`` of the track's usual area
+(a sliver is likelier a piece of the object than all of it); the frames it leaves are filled by
+``engine.fill_occluded``.
 
 Found observations carry score 0 and ``filled=True`` (inferred, not detected) and every extension is
 recorded. Colour is a weak cue on cluttered real video; this is for the CPU backend, whose embedded
@@ -26,6 +35,7 @@ default's objects are uniformly coloured (SAM2's propagation needs no such help)
 
 from __future__ import annotations
 
+import itertools
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from typing import Any
@@ -49,6 +59,7 @@ class ExtendParams:
     search_margin: float = 0.25  # expected box grown by this fraction of its side
     min_prob: float = 0.5  # back-projection level (of the histogram's peak) counted as the track's colour
     window: int = 4  # detected observations fitting the motion at an end
+    min_gap_fraction: float = 0.3  # in a gap, a part under this x the usual area stops the walk
 
 
 def _clip(box: Sequence[float], width: int, height: int) -> tuple[int, int, int, int] | None:
@@ -70,7 +81,7 @@ def find_part(
 
     h, w = image_rgb.shape[:2]
     side = max(expected[2] - expected[0], expected[3] - expected[1])
-    grow = p.search_margin * side
+    grow = (1.0 + p.search_margin) * side
     region = _clip((expected[0] - grow, expected[1] - grow, expected[2] + grow, expected[3] + grow), w, h)
     inside = _clip(expected, w, h)
     if region is None or inside is None:
@@ -84,11 +95,11 @@ def find_part(
     ix1, iy1, ix2, iy2 = inside[0] - rx1, inside[1] - ry1, inside[2] - rx1, inside[3] - ry1
     overlap = np.bincount(comp[iy1:iy2, ix1:ix2].ravel(), minlength=n)
     overlap[0] = 0
-    k = int(np.argmax(overlap))
-    if overlap[k] < p.min_px or stats[k, cv2.CC_STAT_AREA] > 1.2 * max_area:
+    parts = np.flatnonzero(overlap >= p.min_px)  # an occluder can cut the visible part in pieces
+    if parts.size == 0 or stats[parts, cv2.CC_STAT_AREA].sum() > 1.2 * max_area:
         return None
     mask = np.zeros((h, w), dtype=bool)
-    mask[region[1] : region[3], region[0] : region[2]] = comp == k
+    mask[region[1] : region[3], region[0] : region[2]] = np.isin(comp, parts)
     box = mask_to_box(mask)
     feature = colour_feature(image_rgb, mask)
     if box is None or appearance_distance(feature, appearance) > p.gate:
@@ -114,34 +125,60 @@ def extend_track_ends(
         for f, o in frames.items():
             seen_at.setdefault(f, {})[tid] = (o.box, o.feature)
     log: list[dict[str, Any]] = []
+
+    def follow(
+        tid: int,
+        detected: dict[int, Observation],
+        span: tuple[int, int, int],
+        appearance: np.ndarray,
+        motion: dict[int, Observation],
+        between: tuple[Observation, Observation, int, int] | None = None,
+    ) -> int:
+        """Walk ``span`` (start, step, stop: up to, not onto, stop), expecting the object where
+        ``motion``'s observations lead; each one found joins ``motion`` unless that is ``detected``."""
+        max_area = float(np.median([o.area for o in detected.values()]))
+        label = next(iter(detected.values())).label
+        start, step, stop = span
+        found, t = 0, start
+        while 0 <= t < n_positions and t != stop and found < p.max_frames and t not in out[tid]:
+            expected = motion_box(motion, t, backward=step < 0, window=p.window)
+            if between is not None:  # inside a gap: also where interpolating its two ends puts it
+                oa, ob, a, b = between
+                wt = (t - a) / (b - a)
+                lin = (1 - wt) * np.asarray(oa.box) + wt * np.asarray(ob.box)
+                expected = tuple(
+                    np.concatenate(
+                        [np.minimum(expected[:2], lin[:2]), np.maximum(expected[2:], lin[2:])]
+                    ).tolist()
+                )
+            others = [seen for o, seen in seen_at.get(t, {}).items() if o != tid]
+            mask = find_part(frame_at(t), expected, appearance, max_area, others, p)
+            if mask is None or (between is not None and mask.sum() < p.min_gap_fraction * max_area):
+                break  # inside a gap, a sliver is likelier a piece of the object than all of it
+            box = mask_to_box(mask)
+            assert box is not None
+            obs = Observation(
+                box=box, area=int(mask.sum()), score=0.0, payload=encode(mask), label=label, filled=True
+            )
+            out[tid][t] = obs
+            if motion is not detected:
+                motion[t] = obs
+            seen_at.setdefault(t, {})[tid] = (box, appearance)
+            found += 1
+            t += step
+        return found
+
     for tid in sorted(tracks):
         detected = {f: o for f, o in tracks[tid].items() if not o.filled}
         if len(detected) < 2:
             continue
-        max_area = float(np.median([o.area for o in detected.values()]))
-        label = next(iter(detected.values())).label
         for backward in (True, False):
             appearance = end_appearance(detected, first=backward, window=max(p.window, 8))
             if appearance is None:
                 continue
             end = min(detected) if backward else max(detected)
             step = -1 if backward else 1
-            found = 0
-            t = end + step
-            while 0 <= t < n_positions and found < p.max_frames and t not in out[tid]:
-                expected = motion_box(detected, t, backward=backward, window=p.window)
-                others = [seen for o, seen in seen_at.get(t, {}).items() if o != tid]
-                mask = find_part(frame_at(t), expected, appearance, max_area, others, p)
-                if mask is None:
-                    break
-                box = mask_to_box(mask)
-                assert box is not None
-                out[tid][t] = Observation(
-                    box=box, area=int(mask.sum()), score=0.0, payload=encode(mask), label=label, filled=True
-                )
-                seen_at.setdefault(t, {})[tid] = (box, appearance)
-                found += 1
-                t += step
+            found = follow(tid, detected, (end + step, step, -2), appearance, detected)
             if found:
                 log.append(
                     {
@@ -151,6 +188,27 @@ def extend_track_ends(
                         "frames": found,
                         "reason": f"its colour found along its motion {found} frame(s) "
                         f"{'before its first' if backward else 'after its last'} detection",
+                    }
+                )
+        gaps = [(a, b) for a, b in itertools.pairwise(sorted(detected)) if 1 < b - a <= p.max_frames + 1]
+        for a, b in gaps:
+            found = 0
+            for start, step, stop, side in ((a + 1, 1, b, False), (b - 1, -1, a, True)):
+                near = {f: o for f, o in detected.items() if (f >= b if side else f <= a)}
+                appearance = end_appearance(near, first=side, window=max(p.window, 8))
+                if appearance is not None:
+                    motion = {f: o for f, o in out[tid].items() if (f >= b if side else f <= a)}
+                    ends = (detected[a], detected[b], a, b)
+                    found += follow(tid, detected, (start, step, stop), appearance, motion, ends)
+            if found:
+                log.append(
+                    {
+                        "kind": "fill_colour",
+                        "track": tid,
+                        "frames": found,
+                        "gap": [a + 1, b - 1],
+                        "reason": f"its colour found along its motion on {found} of the {b - a - 1} "
+                        "frame(s) it was not detected",
                     }
                 )
     return {tid: dict(sorted(f.items())) for tid, f in out.items()}, log
