@@ -217,6 +217,7 @@ class PromptParams:
     merge_max_center_dist: float = 1.0  # ... or the predicted centre within this many box sides; 0 = off
     merge_max_overlap_s: float = 0.0  # ... or start this long before the previous fragment ends, seconds
     merge_motion_window: int = 4  # observations fitting a fragment's velocity and size for merging
+    split_blob_ratio: float = 1.6  # cut a track where its box swells this much around another's; 0 = off
     extend_ends: bool = True  # cpu backend: follow each track past its first/last detection by colour
     fill_gaps: bool = True  # fill gaps <= merge_max_gap_s inside a track with the visible interpolated box
     class_aware_tracking: bool = True  # cpu backend: never associate a track with another class
@@ -258,6 +259,11 @@ class PromptParams:
         _require(self.merge_max_overlap_s >= 0, "prompt.merge_max_overlap_s", "must be >= 0 seconds")
         _require(self.merge_max_center_dist >= 0, "prompt.merge_max_center_dist", "must be >= 0 (0 = off)")
         _require(self.merge_motion_window >= 1, "prompt.merge_motion_window", "must be >= 1 observation")
+        _require(
+            self.split_blob_ratio == 0 or self.split_blob_ratio > 1,
+            "prompt.split_blob_ratio",
+            "must be > 1 (a box larger than the track's recent size) or 0 (off)",
+        )
         _require(0 <= self.merge_min_iou <= 1, "prompt.merge_min_iou", "must be in [0, 1]")
         _require(0 <= self.appearance_gate <= 1, "prompt.appearance_gate", "must be in [0, 1] (0 = off)")
 

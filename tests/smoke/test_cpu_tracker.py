@@ -121,19 +121,20 @@ def test_prompting_ceiling_of_the_cpu_backend_reaches_the_bar(stage_outputs: Pat
 
 
 def test_cpu_backend_identity_coverage_does_not_regress(coverage: list[float]) -> None:
-    """Measured over 129 instances: mean 0.994, 97.7 % of them >= 0.95, min 0.75: a regression floor."""
+    """Measured over 129 instances: mean 0.996, 98.4 % of them >= 0.95, min 0.83: a regression floor."""
     a = np.asarray(coverage)
     assert len(a) > 100
-    assert a.mean() >= 0.97
+    assert a.mean() >= 0.98
     assert np.median(a) >= 0.99
-    assert np.mean(a >= 0.95) >= 0.9
+    assert np.mean(a >= 0.95) >= 0.95
+    assert a.min() >= 0.6
 
 
 @pytest.mark.xfail(
     strict=True,
     raises=AssertionError,
     reason="open: where two shapes of one colour overlap the detector sees one blob, and a shape "
-    "covered or crossed there can lose its ID or go undetected (3 of 129 instances < 0.95, min 0.75)",
+    "covered or crossed there can lose its ID or go undetected (2 of 129 instances < 0.95, min 0.83)",
 )
 def test_cpu_backend_keeps_one_id_per_instance(coverage: list[float]) -> None:
     assert min(coverage) >= 0.95

@@ -11,11 +11,14 @@ from stvg.geometry import mask_to_box
 from stvg.prompting.engine import fill_occluded
 from stvg.prompting.identity import (
     Observation,
+    RepairParams,
     box_mask,
     center_distance,
     fill_gaps,
     merge_fragments,
     motion_box,
+    repair_tracks,
+    split_blobs,
     split_switches,
     track_label,
 )
@@ -174,3 +177,40 @@ def test_two_tracks_that_each_follow_their_own_object_through_the_overlap_stay_a
     b = {f: obs(44, 10 + 3 * (f - 17), 64, 30 + 3 * (f - 17)) for f in range(17, 40)}
     merged, log, _ = merge_fragments({1: a, 2: b}, max_gap=5, min_iou=0.05, max_overlap=5)
     assert set(merged) == {1, 2} and log == []
+
+
+def crossing_with_group_box() -> dict:
+    """Two shapes cross; while they overlap (frames 8..11) the detector returned one box around both,
+    which the tracker gave to track 1 (the left shape's); track 2 (the right one) kept its own box."""
+    left = moving(0, 10, range(20), vx=3.0)  # 20 px squares, x from 0 to 57
+    right = moving(40, 24, range(20), vx=-1.0)
+    t1 = dict(left)
+    for t in range(8, 12):
+        a, b = left[t].box, right[t].box
+        t1[t] = obs(min(a[0], b[0]), min(a[1], b[1]), max(a[2], b[2]), max(a[3], b[3]))
+    return {1: t1, 2: right}, left
+
+
+def test_a_track_holding_a_group_box_is_cut_out_of_it():
+    tracks, left = crossing_with_group_box()
+    out, log, origin = split_blobs(tracks, ratio=1.6)
+    assert sorted(out) == [1, 2, 3] and origin == {1: 1, 2: 2, 3: 1}
+    assert sorted(out[1]) == list(range(8)) and sorted(out[3]) == list(range(12, 20))
+    assert log == [{**log[0], "kind": "split_blob", "track": 1, "frames": [[8, 11]]}]
+    repaired = repair_tracks(tracks, RepairParams(max_gap_frames=6, blob_ratio=1.6, motion_window=4))
+    # the two pieces of the left shape are one ID again; its group boxes are gone
+    assert len(repaired.tracks) == 2
+    ids = {tid: sorted(f) for tid, f in repaired.tracks.items()}
+    one = next(tid for tid, f in ids.items() if 0 in f and 19 in f and 9 not in f)
+    assert all(repaired.tracks[one][t].box == left[t].box for t in ids[one])
+
+
+def test_a_growing_object_or_a_box_holding_nothing_is_not_cut():
+    # coming closer: 20 px wide at frame 0, 8 % more area every frame (4.6x in all)
+    approaching = {f: obs(50, 10, 50 + 20 * 1.04**f, 30 * 1.04**f) for f in range(40)}
+    bag = {f: obs(55, 15, 60, 20) for f in range(40)}  # always inside it
+    out, log, _ = split_blobs({1: approaching, 2: bag}, ratio=1.6)
+    assert log == [] and sorted(out) == [1, 2]
+    tracks, _ = crossing_with_group_box()
+    alone = {1: tracks[1]}  # the same swollen boxes, but no other track inside them
+    assert split_blobs(alone, ratio=1.6)[1] == []

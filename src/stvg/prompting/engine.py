@@ -402,6 +402,7 @@ def repair_params(p: PromptParams, track_fps: float) -> RepairParams:
         min_track_frames=p.min_track_frames,
         appearance_gate=p.appearance_gate,
         max_overlap_frames=max(0, round(p.merge_max_overlap_s * track_fps)),
+        blob_ratio=p.split_blob_ratio,
     )
 
 

@@ -146,6 +146,7 @@ class RepairParams:
     size_filter_ratio: float = 0.0  # 0 = off; official code: 1/3 of the frame's largest mask
     min_track_frames: int = 2
     fix_switches: bool = True
+    blob_ratio: float = 0.0  # a box swelling to this x its recent size around another track's is cut; 0 = off
     merge: bool = True
     appearance_gate: float = 0.0  # fragments whose end/start colours differ more are never merged; 0 = off
     max_overlap_frames: int = 0  # a fragment may start this many frames before the previous one ends
@@ -274,6 +275,79 @@ def split_switches(tracks: Tracks, min_iou: float) -> tuple[Tracks, list[dict[st
             if piece:
                 out[nid] = piece
                 origin[nid] = tid
+    return out, log, origin
+
+
+def _box_area(b: Sequence[float]) -> float:
+    return max(0.0, b[2] - b[0]) * max(0.0, b[3] - b[1])
+
+
+def split_blobs(
+    tracks: Tracks, ratio: float, window: int = 5, min_inside: float = 0.85
+) -> tuple[Tracks, list[dict[str, Any]], dict[int, int]]:
+    """Cut a track out of the frames where its box swells into a blob holding another track's box.
+
+    Where two objects overlap, a detector often returns one box around both and the tracker hands it
+    to one of them: that track's box jumps to ``ratio`` x its recent size (the largest box area of its
+    last ``window`` unswollen observations) while another track's box lies inside it (>=
+    ``min_inside`` of its area). Those observations belong to neither object; they are dropped and
+    the track is split around them, so merging can re-link the pieces by motion and appearance
+    (often to the track that carried on with the object meanwhile). An object coming closer grows
+    by a few percent a frame, never by ``ratio`` at once, and is not cut. Returns tracks, log and new id -> original raw id.
+    """
+    out: Tracks = {}
+    origin: dict[int, int] = {}
+    log: list[dict[str, Any]] = []
+    next_id = max(tracks, default=0) + 1
+    for tid in sorted(tracks):
+        frames = tracks[tid]
+        recent: list[float] = []
+        blob: set[int] = set()
+        for t in sorted(frames):
+            area = _box_area(frames[t].box)
+            if len(recent) >= 2 and area >= ratio * max(recent[-window:]):
+                holds = any(
+                    t in other
+                    and _box_containment(frames[t].box, other[t].box) >= min_inside
+                    and _box_area(other[t].box) < area
+                    for oid, other in tracks.items()
+                    if oid != tid
+                )
+                if holds:
+                    blob.add(t)
+                    continue
+            recent.append(area)
+        if not blob:
+            out[tid], origin[tid] = frames, tid
+            continue
+        pieces: list[dict[int, Observation]] = [{}]
+        for t in sorted(frames):
+            if t in blob:
+                if pieces[-1]:
+                    pieces.append({})
+                continue
+            pieces[-1][t] = frames[t]
+        pieces = [q for q in pieces if q]
+        ordered = sorted(blob)
+        runs = [[ordered[0], ordered[0]]]
+        for t in ordered[1:]:
+            if t == runs[-1][1] + 1:
+                runs[-1][1] = t
+            else:
+                runs.append([t, t])
+        log.append(
+            {
+                "kind": "split_blob",
+                "track": tid,
+                "frames": runs,
+                "reason": f"its box swelled to >= {ratio:g} x its recent size around another track's box "
+                f"on {len(blob)} frame(s): dropped there, the track split around them",
+            }
+        )
+        for k, piece in enumerate(pieces):
+            nid = tid if k == 0 else next_id
+            next_id += k > 0
+            out[nid], origin[nid] = piece, tid
     return out, log, origin
 
 
@@ -473,6 +547,10 @@ def repair_tracks(tracks: Tracks, p: RepairParams) -> RepairResult:
                 "reason": f"masks smaller than {p.size_filter_ratio:g} x the frame's largest",
             }
         )
+    if p.blob_ratio > 0:
+        work, log, blob_origin = split_blobs(work, p.blob_ratio)
+        origin = {t: origin[blob_origin[t]] for t in work}
+        repairs.extend(log)
     if p.fix_switches:
         work, log, split_origin = split_switches(work, p.min_iou)
         origin = {t: origin[split_origin[t]] for t in work}
