@@ -17,6 +17,7 @@ from typing import TypeVar
 
 import numpy as np
 
+from stvg.geometry import box_area, box_iou
 from stvg.records import Detection
 
 T = TypeVar("T")
@@ -30,7 +31,7 @@ def composite_indices(
     n = len(b)
     if n < 3:
         return []
-    area = np.clip(b[:, 2] - b[:, 0], 0, None) * np.clip(b[:, 3] - b[:, 1], 0, None)
+    area = box_area(b)
     lt = np.maximum(b[:, None, :2], b[None, :, :2])
     rb = np.minimum(b[:, None, 2:], b[None, :, 2:])
     inter = np.clip(rb - lt, 0, None).prod(axis=2)
@@ -41,11 +42,7 @@ def composite_indices(
         if len(parts) < 2:
             continue
         union = np.concatenate([b[parts, :2].min(axis=0), b[parts, 2:].max(axis=0)])
-        iw = max(0.0, min(union[2], b[i, 2]) - max(union[0], b[i, 0]))
-        ih = max(0.0, min(union[3], b[i, 3]) - max(union[1], b[i, 1]))
-        u_area = (union[2] - union[0]) * (union[3] - union[1])
-        iou = iw * ih / max(u_area + area[i] - iw * ih, 1e-9)
-        if iou >= min_union_iou:
+        if float(box_iou(union, b[i])) >= min_union_iou:
             out.append(i)
     return out
 

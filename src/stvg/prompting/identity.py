@@ -25,7 +25,7 @@ from typing import Any
 
 import numpy as np
 
-from stvg.geometry import box_iou, pairwise_containment, pairwise_mask_iou
+from stvg.geometry import box_area, box_iou, pairwise_containment, pairwise_mask_iou
 from stvg.prompting.appearance import appearance_distance, medoid_feature
 
 Box = tuple[float, float, float, float]
@@ -278,10 +278,6 @@ def split_switches(tracks: Tracks, min_iou: float) -> tuple[Tracks, list[dict[st
     return out, log, origin
 
 
-def _box_area(b: Sequence[float]) -> float:
-    return max(0.0, b[2] - b[0]) * max(0.0, b[3] - b[1])
-
-
 def split_blobs(
     tracks: Tracks, ratio: float, window: int = 5, min_inside: float = 0.85
 ) -> tuple[Tracks, list[dict[str, Any]], dict[int, int]]:
@@ -304,12 +300,12 @@ def split_blobs(
         recent: list[float] = []
         blob: set[int] = set()
         for t in sorted(frames):
-            area = _box_area(frames[t].box)
+            area = float(box_area(frames[t].box))
             if len(recent) >= 2 and area >= ratio * max(recent[-window:]):
                 holds = any(
                     t in other
                     and _box_containment(frames[t].box, other[t].box) >= min_inside
-                    and _box_area(other[t].box) < area
+                    and float(box_area(other[t].box)) < area
                     for oid, other in tracks.items()
                     if oid != tid
                 )
