@@ -19,7 +19,6 @@ from typing import Any
 
 import numpy as np
 import pytest
-import yaml
 
 REPO_ROOT = Path(__file__).resolve().parents[2]
 CONFIGS = sorted((REPO_ROOT / "configs" / "accelerate").glob("*.yaml"))
@@ -89,22 +88,12 @@ def _free_port() -> int:
 
 @pytest.mark.slow
 def test_two_process_training_writes_once_from_rank_0_and_saves_the_trained_weights(tmp_path: Path) -> None:
+    # imported here: the launched workers run this file as a script, where `tests` is no package
     from stvg.stages import base_model as base_model_stage
     from stvg.training.policy import load_policy, weights_hash
+    from tests.stages.test_train import tiny_grpo_params
 
-    grpo = {
-        "num_generations": 2,
-        "per_device_train_batch_size": 2,
-        "max_completion_length": 6,
-        "max_steps": 2,
-        "save_steps": 1,
-        "logging_steps": 1,
-        "learning_rate": 5e-2,
-        "beta": 0.04,
-        "bf16": False,
-    }
-    params = tmp_path / "params.yaml"
-    params.write_text(yaml.safe_dump({"train": {"model": "tiny", "grpo": grpo}}))
+    params = tiny_grpo_params(tmp_path, learning_rate=5e-2)
     base = tmp_path / "base"
     assert base_model_stage.main(["--params", str(params), "--out", str(base)]) == 0
     rows = [

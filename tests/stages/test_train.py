@@ -40,7 +40,8 @@ def _fake_loader(prompt_dir: Path):
     return _FakeDB(), load
 
 
-def _params(tmp_path: Path, **grpo: object) -> Path:
+def tiny_grpo_params(tmp_path: Path, **grpo: object) -> Path:
+    """params.yaml for the tiny policy and a 2-step GRPO run (``grpo`` overrides the block)."""
     block = {
         "num_generations": 2,
         "per_device_train_batch_size": 2,
@@ -78,7 +79,7 @@ def _labels(tmp_path: Path) -> Path:
 
 
 def test_base_model_is_deterministic_by_seed(tmp_path: Path) -> None:
-    params = _params(tmp_path)
+    params = tiny_grpo_params(tmp_path)
     assert base_model_stage.main(["--params", str(params), "--out", str(tmp_path / "a")]) == 0
     assert base_model_stage.main(["--params", str(params), "--out", str(tmp_path / "b")]) == 0
     a = json.loads((tmp_path / "a" / "summary.json").read_text())
@@ -92,7 +93,7 @@ def test_train_logs_rewards_saves_policy_and_resumes(tmp_path: Path, monkeypatch
     monkeypatch.delenv("MLFLOW_RUN_ID", raising=False)
     monkeypatch.delenv("MLFLOW_TRACKING_URI", raising=False)
     base = tmp_path / "base"
-    params = _params(tmp_path)
+    params = tiny_grpo_params(tmp_path)
     assert base_model_stage.main(["--params", str(params), "--out", str(base)]) == 0
     out = tmp_path / "train"
     argv = [
@@ -130,7 +131,7 @@ def test_train_logs_rewards_saves_policy_and_resumes(tmp_path: Path, monkeypatch
     assert (ckpt2 / "optimizer.pt").is_file(), "checkpoints must keep optimizer state"
 
     # Resume: one more step continues the count and the optimizer's state (AdamW step 2 -> 3).
-    params3 = _params(tmp_path, max_steps=3)
+    params3 = tiny_grpo_params(tmp_path, max_steps=3)
     assert train_stage.main(["--params", str(params3), *argv, "--resume"]) == 0
     summary = json.loads((out / "summary.json").read_text())
     assert summary["global_step"] == 3 and summary["resumed_from"].endswith("checkpoint-2")
@@ -146,7 +147,7 @@ def test_train_logs_rewards_saves_policy_and_resumes(tmp_path: Path, monkeypatch
 def test_train_without_checkpoint_refuses_resume(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.setattr(train_stage, "_frame_loader", _fake_loader)
     base = tmp_path / "base"
-    params = _params(tmp_path)
+    params = tiny_grpo_params(tmp_path)
     assert base_model_stage.main(["--params", str(params), "--out", str(base)]) == 0
     argv = ["--labels", str(_labels(tmp_path)), "--prompt-dir", str(tmp_path), "--base-model", str(base)]
     with pytest.raises(FileNotFoundError, match="no complete checkpoint"):
