@@ -18,22 +18,23 @@ def write(path: Path, obj) -> Path:
     return path
 
 
+def hcstvg_entry(st_frame: int, n: int) -> dict:
+    """An HC-STVG v2 entry of a 20-frame, 1-fps video: 10x10 boxes on n 1-based frames from st_frame."""
+    return {
+        "bbox": [[10, 10, 10, 10]] * n,  # xywh
+        "st_time": (st_frame - 1) * 1.0,
+        "ed_time": (st_frame - 1 + n) * 1.0,
+        "img_num": 20,
+        "st_frame": st_frame,
+        "English": "the man walks",
+        "img_size": [100, 100],
+    }
+
+
 @pytest.fixture
 def hcstvg(tmp_path: Path) -> Path:
     """Two 20-s videos at 1 fps (img_num 20): GT tubes on 1-based frames 5..9 and 1..10, 10x10 boxes."""
-
-    def entry(st_frame: int, n: int) -> dict:
-        return {
-            "bbox": [[10, 10, 10, 10]] * n,  # xywh
-            "st_time": (st_frame - 1) * 1.0,
-            "ed_time": (st_frame - 1 + n) * 1.0,
-            "img_num": 20,
-            "st_frame": st_frame,
-            "English": "the man walks",
-            "img_size": [100, 100],
-        }
-
-    return write(tmp_path / "val_v2.json", {"a.mp4": entry(5, 5), "b.mkv": entry(1, 10)})
+    return write(tmp_path / "val_v2.json", {"a.mp4": hcstvg_entry(5, 5), "b.mkv": hcstvg_entry(1, 10)})
 
 
 def perfect(st: int, ed: int) -> dict:
@@ -100,19 +101,9 @@ PROTOCOL_NAMES = ("official", "tubedetr", "stvg-r1", "st-align")
 def hcstvg3(tmp_path: Path) -> Path:
     """Three 20-frame videos at 1 fps: GT tubes on 1-based frames 5..9, 1..10 and 11..20 (the last frame)."""
 
-    def entry(st_frame: int, n: int) -> dict:
-        return {
-            "bbox": [[10, 10, 10, 10]] * n,
-            "st_time": (st_frame - 1) * 1.0,
-            "ed_time": (st_frame - 1 + n) * 1.0,
-            "img_num": 20,
-            "st_frame": st_frame,
-            "English": "the man walks",
-            "img_size": [100, 100],
-        }
-
     return write(
-        tmp_path / "val3.json", {"a.mp4": entry(5, 5), "b.mkv": entry(1, 10), "c.mp4": entry(11, 10)}
+        tmp_path / "val3.json",
+        {"a.mp4": hcstvg_entry(5, 5), "b.mkv": hcstvg_entry(1, 10), "c.mp4": hcstvg_entry(11, 10)},
     )
 
 
