@@ -6,7 +6,7 @@ from __future__ import annotations
 
 import numpy as np
 
-from stvg.geometry import mask_to_box
+from stvg.geometry import box_iou, mask_to_box
 from stvg.prompting.appearance import colour_feature
 from stvg.prompting.extend import ExtendParams, extend_track_ends
 from stvg.prompting.identity import Observation
@@ -63,6 +63,31 @@ def test_another_tracks_object_is_not_taken_and_the_search_stops_at_frames_it_ha
     out, _ = extend_track_ends(tracks, frames.__getitem__, len(frames), lambda m: None)
     assert min(out[1]) == 3  # 5, 4, 3 found; 2 is track 2's
     assert sorted(out[2]) == [0, 1, 2]
+
+
+def test_a_box_around_two_shapes_held_by_a_track_of_other_colours_does_not_stop_the_walk():
+    frames = frames_with({})
+    for img in frames:
+        img[40:45, 0:20] = RED  # a red strip just below the blue square's path, tracked as track 2
+    red = np.zeros((H, W), dtype=bool)
+    red[40:45, 0:20] = True
+    strip = {
+        t: Observation(box=mask_to_box(red), area=100, score=0.9, feature=colour_feature(frames[t], red))
+        for t in range(6, 20)
+    }
+    for t in range(3, 6):  # the detector returned one box (and mask) around both shapes: track 2's
+        both = (frames[t] != 200).any(axis=2)
+        strip[t] = Observation(
+            box=mask_to_box(both), area=int(both.sum()), score=0.9, feature=colour_feature(frames[t], both)
+        )
+    tracks = {1: observed(frames, range(6, 20)), 2: strip}
+    for t in (4, 5):
+        blue = (frames[t] == BLUE).all(axis=2)
+        assert box_iou(mask_to_box(blue), strip[t].box) >= 0.7  # the group box covers the blue part
+    out, _ = extend_track_ends(tracks, frames.__getitem__, len(frames), lambda m: None)
+    # track 2's usual colours are red: its group box is not the blue square's object
+    assert min(out[1]) <= 3
+    assert out[1][4].box == mask_to_box((frames[4] == BLUE).all(axis=2))
 
 
 def test_max_frames_bounds_an_extension():

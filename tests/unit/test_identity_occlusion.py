@@ -214,3 +214,36 @@ def test_a_growing_object_or_a_box_holding_nothing_is_not_cut():
     tracks, _ = crossing_with_group_box()
     alone = {1: tracks[1]}  # the same swollen boxes, but no other track inside them
     assert split_blobs(alone, ratio=1.6)[1] == []
+
+
+def takeover_with_a_stray_head() -> dict:
+    """Track 2 opens on shape Z coming down (frames 17..20), then jumps onto X when X's track 1 ends
+    at 20 and follows X on; Z, undetected meanwhile, gets its own track 3 from frame 28."""
+    x = moving(0, 60, range(40), vx=2.0)
+    z = {f: obs(100, 5 + 3 * f - 51, 120, 25 + 3 * f - 51) for f in range(17, 40)}
+    return {
+        1: {f: x[f] for f in range(21)},
+        2: {**{f: z[f] for f in range(17, 21)}, **{f: x[f] for f in range(21, 40)}},
+        3: {f: z[f] for f in range(28, 40)},
+    }
+
+
+def test_boxes_left_out_of_an_overlapping_merge_become_their_own_fragment_and_are_linked():
+    tracks = takeover_with_a_stray_head()
+    merged, log, absorbed = merge_fragments(tracks, max_gap=10, min_iou=0.3, window=4, max_overlap=5)
+    stray = next(r for r in log if r["kind"] == "stray_fragment")
+    assert stray["track"] == 2 and stray["frames"] == [17, 20]
+    z_id = stray["new_track"]  # the stray fragment heads Z's chain: it starts first
+    assert set(merged) == {1, z_id} and absorbed == {2: 1, 3: z_id}
+    assert sorted(merged[1]) == list(range(40)) and merged[1][18].box == tracks[1][18].box
+    # Z's first boxes are not thrown away: they are linked with Z's later track
+    assert sorted(merged[z_id]) == [*range(17, 21), *range(28, 40)]
+    assert merged[z_id][18].box == tracks[2][18].box
+
+
+def test_a_left_out_box_that_another_track_holds_is_no_stray():
+    tracks = takeover_with_a_stray_head()
+    tracks[4] = {f: tracks[2][f] for f in range(17, 21)}  # a track already follows Z there
+    merged, log, _ = merge_fragments(tracks, max_gap=10, min_iou=0.3, window=4, max_overlap=5)
+    assert not any(r["kind"] == "stray_fragment" for r in log)
+    assert sum(18 in frames for frames in merged.values()) == 2  # X and Z once each, no duplicate

@@ -14,9 +14,9 @@ backward, and from its last one forward, one frame at a time:
   at least ``min_px`` pixels (an occluder can cut the visible part in pieces) are the instance's
   visible part, if together they are not larger than the track's usual size, look like the track
   (``appearance.appearance_distance`` <= ``gate``) and are
-  not another track's object on that frame (no other track there with box IoU >= 0.7, or >= 0.5
-  and the same colours: a box around it that also holds other colours is a detection that merged
-  two shapes);
+  not another track's object on that frame (no other track there with box IoU >= 0.5 whose usual
+  colours are the same: a track of other colours whose box covers the part holds a box around two
+  shapes there, or the shape behind this one);
 - it stops at the first frame where no such component exists, at the video's ends, at a frame the
   track already has, or after ``max_frames``.
 
@@ -43,7 +43,7 @@ from typing import Any
 import numpy as np
 
 from stvg.geometry import box_iou, mask_to_box
-from stvg.prompting.appearance import appearance_distance, back_project, colour_feature
+from stvg.prompting.appearance import appearance_distance, back_project, colour_feature, medoid_feature
 from stvg.prompting.identity import Observation, Tracks, end_appearance, motion_box
 
 Frames = Callable[[int], np.ndarray]  # tracked position -> RGB frame
@@ -106,7 +106,7 @@ def find_part(
         return None
     for other_box, other_feature in others:
         iou = float(box_iou(box, other_box))
-        if iou >= 0.7 or (iou >= 0.5 and appearance_distance(feature, other_feature) <= p.gate / 2):
+        if iou >= 0.5 and appearance_distance(feature, other_feature) <= p.gate / 2:
             return None
     return mask
 
@@ -122,8 +122,11 @@ def extend_track_ends(
     out: Tracks = {tid: dict(frames) for tid, frames in tracks.items()}
     seen_at: dict[int, dict[int, tuple[Sequence[float], np.ndarray | None]]] = {}
     for tid, frames in tracks.items():
+        # a track's usual colours, not one frame's: on a frame where it holds a box around two
+        # shapes, that frame's colours are a mix that would pass for either shape's
+        usual = medoid_feature([o.feature for o in frames.values() if not o.filled])
         for f, o in frames.items():
-            seen_at.setdefault(f, {})[tid] = (o.box, o.feature)
+            seen_at.setdefault(f, {})[tid] = (o.box, usual)
     log: list[dict[str, Any]] = []
 
     def follow(

@@ -396,10 +396,57 @@ def merge_fragments(
     or one of them has left its own track's path (IoU < ``min_iou`` with that track's motion from
     its unshared frames): two tracks that each follow their own object through the overlap are two
     objects. On a shared frame the merged track keeps B's box, or A's where B's left its path.
+    Where the box left out is no duplicate of the kept one, nor of any other track's box, it shows a
+    third object the tracker followed before taking over A's (or after leaving it): those boxes become
+    a fragment of their own (logged ``stray_fragment``) that a second pass may merge with a later or
+    earlier track, instead of being thrown away.
 
     Links are accepted greedily, best first; each fragment has at most one successor and one
     predecessor. ``window`` > 1 fits the motion over that many observations (``motion_box``) instead
     of the last two. Returns tracks, log, absorbed -> kept id.
+    """
+    out, log, absorbed, strays = _merge_pass(
+        tracks, max_gap, min_iou, max_center_dist, window, appearance_gate, max_overlap, only=None
+    )
+    if not strays:
+        return out, log, absorbed
+    next_id = max([*tracks, *out], default=0) + 1
+    for (a, b), frames in sorted(strays.items()):
+        out[next_id] = frames
+        log.append(
+            {
+                "kind": "stray_fragment",
+                "track": b,
+                "new_track": next_id,
+                "frames": [min(frames), max(frames)],
+                "reason": f"while tracks {a} and {b} overlapped, {len(frames)} box(es) left out of their "
+                "merge followed another object that no track holds: kept as a fragment of their own",
+            }
+        )
+        next_id += 1
+    fresh = set(range(next_id - len(strays), next_id))
+    out, log2, absorbed2, _ = _merge_pass(
+        out, max_gap, min_iou, max_center_dist, window, appearance_gate, max_overlap, only=fresh
+    )
+    absorbed = {cur: absorbed2.get(head, head) for cur, head in absorbed.items()}
+    absorbed.update(absorbed2)
+    return out, [*log, *log2], absorbed
+
+
+def _merge_pass(
+    tracks: Tracks,
+    max_gap: int,
+    min_iou: float,
+    max_center_dist: float,
+    window: int,
+    appearance_gate: float,
+    max_overlap: int,
+    *,
+    only: set[int] | None,
+) -> tuple[Tracks, list[dict[str, Any]], dict[int, int], dict[tuple[int, int], dict[int, Observation]]]:
+    """One greedy linking pass of ``merge_fragments`` (links touching ``only`` when given).
+
+    Returns tracks, log, absorbed -> kept id, and per accepted overlapping link the stray boxes.
     """
     spans = {tid: (min(f), max(f)) for tid, f in tracks.items() if f}
     labels = {tid: track_label(f) for tid, f in tracks.items() if f}
@@ -412,11 +459,14 @@ def merge_fragments(
             return motion_box(frames, target, backward=backward, window=window)
         return extrapolate_box(frames, target, backward=backward)
 
-    def resolve_overlap(a: int, b: int, b_start: int, a_end: int) -> dict[int, Observation] | None:
-        """The shared frames' observations to keep, or None when A and B are two objects."""
+    def resolve_overlap(
+        a: int, b: int, b_start: int, a_end: int
+    ) -> tuple[dict[int, Observation], dict[int, Observation]] | None:
+        """The shared frames' observations to keep and the distinct ones left out; None: two objects."""
         a_pre = {f: o for f, o in tracks[a].items() if f < b_start}
         b_post = {f: o for f, o in tracks[b].items() if f > a_end}
         keep: dict[int, Observation] = {}
+        left: dict[int, Observation] = {}
         for t in range(b_start, a_end + 1):
             oa, ob = tracks[a].get(t), tracks[b].get(t)
             if oa is None or ob is None:
@@ -430,15 +480,26 @@ def merge_fragments(
             b_off = float(box_iou(ob.box, predict(b_post, t, True))) < min_iou
             if not (a_off or b_off):
                 return None
-            keep[t] = oa if b_off and not a_off else ob
-        return keep
+            keep[t], left[t] = (oa, ob) if b_off and not a_off else (ob, oa)
+        stray = {
+            t: o
+            for t, o in left.items()
+            if not any(
+                oid not in (a, b) and t in other and float(box_iou(o.box, other[t].box)) >= 0.5
+                for oid, other in tracks.items()
+            )
+        }
+        return keep, stray
 
     candidates: list[tuple[float, int, int, int]] = []
     shared: dict[tuple[int, int], dict[int, Observation]] = {}
+    strays: dict[tuple[int, int], dict[int, Observation]] = {}
     for a, (a_start, a_end) in spans.items():
         for b, (b_start, b_end) in spans.items():
             gap = b_start - a_end
             if a == b or gap < 1 - max_overlap or gap > max_gap + 1:
+                continue
+            if only is not None and a not in only and b not in only:
                 continue
             if labels[a] >= 0 and labels[b] >= 0 and labels[a] != labels[b]:
                 continue
@@ -448,10 +509,10 @@ def merge_fragments(
             if gap < 1:  # B starts before A ends: judge each by what it did while alone
                 if b_start <= a_start or b_end <= a_end:
                     continue
-                keep = resolve_overlap(a, b, b_start, a_end)
-                if keep is None:
+                resolved = resolve_overlap(a, b, b_start, a_end)
+                if resolved is None:
                     continue
-                shared[(a, b)] = keep
+                shared[(a, b)], strays[(a, b)] = resolved
                 a_frames = {f: o for f, o in tracks[a].items() if f < b_start}
                 b_frames = {f: o for f, o in tracks[b].items() if f > a_end}
             a_last, b_first = max(a_frames), min(b_frames)
@@ -501,7 +562,8 @@ def merge_fragments(
             chain.update(shared.get((prev, cur), {}))
             absorbed[cur] = head
         out[head] = dict(sorted(chain.items()))
-    return out, log, absorbed
+    accepted = {(a, b): frames for (a, b), frames in strays.items() if frames and succ.get(a) == b}
+    return out, log, absorbed, accepted
 
 
 def filter_small(tracks: Tracks, ratio: float) -> tuple[Tracks, int]:
