@@ -5,7 +5,9 @@
 Identity coverage (issue 3's bar; ``stvg.evaluation.prompt_quality``, as tests/smoke/test_cpu_tracker.py):
 for each GT instance, the share of its visible frames on which its most frequent matching ID (box
 IoU >= 0.5 with the GT visible-part box) is the best match; target min >= 0.95. Prints one
-JSON object with min / mean / percentiles over all instances of the chosen videos, plus the worst ones.
+JSON object with min / mean / percentiles over all instances of the chosen videos, plus the worst ones
+and, for those, how many of the frames they miss show less than half the instance's outline
+(``prompt_quality.outline_visibility``: a shape on or under one of its own flat colour).
 
 ``--ceiling`` also generates the default benchmark into a temp dir and runs ``stvg prompt`` and
 ``stvg label`` there (a few minutes), then prints the label stage's metrics (issue 4's target: mean
@@ -30,7 +32,7 @@ from stvg.env import configure_environment
 def coverage(weights: Path, n_val: int, n_train: int, params: Path) -> dict:
     from stvg.config import load_params
     from stvg.data.synthetic import build_video
-    from stvg.evaluation.prompt_quality import identity_coverage
+    from stvg.evaluation.prompt_quality import identity_coverage, missed_frames, outline_visibility
     from stvg.prompting.detector import YoloDetector
     from stvg.prompting.engine import prompt_video
     from stvg.prompting.video import ArrayFrames
@@ -40,6 +42,7 @@ def coverage(weights: Path, n_val: int, n_train: int, params: Path) -> dict:
     detector = YoloDetector(weights, conf=d.conf, imgsz=d.imgsz, threads=d.threads)
     values: list[float] = []
     where: list[str] = []
+    outline: list[list[float]] = []  # per instance: outline visibility on each frame coverage missed
     t0 = time.perf_counter()
     for split, n in (("val", n_val), ("train", n_train)):
         for i in range(n):
@@ -47,6 +50,8 @@ def coverage(weights: Path, n_val: int, n_train: int, params: Path) -> dict:
             result = prompt_video(ArrayFrames(video.frames, fps=sp.fps), detector, p, video_id=video.name)
             cov = identity_coverage(result.table, video.visible)
             values += cov
+            for k, missed in enumerate(missed_frames(result.table, video.visible)):
+                outline.append([outline_visibility(video.frames[t], video.visible[k][t]) for t in missed])
             where += [f"{video.name}#{k}" for k in range(len(cov))]
     a = np.asarray(values)
     worst = np.argsort(a)[:5]
@@ -61,6 +66,16 @@ def coverage(weights: Path, n_val: int, n_train: int, params: Path) -> dict:
         "median": round(float(np.median(a)), 4),
         "share_ge_0.95": round(float((a >= 0.95).mean()), 4),
         "worst": {where[k]: round(float(a[k]), 3) for k in worst},
+        # why the worst miss: how many missed frames show less than half the instance's outline
+        # (on or under a shape of its own colour, indistinguishable in the pixels)
+        "worst_missed": {
+            where[k]: {
+                "missed_frames": len(outline[k]),
+                "outline_under_half": sum(v < 0.5 for v in outline[k]),
+            }
+            for k in worst
+            if outline[k]
+        },
         "seconds": round(time.perf_counter() - t0, 1),
     }
 

@@ -196,3 +196,25 @@ def test_identity_coverage_counts_the_dominant_id_over_visible_frames():
     cov = identity_coverage(table, visible)
     assert cov == pytest.approx([0.7, 1.0])
     assert identity_coverage(table.iloc[:0], visible) == [0.0, 0.0]
+    from stvg.evaluation.prompt_quality import missed_frames
+
+    assert missed_frames(table, visible) == [[7, 8, 9], []]  # ID 3's frames: not the dominant ID's
+
+
+def test_outline_visibility_sees_no_edge_between_shapes_of_one_colour():
+    from stvg.evaluation.prompt_quality import outline_visibility
+
+    purple, red = (130, 50, 170), (205, 35, 35)
+    img = np.full((40, 60, 3), 200, dtype=np.uint8)
+    small = np.zeros((40, 60), dtype=bool)
+    small[10:20, 10:20] = True
+    img[small] = purple
+    assert outline_visibility(img, small) == pytest.approx(1.0)  # alone on the background
+    img[5:30, 5:30] = purple  # now lies on a larger shape of its own colour: no outline shows
+    assert outline_visibility(img, small) == 0.0
+    img[5:30, 5:30] = red
+    img[small] = purple  # on a shape of another colour: the whole outline shows again
+    assert outline_visibility(img, small) == pytest.approx(1.0)
+    img[:, :] = 200
+    img[10:20, 10:30] = purple  # half of it over a same-coloured neighbour to its right
+    assert 0.5 < outline_visibility(img, small) < 1.0
