@@ -127,6 +127,19 @@ def test_incremental_and_param_change(setup):
     assert s["pruned"] == ["b.mp4", "c.mp4"] and MaskDB(tmp / "prompt").video_ids() == ["a.mp4"]
 
 
+def test_changed_prompting_code_re_prompts_all(setup, monkeypatch: pytest.MonkeyPatch):
+    tmp, weights, params, vdir = setup
+    a, b = (write_squares(vdir / f"{k}.mp4", seed=i) for i, k in enumerate("ab"))
+    code = stage.prompting_code_hash()
+    assert len(code) == 64 and stage.prompting_code_hash() == code  # stable for unchanged code
+    assert run_stage(tmp, weights, params, a, b)[1]["processed"] == 2
+    assert run_stage(tmp, weights, params, a, b)[1]["reused"] == 2
+    # an edited repair rule (what dvc re-runs the stage for) must not be served the old entries
+    monkeypatch.setattr(stage, "prompting_code_hash", lambda: "0" * 64)
+    rc, s = run_stage(tmp, weights, params, a, b)
+    assert rc == 0 and (s["processed"], s["reused"]) == (2, 0)
+
+
 def test_bad_videos_are_isolated_and_reported(setup):
     tmp, weights, params, vdir = setup
     good = write_squares(vdir / "good.mp4")

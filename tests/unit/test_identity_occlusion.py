@@ -247,3 +247,16 @@ def test_a_left_out_box_that_another_track_holds_is_no_stray():
     merged, log, _ = merge_fragments(tracks, max_gap=10, min_iou=0.3, window=4, max_overlap=5)
     assert not any(r["kind"] == "stray_fragment" for r in log)
     assert sum(18 in frames for frames in merged.values()) == 2  # X and Z once each, no duplicate
+
+
+def test_repair_maps_every_raw_track_and_no_invented_one():
+    tracks = takeover_with_a_stray_head()
+    # switch splitting off: in this clean script it would cut track 2 at its jump itself
+    p = RepairParams(
+        max_gap_frames=10, min_iou=0.3, motion_window=4, max_overlap_frames=5, fix_switches=False
+    )
+    result = repair_tracks(tracks, p)
+    assert any(r["kind"] == "stray_fragment" for r in result.repairs)
+    assert len(result.tracks) == 2
+    assert set(result.id_map) == {1, 2, 3}  # raw ids only: the stray fragment maps through track 2
+    assert result.id_map[1] == result.id_map[2] != result.id_map[3]

@@ -624,6 +624,9 @@ def repair_tracks(tracks: Tracks, p: RepairParams) -> RepairResult:
             appearance_gate=p.appearance_gate,
             max_overlap=p.max_overlap_frames,
         )
+        for r in log:  # a stray fragment came out of another track: map it to that track's raw id
+            if r["kind"] == "stray_fragment":
+                origin[r["new_track"]] = origin.get(r["track"], r["track"])
         repairs.extend(log)
     short = sorted(t for t, f in work.items() if len(f) < p.min_track_frames)
     for t in short:
@@ -637,12 +640,12 @@ def repair_tracks(tracks: Tracks, p: RepairParams) -> RepairResult:
         )
         del work[t]
     final, mapping = renumber(work)
+    final_of = dict(mapping)
+    final_of.update({cur: mapping[head] for cur, head in absorbed.items() if head in mapping})
+    # a raw id maps to where its own first piece went; pieces cut from it only if that one is gone
     id_map: dict[int, int] = {}
-    for cur, new in mapping.items():
-        id_map.setdefault(origin.get(cur, cur), new)
-    for cur, head in absorbed.items():
-        if head in mapping:
-            id_map.setdefault(origin.get(cur, cur), mapping[head])
+    for cur in sorted(final_of, key=lambda c: (c != origin.get(c, c), c)):
+        id_map.setdefault(origin.get(cur, cur), final_of[cur])
     return RepairResult(tracks=final, repairs=repairs, id_map=id_map)
 
 

@@ -8,8 +8,9 @@ Layout under the prompt stage's output folder (``root``)::
                                      x1, y1, x2, y2, area, score, rle (COCO RLE as a JSON string)
         summary.json  sampling.json  prompted.mp4  sampled.npz (frames the policy sees, with red IDs)
 
-Entries are content-addressed: ``key`` hashes the video bytes, the output-relevant params and the
-model weights, so an unchanged video is never re-prompted and a changed param re-prompts all.
+Entries are content-addressed: ``key`` hashes the video bytes, the output-relevant params, the
+model weights and the prompting code, so an unchanged video is never re-prompted and a changed
+param, model or code re-prompts all.
 Only ``index.json`` says which entries exist; it is rewritten atomically after each finished video,
 so a killed run leaves no half entry and the next run resumes. RLE is pycocotools' COCO RLE.
 """
@@ -80,10 +81,10 @@ def rle_iou(a: Mapping[str, Any], b: Mapping[str, Any]) -> float:
 # ----------------------------------------------------------------------------------------------- keys
 
 
-def entry_key(video_hash: str, params: Mapping[str, Any], weights: Mapping[str, str]) -> str:
-    """Content address of one entry: video bytes + output-relevant params + model weights hashes."""
+def entry_key(video_hash: str, params: Mapping[str, Any], weights: Mapping[str, str], code: str = "") -> str:
+    """Content address of one entry: video bytes + output-relevant params + model weights + code hashes."""
     blob = json.dumps(
-        {"v": FORMAT_VERSION, "video": video_hash, "params": params, "weights": weights},
+        {"v": FORMAT_VERSION, "video": video_hash, "params": params, "weights": weights, "code": code},
         sort_keys=True,
         default=str,
     )

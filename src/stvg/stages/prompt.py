@@ -5,7 +5,8 @@
 
 Videos come from ``data.train_annotation`` and ``data.test_annotation`` (``data.max_videos`` caps
 each split). Output is the mask database (``stvg.prompting.maskdb``): content-addressed, so a re-run
-prompts only new or changed videos, a changed prompting param or model re-prompts all, and entries of
+prompts only new or changed videos, a changed prompting param, model or prompting code re-prompts all,
+and entries of
 videos no longer in the data set are pruned. Each video is isolated: an unreadable video, zero frames,
 nothing detected or GPU out-of-memory (after the engine's retries) is listed in ``summary.json`` under
 ``failures`` and the other videos go on. The stage exits 1 only when every video failed.
@@ -14,6 +15,7 @@ nothing detected or GPU out-of-memory (after the engine's retries) is listed in 
 from __future__ import annotations
 
 import argparse
+import hashlib
 import logging
 import sys
 import time
@@ -99,6 +101,22 @@ def model_hashes(params: Params, detector_weights: Path) -> dict[str, str]:
     return out
 
 
+def prompting_code_hash() -> str:
+    """Hash of the code that decides what an entry holds: the ``stvg.prompting`` package and geometry.
+
+    Part of every entry's key, so a changed repair rule re-prompts what dvc re-runs the stage for,
+    instead of the database handing back entries the old code wrote.
+    """
+    import stvg.geometry
+    import stvg.prompting
+
+    files = sorted(Path(stvg.prompting.__file__).parent.glob("*.py")) + [Path(stvg.geometry.__file__)]
+    digest = hashlib.sha256()
+    for f in files:
+        digest.update(f.name.encode("utf-8") + b"\0" + f.read_bytes())
+    return digest.hexdigest()
+
+
 def tracker_factory(params: Params, device: str) -> Callable[[], Any] | None:
     """SAM2 tracker sessions sharing one predictor (built once per process); None for the CPU backend."""
     p = params.prompt
@@ -125,7 +143,11 @@ def run(
     t_start = time.perf_counter()
     db = MaskDB(out)
     db.prune()  # folders a killed run left behind
-    common = {"params": output_params(params), "weights": model_hashes(params, detector_weights)}
+    common = {
+        "params": output_params(params),
+        "weights": model_hashes(params, detector_weights),
+        "code": prompting_code_hash(),
+    }
     det = params.detector
     detector = YoloDetector(
         detector_weights,
@@ -142,7 +164,7 @@ def run(
     for vid in tqdm(sorted(videos), desc="prompt", unit="video"):
         path = videos[vid]
         try:
-            key = entry_key(content_hash(path), common["params"], common["weights"])
+            key = entry_key(content_hash(path), common["params"], common["weights"], common["code"])
         except OSError as exc:
             failures.append({"video_id": vid, "error": f"{path}: cannot read ({exc}); check data.video_root"})
             continue
