@@ -219,6 +219,9 @@ class PromptParams:
     merge_motion_window: int = 4  # observations fitting a fragment's velocity and size for merging
     split_blob_ratio: float = 1.6  # cut a track where its box swells this much around another's; 0 = off
     extend_ends: bool = True  # cpu backend: follow each track past its first/last detection by colour
+    extend_hidden_fraction: float = (
+        0.9  # ... and on/under a same-coloured shape when this share of it fits; 0 = off
+    )
     fill_gaps: bool = True  # fill gaps <= merge_max_gap_s inside a track with the visible interpolated box
     class_aware_tracking: bool = True  # cpu backend: never associate a track with another class
     box_refine: Literal["grabcut", "none"] = "grabcut"  # cpu backend: box-only detections -> masks
@@ -265,6 +268,11 @@ class PromptParams:
             "must be > 1 (a box larger than the track's recent size) or 0 (off)",
         )
         _require(0 <= self.merge_min_iou <= 1, "prompt.merge_min_iou", "must be in [0, 1]")
+        _require(
+            0 <= self.extend_hidden_fraction <= 1,
+            "prompt.extend_hidden_fraction",
+            "must be in [0, 1] (0 = off)",
+        )
         _require(0 <= self.appearance_gate <= 1, "prompt.appearance_gate", "must be in [0, 1] (0 = off)")
 
 

@@ -40,6 +40,10 @@ def test_unknown_section_is_an_error() -> None:
         ({"prompt": {"backward": "yes"}}, r"`prompt\.backward` must be true or false"),
         ({"prompt": {"backend": "gpu"}}, r"`prompt\.backend` must be one of \['cpu', 'sam2'\]"),
         ({"prompt": {"split_blob_ratio": 0.8}}, r"`prompt\.split_blob_ratio` must be > 1 .* or 0"),
+        (
+            {"prompt": {"extend_hidden_fraction": 1.5}},
+            r"`prompt\.extend_hidden_fraction` must be in \[0, 1\]",
+        ),
         ({"detector": {"conf": 1.5}}, r"`detector\.conf` must be in \(0, 1\)"),
         ({"label": {"min_vote_share": 0.8, "flag_vote_share": 0.6}}, r"label\.flag_vote_share"),
         ({"synthetic": {"shape_size": [10]}}, r"`synthetic\.shape_size` must be a list of 2 values"),

@@ -160,3 +160,45 @@ def test_a_sliver_inside_a_gap_is_left_to_interpolation():
     out, log = extend_track_ends(tracks, frames.__getitem__, len(frames), lambda m: None)
     assert not any(t in out[1] for t in range(8, 11))
     assert [e["kind"] for e in log] == ["extend"]  # only its entry at the left edge, before frame 4
+
+
+def riding_square(n: int = 30) -> list[np.ndarray]:
+    """A 10-px blue square that appears at frame 5 on a larger blue rectangle (columns 20..49) and
+    moves right at 3 px/frame: no outline shows until it comes off the rectangle at frame 16."""
+    frames = []
+    for t in range(n):
+        img = np.full((H, W, 3), 200, dtype=np.uint8)
+        img[15:45, 20:50] = BLUE
+        if t >= 5:
+            img[25:35, 5 + 3 * t : 15 + 3 * t] = BLUE
+        frames.append(img)
+    return frames
+
+
+def square_track(frames: list[np.ndarray], positions: range) -> dict[int, Observation]:
+    track = {}
+    for t in positions:
+        mask = np.zeros((H, W), dtype=bool)
+        mask[25:35, 5 + 3 * t : 15 + 3 * t] = True
+        track[t] = Observation(
+            box=mask_to_box(mask), area=100, score=0.9, payload=mask, feature=colour_feature(frames[t], mask)
+        )
+    return track
+
+
+def test_a_shape_on_one_of_its_own_colour_is_followed_by_its_shape_until_it_would_leave_it():
+    frames = riding_square()
+    tracks = {1: square_track(frames, range(16, 30))}  # detected once off the rectangle
+    same = lambda m: m  # noqa: E731 - payloads here are the masks themselves
+    out, log = extend_track_ends(tracks, frames.__getitem__, len(frames), same, decode=same)
+    # back over the rectangle, where no outline shows, while all of its shape lies on blue; at
+    # frame 4 its motion puts it at x = 17, three of its columns on the background: the walk stops
+    assert sorted(out[1]) == list(range(5, 30))
+    assert out[1][8].box == (29.0, 25.0, 39.0, 35.0) and out[1][8].filled
+    assert log[0]["direction"] == "backward" and log[0]["hidden_frames"] == 11
+    # off, or without masks to move: it stops where the square meets the rectangle
+    off, _ = extend_track_ends(
+        tracks, frames.__getitem__, len(frames), same, ExtendParams(hidden_fraction=0.0), decode=same
+    )
+    assert min(off[1]) == 16
+    assert min(extend_track_ends(tracks, frames.__getitem__, len(frames), same)[0][1]) == 16

@@ -577,7 +577,12 @@ def prompt_video(
                 _FrameCache(source).get,
                 len(source.frame_indices),
                 encode_mask,
-                ExtendParams(max_frames=rp.max_gap_frames, gate=p.appearance_gate or 1.0),
+                ExtendParams(
+                    max_frames=rp.max_gap_frames,
+                    gate=p.appearance_gate or 1.0,
+                    hidden_fraction=p.extend_hidden_fraction,
+                ),
+                decode=decode_mask,
             )
             repairs.extend(extended)
         t_extend = time.perf_counter() - t_extend

@@ -17,8 +17,12 @@ backward, and from its last one forward, one frame at a time:
   not another track's object on that frame (no other track there with box IoU >= 0.5 whose usual
   colours are the same: a track of other colours whose box covers the part holds a box around two
   shapes there, or the shape behind this one);
-- it stops at the first frame where no such component exists, at the video's ends, at a frame the
-  track already has, or after ``max_frames``.
+- where the only component there is larger than the object (it lies on, or under, a shape of its own
+  flat colour: no outline to find), the object's own mask moved where its motion leads is taken, as
+  long as ``hidden_fraction`` of it lies on its colour (``hidden_part``; SAM2's propagation would
+  keep a mask there too);
+- it stops at the first frame where neither exists, at the video's ends, at a frame the track
+  already has, or after ``max_frames``.
 
 The same search walks into each short gap *inside* a track (a partial occlusion the detector missed),
 from both sides, expecting the object where the observations just before (or after) it lead, found
@@ -60,6 +64,7 @@ class ExtendParams:
     min_prob: float = 0.5  # back-projection level (of the histogram's peak) counted as the track's colour
     window: int = 4  # detected observations fitting the motion at an end
     min_gap_fraction: float = 0.3  # in a gap, a part under this x the usual area stops the walk
+    hidden_fraction: float = 0.9  # share of its shape on its colour for an object hidden in a blob; 0 = off
 
 
 def _clip(box: Sequence[float], width: int, height: int) -> tuple[int, int, int, int] | None:
@@ -111,14 +116,77 @@ def find_part(
     return mask
 
 
+def _shifted(mask: np.ndarray, dx: int, dy: int) -> np.ndarray:
+    """``mask`` moved by (dx, dy) pixels, what leaves the frame dropped."""
+    h, w = mask.shape
+    out = np.zeros_like(mask)
+    ys, yd = (slice(0, h - dy), slice(dy, h)) if dy >= 0 else (slice(-dy, h), slice(0, h + dy))
+    xs, xd = (slice(0, w - dx), slice(dx, w)) if dx >= 0 else (slice(-dx, w), slice(0, w + dx))
+    out[yd, xd] = mask[ys, xs]
+    return out
+
+
+def hidden_part(
+    image_rgb: np.ndarray,
+    expected: Sequence[float],
+    template: np.ndarray,
+    appearance: np.ndarray,
+    max_area: float,
+    others: Sequence[tuple[Sequence[float], np.ndarray | None]],
+    p: ExtendParams,
+) -> np.ndarray | None:
+    """The object's own shape (``template``, its nearest mask) moved to ``expected``, when it lies on
+    pixels of its colour (>= ``hidden_fraction`` of it) inside a region of that colour larger than the
+    object: on or under a shape of its own flat colour, it has no outline to detect, but the pixels
+    agree with it being where its motion leads (as SAM2's propagation keeps a mask there). None when
+    the shape would leave that colour, the frame, or land on another track's same-coloured object."""
+    import cv2
+
+    box = mask_to_box(template)
+    if box is None or p.hidden_fraction <= 0:
+        return None
+    dx = round((expected[0] + expected[2] - box[0] - box[2]) / 2)
+    dy = round((expected[1] + expected[3] - box[1] - box[3]) / 2)
+    moved = _shifted(template, dx, dy)
+    n = int(moved.sum())
+    if n < max(p.min_px, 0.9 * template.sum()):
+        return None  # the shape would leave the frame
+    moved_box = mask_to_box(moved)
+    assert moved_box is not None
+    h, w = moved.shape
+    side = max(moved_box[2] - moved_box[0], moved_box[3] - moved_box[1])
+    region = _clip((moved_box[0] - side, moved_box[1] - side, moved_box[2] + side, moved_box[3] + side), w, h)
+    assert region is not None
+    crop = (slice(region[1], region[3]), slice(region[0], region[2]))
+    fg = back_project(image_rgb[crop], appearance) >= p.min_prob
+    inside = moved[crop]
+    if int((fg & inside).sum()) < p.hidden_fraction * n:
+        return None
+    _, comp = cv2.connectedComponents(fg.astype(np.uint8), connectivity=4)
+    holding = np.unique(comp[fg & inside])
+    if np.isin(comp, holding[holding > 0]).sum() <= 1.2 * max_area:
+        return None  # the colour there is the object alone: find_part's business, not a hidden one
+    for other_box, other_feature in others:
+        if float(box_iou(moved_box, other_box)) >= 0.5 and (
+            appearance_distance(appearance, other_feature) <= p.gate / 2
+        ):
+            return None
+    return moved
+
+
 def extend_track_ends(
     tracks: Tracks,
     frame_at: Frames,
     n_positions: int,
     encode: Callable[[np.ndarray], Any],
     p: ExtendParams = ExtendParams(),
+    decode: Callable[[Any], np.ndarray] | None = None,
 ) -> tuple[Tracks, list[dict[str, Any]]]:
-    """Tracks with their ends extended (see the module docstring), and the log of extensions."""
+    """Tracks with their ends extended (see the module docstring), and the log of extensions.
+
+    With ``decode`` (observation payload -> bool mask), an object hidden on or under a shape of its
+    own colour is followed too (``hidden_part``); without it only visible parts are.
+    """
     out: Tracks = {tid: dict(frames) for tid, frames in tracks.items()}
     seen_at: dict[int, dict[int, tuple[Sequence[float], np.ndarray | None]]] = {}
     for tid, frames in tracks.items():
@@ -136,13 +204,17 @@ def extend_track_ends(
         appearance: np.ndarray,
         motion: dict[int, Observation],
         between: tuple[Observation, Observation, int, int] | None = None,
-    ) -> int:
+    ) -> tuple[int, int]:
         """Walk ``span`` (start, step, stop: up to, not onto, stop), expecting the object where
-        ``motion``'s observations lead; each one found joins ``motion`` unless that is ``detected``."""
+        ``motion``'s observations lead; each one found joins ``motion`` unless that is ``detected``.
+        Returns the frames found and how many of them hidden in a region of its colour."""
         max_area = float(np.median([o.area for o in detected.values()]))
         label = next(iter(detected.values())).label
         start, step, stop = span
         found, t = 0, start
+        near = detected[min(detected, key=lambda f: abs(f - start))]
+        template = decode(near.payload) if decode is not None and near.payload is not None else None
+        n_hidden = 0
         while 0 <= t < n_positions and t != stop and found < p.max_frames and t not in out[tid]:
             expected = motion_box(motion, t, backward=step < 0, window=p.window)
             if between is not None:  # inside a gap: also where interpolating its two ends puts it
@@ -155,7 +227,11 @@ def extend_track_ends(
                     ).tolist()
                 )
             others = [seen for o, seen in seen_at.get(t, {}).items() if o != tid]
-            mask = find_part(frame_at(t), expected, appearance, max_area, others, p)
+            image = frame_at(t)
+            mask = find_part(image, expected, appearance, max_area, others, p)
+            if mask is None and template is not None:
+                mask = hidden_part(image, expected, template, appearance, max_area, others, p)
+                n_hidden += mask is not None
             if mask is None or (between is not None and mask.sum() < p.min_gap_fraction * max_area):
                 break  # inside a gap, a sliver is likelier a piece of the object than all of it
             box = mask_to_box(mask)
@@ -169,7 +245,7 @@ def extend_track_ends(
             seen_at.setdefault(t, {})[tid] = (box, appearance)
             found += 1
             t += step
-        return found
+        return found, n_hidden
 
     for tid in sorted(tracks):
         detected = {f: o for f, o in tracks[tid].items() if not o.filled}
@@ -181,7 +257,7 @@ def extend_track_ends(
                 continue
             end = min(detected) if backward else max(detected)
             step = -1 if backward else 1
-            found = follow(tid, detected, (end + step, step, -2), appearance, detected)
+            found, n_hidden = follow(tid, detected, (end + step, step, -2), appearance, detected)
             if found:
                 log.append(
                     {
@@ -189,29 +265,34 @@ def extend_track_ends(
                         "track": tid,
                         "direction": "backward" if backward else "forward",
                         "frames": found,
+                        "hidden_frames": n_hidden,
                         "reason": f"its colour found along its motion {found} frame(s) "
-                        f"{'before its first' if backward else 'after its last'} detection",
+                        f"{'before its first' if backward else 'after its last'} detection"
+                        + (f" ({n_hidden} of them hidden in a region of its colour)" if n_hidden else ""),
                     }
                 )
         gaps = [(a, b) for a, b in itertools.pairwise(sorted(detected)) if 1 < b - a <= p.max_frames + 1]
         for a, b in gaps:
-            found = 0
+            found = n_hidden = 0
             for start, step, stop, side in ((a + 1, 1, b, False), (b - 1, -1, a, True)):
                 near = {f: o for f, o in detected.items() if (f >= b if side else f <= a)}
                 appearance = end_appearance(near, first=side, window=max(p.window, 8))
                 if appearance is not None:
                     motion = {f: o for f, o in out[tid].items() if (f >= b if side else f <= a)}
                     ends = (detected[a], detected[b], a, b)
-                    found += follow(tid, detected, (start, step, stop), appearance, motion, ends)
+                    got, hid = follow(tid, detected, (start, step, stop), appearance, motion, ends)
+                    found, n_hidden = found + got, n_hidden + hid
             if found:
                 log.append(
                     {
                         "kind": "fill_colour",
                         "track": tid,
                         "frames": found,
+                        "hidden_frames": n_hidden,
                         "gap": [a + 1, b - 1],
                         "reason": f"its colour found along its motion on {found} of the {b - a - 1} "
-                        "frame(s) it was not detected",
+                        "frame(s) it was not detected"
+                        + (f" ({n_hidden} of them hidden in a region of its colour)" if n_hidden else ""),
                     }
                 )
     return {tid: dict(sorted(f.items())) for tid, f in out.items()}, log
