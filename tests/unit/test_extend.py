@@ -202,3 +202,13 @@ def test_a_shape_on_one_of_its_own_colour_is_followed_by_its_shape_until_it_woul
     )
     assert min(off[1]) == 16
     assert min(extend_track_ends(tracks, frames.__getitem__, len(frames), same)[0][1]) == 16
+
+
+def test_a_hidden_shape_is_not_placed_on_another_tracks_object_of_its_colour():
+    frames = riding_square()
+    tracks = {1: square_track(frames, range(16, 30))}
+    # a second blue object tracked where the square's motion puts it on frames 10..15
+    tracks[2] = {t: square_track(frames, range(t, t + 1))[t] for t in range(10, 16)}
+    same = lambda m: m  # noqa: E731
+    out, log = extend_track_ends(tracks, frames.__getitem__, len(frames), same, decode=same)
+    assert min(out[1]) == 16 and not any(r["track"] == 1 and r["direction"] == "backward" for r in log)
