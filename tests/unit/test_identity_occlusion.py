@@ -260,3 +260,20 @@ def test_repair_maps_every_raw_track_and_no_invented_one():
     assert len(result.tracks) == 2
     assert set(result.id_map) == {1, 2, 3}  # raw ids only: the stray fragment maps through track 2
     assert result.id_map[1] == result.id_map[2] != result.id_map[3]
+
+
+def test_boxes_the_old_track_followed_off_its_path_become_a_stray_fragment_of_the_old_track():
+    # time-reversed takeover: track 1 follows X, then (frames 17..20) jumps off onto Z, which no
+    # track holds, while track 2 already follows X from 17; Z keeps a track of its own up to 12
+    x = moving(0, 60, range(40), vx=2.0)
+    z = {f: obs(100, 2 * f, 120, 20 + 2 * f) for f in range(21)}  # Z moving down
+    tracks = {
+        1: {**{f: x[f] for f in range(17)}, **{f: z[f] for f in range(17, 21)}},
+        2: {f: x[f] for f in range(17, 40)},
+        3: {f: z[f] for f in range(13)},
+    }
+    merged, log, _ = merge_fragments(tracks, max_gap=10, min_iou=0.3, window=4, max_overlap=5)
+    stray = next(r for r in log if r["kind"] == "stray_fragment")
+    assert stray["track"] == 1 and stray["frames"] == [17, 20]
+    assert sorted(merged[1]) == list(range(40)) and merged[1][18].box == x[18].box
+    assert sorted(merged[3]) == [*range(13), *range(17, 21)]  # Z's boxes re-linked with Z's track

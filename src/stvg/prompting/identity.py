@@ -413,10 +413,11 @@ def merge_fragments(
     next_id = max([*tracks, *out], default=0) + 1
     for (a, b), frames in sorted(strays.items()):
         out[next_id] = frames
+        from_b = sum(tracks[b].get(f) is o for f, o in frames.items())
         log.append(
             {
                 "kind": "stray_fragment",
-                "track": b,
+                "track": b if 2 * from_b >= len(frames) else a,  # the track most of the boxes came from
                 "new_track": next_id,
                 "frames": [min(frames), max(frames)],
                 "reason": f"while tracks {a} and {b} overlapped, {len(frames)} box(es) left out of their "
