@@ -107,13 +107,26 @@ def find_part(
     mask[region[1] : region[3], region[0] : region[2]] = np.isin(comp, parts)
     box = mask_to_box(mask)
     feature = colour_feature(image_rgb, mask)
-    if box is None or appearance_distance(feature, appearance) > p.gate:
+    if (
+        box is None
+        or appearance_distance(feature, appearance) > p.gate
+        or _held_by_another(box, feature, others, p)
+    ):
         return None
-    for other_box, other_feature in others:
-        iou = float(box_iou(box, other_box))
-        if iou >= 0.5 and appearance_distance(feature, other_feature) <= p.gate / 2:
-            return None
     return mask
+
+
+def _held_by_another(
+    box: Sequence[float],
+    feature: np.ndarray | None,
+    others: Sequence[tuple[Sequence[float], np.ndarray | None]],
+    p: ExtendParams,
+) -> bool:
+    """Another track's object is there: a box of it with IoU >= 0.5 and the same usual colours."""
+    return any(
+        float(box_iou(box, other_box)) >= 0.5 and appearance_distance(feature, other_feature) <= p.gate / 2
+        for other_box, other_feature in others
+    )
 
 
 def _shifted(mask: np.ndarray, dx: int, dy: int) -> np.ndarray:
@@ -166,12 +179,7 @@ def hidden_part(
     holding = np.unique(comp[fg & inside])
     if np.isin(comp, holding[holding > 0]).sum() <= 1.2 * max_area:
         return None  # the colour there is the object alone: find_part's business, not a hidden one
-    for other_box, other_feature in others:
-        if float(box_iou(moved_box, other_box)) >= 0.5 and (
-            appearance_distance(appearance, other_feature) <= p.gate / 2
-        ):
-            return None
-    return moved
+    return None if _held_by_another(moved_box, appearance, others, p) else moved
 
 
 def extend_track_ends(

@@ -411,8 +411,10 @@ def merge_fragments(
     if not strays:
         return out, log, absorbed
     next_id = max([*tracks, *out], default=0) + 1
+    fresh: set[int] = set()
     for (a, b), frames in sorted(strays.items()):
         out[next_id] = frames
+        fresh.add(next_id)
         from_b = sum(tracks[b].get(f) is o for f, o in frames.items())
         log.append(
             {
@@ -425,7 +427,6 @@ def merge_fragments(
             }
         )
         next_id += 1
-    fresh = set(range(next_id - len(strays), next_id))
     out, log2, absorbed2, _ = _merge_pass(
         out, max_gap, min_iou, max_center_dist, window, appearance_gate, max_overlap, only=fresh
     )
@@ -463,7 +464,7 @@ def _merge_pass(
     def resolve_overlap(
         a: int, b: int, b_start: int, a_end: int
     ) -> tuple[dict[int, Observation], dict[int, Observation]] | None:
-        """The shared frames' observations to keep and the distinct ones left out; None: two objects."""
+        """The shared frames' observations to keep and the non-duplicate ones left out; None: two objects."""
         a_pre = {f: o for f, o in tracks[a].items() if f < b_start}
         b_post = {f: o for f, o in tracks[b].items() if f > a_end}
         keep: dict[int, Observation] = {}
@@ -482,19 +483,11 @@ def _merge_pass(
             if not (a_off or b_off):
                 return None
             keep[t], left[t] = (oa, ob) if b_off and not a_off else (ob, oa)
-        stray = {
-            t: o
-            for t, o in left.items()
-            if not any(
-                oid not in (a, b) and t in other and float(box_iou(o.box, other[t].box)) >= 0.5
-                for oid, other in tracks.items()
-            )
-        }
-        return keep, stray
+        return keep, left
 
     candidates: list[tuple[float, int, int, int]] = []
     shared: dict[tuple[int, int], dict[int, Observation]] = {}
-    strays: dict[tuple[int, int], dict[int, Observation]] = {}
+    left_out: dict[tuple[int, int], dict[int, Observation]] = {}
     for a, (a_start, a_end) in spans.items():
         for b, (b_start, b_end) in spans.items():
             gap = b_start - a_end
@@ -513,7 +506,7 @@ def _merge_pass(
                 resolved = resolve_overlap(a, b, b_start, a_end)
                 if resolved is None:
                     continue
-                shared[(a, b)], strays[(a, b)] = resolved
+                shared[(a, b)], left_out[(a, b)] = resolved
                 a_frames = {f: o for f, o in tracks[a].items() if f < b_start}
                 b_frames = {f: o for f, o in tracks[b].items() if f > a_end}
             a_last, b_first = max(a_frames), min(b_frames)
@@ -563,7 +556,20 @@ def _merge_pass(
             chain.update(shared.get((prev, cur), {}))
             absorbed[cur] = head
         out[head] = dict(sorted(chain.items()))
-    accepted = {(a, b): frames for (a, b), frames in strays.items() if frames and succ.get(a) == b}
+
+    def held_elsewhere(a: int, b: int, t: int, o: Observation) -> bool:
+        """Another track than A and B holds a duplicate of the left-out box ``o``."""
+        return any(
+            oid not in (a, b) and t in other and float(box_iou(o.box, other[t].box)) >= 0.5
+            for oid, other in tracks.items()
+        )
+
+    accepted: dict[tuple[int, int], dict[int, Observation]] = {}
+    for (a, b), left in left_out.items():  # only a left-out box no other track holds is a stray
+        if succ.get(a) == b:
+            frames = {t: o for t, o in left.items() if not held_elsewhere(a, b, t, o)}
+            if frames:
+                accepted[(a, b)] = frames
     return out, log, absorbed, accepted
 
 

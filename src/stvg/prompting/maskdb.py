@@ -81,7 +81,7 @@ def rle_iou(a: Mapping[str, Any], b: Mapping[str, Any]) -> float:
 # ----------------------------------------------------------------------------------------------- keys
 
 
-def entry_key(video_hash: str, params: Mapping[str, Any], weights: Mapping[str, str], code: str = "") -> str:
+def entry_key(video_hash: str, params: Mapping[str, Any], weights: Mapping[str, str], code: str) -> str:
     """Content address of one entry: video bytes + output-relevant params + model weights + code hashes."""
     blob = json.dumps(
         {"v": FORMAT_VERSION, "video": video_hash, "params": params, "weights": weights, "code": code},
