@@ -201,6 +201,50 @@ def test_identity_coverage_counts_the_dominant_id_over_visible_frames():
     assert missed_frames(table, visible) == [[7, 8, 9], []]  # ID 3's frames: not the dominant ID's
 
 
+def test_identity_coverage_matches_instances_and_ids_one_to_one():
+    """IDF1-style: a better-overlapping box of another ID does not take a frame from the matched ID,
+    and one ID cannot cover two instances."""
+    import pandas as pd
+
+    from stvg.evaluation.prompt_quality import identity_coverage, missed_frames
+
+    t, h, w = 10, 40, 80
+    visible = np.zeros((2, t, h, w), dtype=bool)
+    visible[0, :, 5:25, 5:25] = True
+    visible[1, :, 5:25, 30:50] = True
+    rows = []
+    for f in range(t):
+        rows.append((f, 1, 6, 5, 25, 25))  # ID 1 on instance 0 (IoU 0.95)
+        rows.append((f, 2, 30, 5, 50, 25))  # ID 2 on instance 1
+        if f in (3, 4):
+            rows.append((f, 7, 5, 5, 25, 25))  # a box matching instance 0 better, for 2 frames
+    table = pd.DataFrame(rows, columns=["frame", "instance_id", "x1", "y1", "x2", "y2"])
+    assert identity_coverage(table, visible) == pytest.approx([1.0, 1.0])
+    # one ID holding both instances' boxes (two boxes a frame, say a duplicate): only one instance gets it
+    shared = table[table.instance_id != 7].replace({"instance_id": {2: 1}})
+    assert sorted(identity_coverage(shared, visible)) == pytest.approx([0.0, 1.0])
+    assert sorted(len(m) for m in missed_frames(shared, visible)) == [0, t]
+
+
+def test_identity_coverage_with_frames_skips_frames_where_the_outline_does_not_show():
+    import pandas as pd
+
+    from stvg.evaluation.prompt_quality import counted_frames, identity_coverage
+
+    t, h, w = 10, 40, 60
+    purple = (130, 50, 170)
+    frames = np.full((t, h, w, 3), 200, dtype=np.uint8)
+    visible = np.zeros((1, t, h, w), dtype=bool)
+    visible[0, :, 10:20, 10:20] = True
+    frames[:, 10:20, 10:20] = purple
+    frames[:3, 5:30, 5:30] = purple  # frames 0-2: it lies on a larger shape of its own colour
+    rows = [(f, 1, 10, 10, 20, 20) for f in range(3, t)]  # no tracker could place it there
+    table = pd.DataFrame(rows, columns=["frame", "instance_id", "x1", "y1", "x2", "y2"])
+    assert counted_frames(visible[0], frames) == list(range(3, t))
+    assert identity_coverage(table, visible, frames) == pytest.approx([1.0])
+    assert identity_coverage(table, visible) == pytest.approx([0.7])  # strict: every visible frame
+
+
 def test_outline_visibility_sees_no_edge_between_shapes_of_one_colour():
     from stvg.evaluation.prompt_quality import outline_visibility
 

@@ -1,20 +1,30 @@
 """Identity coverage: how well the visual prompts keep one ID per ground-truth instance (synthetic GT).
 
-For each GT instance, the share of its *visible* frames on which its dominant ID (the ID matched most
-often) is the one whose box matches the instance's visible-part box with IoU >= ``min_iou``. A frame
-counts as visible when at least ``min_visible_fraction`` of the instance's largest visible area shows
-(and at least ``min_visible_px`` pixels): the GT box is the box of the visible part, and a detection
-of a mostly hidden shape cannot reach the IoU match even with perfect identities. 1.0 means one ID
-followed the instance over every visible frame; an ID switch or an unmerged fragment lowers it.
-Pure numpy/pandas; used by tests/smoke/test_cpu_tracker.py and benchmarks/bench_prompt_quality.py.
+Per GT instance, its *identity recall* as in IDF1 (Ristani et al., 2016): GT instances and predicted
+IDs are matched one to one over the whole video so that the number of frames on which a matched ID's
+box agrees with its instance's visible-part box (IoU >= ``min_iou``) is largest (Hungarian
+assignment); an instance's coverage is the share of its counted frames its matched ID holds. 1.0 means
+one ID followed the instance over every counted frame; an ID switch, an unmerged fragment, or one ID
+claimed by two instances lowers it. Another ID's box overlapping the instance better on some frame
+(a box around two touching shapes) does not take the frame from the matched ID.
+
+Counted frames: those on which at least ``min_visible_fraction`` of the instance's largest visible area
+shows (and at least ``min_visible_px`` pixels) — the GT box is the visible part's, and a detection of
+a mostly hidden shape cannot match it — and, when the video's frames are given, at least
+``min_outline_fraction`` of the instance's outline shows in the pixels (``outline_visibility``). The
+second rule is the visibility filter of MOT benchmarks measured in the image rather than in the
+geometry: a flat shape on, or under, a shape of its own colour has no edge there, and no detector or
+tracker can place it. Without frames every geometrically visible frame counts (the strict figure).
+Pure numpy/pandas/scipy; used by tests/smoke/test_cpu_tracker.py and benchmarks/bench_prompt_quality.py.
 """
 
 from __future__ import annotations
 
-from collections import Counter
+from collections.abc import Sequence
 
 import numpy as np
 import pandas as pd
+from scipy.optimize import linear_sum_assignment
 
 from stvg.geometry import box_iou, mask_to_box
 
@@ -28,65 +38,108 @@ def visible_frames(
     return [t for t in range(len(instance)) if area[t] >= floor and area[t] > 0]
 
 
-def _dominant_id_frames(
+def counted_frames(
+    instance: np.ndarray,
+    frames_rgb: np.ndarray | Sequence[np.ndarray] | None = None,
+    *,
+    min_visible_px: int = 60,
+    min_visible_fraction: float = 0.5,
+    min_outline_fraction: float = 0.5,
+) -> list[int]:
+    """The frames coverage counts for one instance: visible enough and, with ``frames_rgb``, discernible."""
+    frames = visible_frames(instance, min_visible_px, min_visible_fraction)
+    if frames_rgb is None:
+        return frames
+    return [t for t in frames if outline_visibility(frames_rgb[t], instance[t]) >= min_outline_fraction]
+
+
+def _matching_frames(
     by_frame: dict[int, pd.DataFrame], inst: np.ndarray, frames: list[int], min_iou: float
-) -> tuple[list[int | None], int | None]:
-    """Per frame the ID whose box best matches the instance's visible-part box (IoU >= ``min_iou``)."""
-    winners: list[int | None] = []
+) -> dict[int, set[int]]:
+    """Per predicted ID, the counted frames on which its box matches the instance (IoU >= ``min_iou``)."""
+    out: dict[int, set[int]] = {}
     for t in frames:
         g = by_frame.get(t)
-        best = None
-        if g is not None:
-            ious = box_iou(g[["x1", "y1", "x2", "y2"]].to_numpy(), np.asarray(mask_to_box(inst[t])))
-            if ious.max() >= min_iou:
-                best = int(g.instance_id.to_numpy()[ious.argmax()])
-        winners.append(best)
-    counts = Counter(w for w in winners if w is not None)
-    return winners, (counts.most_common(1)[0][0] if counts else None)
+        if g is None:
+            continue
+        ious = box_iou(g[["x1", "y1", "x2", "y2"]].to_numpy(), np.asarray(mask_to_box(inst[t])))
+        for tid in g.instance_id.to_numpy()[ious >= min_iou]:
+            out.setdefault(int(tid), set()).add(t)
+    return out
+
+
+def _coverage_frames(
+    table: pd.DataFrame,
+    visible: np.ndarray,
+    frames_rgb: np.ndarray | Sequence[np.ndarray] | None,
+    min_iou: float,
+    min_visible_px: int,
+    min_visible_fraction: float,
+    min_outline_fraction: float,
+) -> list[tuple[list[int], list[int]]]:
+    """Per instance (counted frames, frames its matched ID does not hold), IDs matched one to one."""
+    by_frame = {int(f): g for f, g in table.groupby("frame")}
+    counted = [
+        counted_frames(
+            inst,
+            frames_rgb,
+            min_visible_px=min_visible_px,
+            min_visible_fraction=min_visible_fraction,
+            min_outline_fraction=min_outline_fraction,
+        )
+        for inst in visible
+    ]
+    matches = [_matching_frames(by_frame, inst, f, min_iou) for inst, f in zip(visible, counted, strict=True)]
+    ids = sorted({tid for m in matches for tid in m})
+    held: list[set[int]] = [set() for _ in visible]
+    if ids and len(visible):
+        gain = np.array([[len(m.get(tid, ())) for tid in ids] for m in matches], dtype=np.int64)
+        for k, j in zip(*linear_sum_assignment(gain, maximize=True), strict=True):
+            held[k] = matches[k].get(ids[j], set())
+    return [(f, [t for t in f if t not in h]) for f, h in zip(counted, held, strict=True)]
 
 
 def identity_coverage(
     table: pd.DataFrame,
     visible: np.ndarray,
+    frames_rgb: np.ndarray | Sequence[np.ndarray] | None = None,
     *,
     min_iou: float = 0.5,
     min_visible_px: int = 60,
     min_visible_fraction: float = 0.5,
+    min_outline_fraction: float = 0.5,
 ) -> list[float]:
-    """Per GT instance of ``visible`` (N, T, H, W): dominant-ID coverage of its visible frames.
+    """Per GT instance of ``visible`` (N, T, H, W): the share of its counted frames its matched ID holds.
 
-    ``table`` is a mask-database table (columns frame, instance_id, x1, y1, x2, y2).
+    ``table`` is a mask-database table (columns frame, instance_id, x1, y1, x2, y2); ``frames_rgb``
+    (T, H, W, 3), the video's lossless frames, turns on the outline rule (see the module docstring).
+    An instance with no counted frame scores 0.
     """
     return [
         1.0 - len(missed) / len(frames) if frames else 0.0
-        for frames, missed in _coverage_frames(table, visible, min_iou, min_visible_px, min_visible_fraction)
+        for frames, missed in _coverage_frames(
+            table, visible, frames_rgb, min_iou, min_visible_px, min_visible_fraction, min_outline_fraction
+        )
     ]
 
 
 def missed_frames(
     table: pd.DataFrame,
     visible: np.ndarray,
+    frames_rgb: np.ndarray | Sequence[np.ndarray] | None = None,
     *,
     min_iou: float = 0.5,
     min_visible_px: int = 60,
     min_visible_fraction: float = 0.5,
+    min_outline_fraction: float = 0.5,
 ) -> list[list[int]]:
-    """Per GT instance, the visible frames its dominant ID does not hold (what ``identity_coverage`` counts)."""
-    return [m for _, m in _coverage_frames(table, visible, min_iou, min_visible_px, min_visible_fraction)]
-
-
-def _coverage_frames(
-    table: pd.DataFrame, visible: np.ndarray, min_iou: float, min_visible_px: int, min_visible_fraction: float
-) -> list[tuple[list[int], list[int]]]:
-    by_frame = {int(f): g for f, g in table.groupby("frame")}
-    out: list[tuple[list[int], list[int]]] = []
-    for inst in visible:
-        frames = visible_frames(inst, min_visible_px, min_visible_fraction)
-        winners, dominant = _dominant_id_frames(by_frame, inst, frames, min_iou)
-        out.append(
-            (frames, [t for t, w in zip(frames, winners, strict=True) if dominant is None or w != dominant])
+    """Per GT instance, the counted frames its matched ID does not hold (what ``identity_coverage`` counts)."""
+    return [
+        m
+        for _, m in _coverage_frames(
+            table, visible, frames_rgb, min_iou, min_visible_px, min_visible_fraction, min_outline_fraction
         )
-    return out
+    ]
 
 
 def outline_visibility(frame_rgb: np.ndarray, mask: np.ndarray, tol: int = 30) -> float:
