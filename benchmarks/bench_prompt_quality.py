@@ -34,13 +34,7 @@ from stvg.env import configure_environment
 def coverage(weights: Path, n_val: int, n_train: int, params: Path) -> dict:
     from stvg.config import load_params
     from stvg.data.synthetic import build_video
-    from stvg.evaluation.prompt_quality import (
-        counted_frames,
-        identity_coverage,
-        missed_frames,
-        outline_visibility,
-        visible_frames,
-    )
+    from stvg.evaluation.prompt_quality import coverage_frames, coverage_of, outline_visibility
     from stvg.prompting.detector import YoloDetector
     from stvg.prompting.engine import prompt_video
     from stvg.prompting.video import ArrayFrames
@@ -58,13 +52,15 @@ def coverage(weights: Path, n_val: int, n_train: int, params: Path) -> dict:
         for i in range(n):
             video = build_video(sp, split, i)
             result = prompt_video(ArrayFrames(video.frames, fps=sp.fps), detector, p, video_id=video.name)
-            cov = identity_coverage(result.table, video.visible)
+            strict_frames = coverage_frames(result.table, video.visible)
+            discernible_frames = coverage_frames(result.table, video.visible, video.frames)
+            cov = coverage_of(strict_frames)
             strict += cov
-            discernible += identity_coverage(result.table, video.visible, video.frames)
-            for k, missed in enumerate(missed_frames(result.table, video.visible)):
+            discernible += coverage_of(discernible_frames)
+            for k, (frames, missed) in enumerate(strict_frames):
                 outline.append([outline_visibility(video.frames[t], video.visible[k][t]) for t in missed])
-                n_visible += len(visible_frames(video.visible[k]))
-                n_counted += len(counted_frames(video.visible[k], video.frames))
+                n_visible += len(frames)
+            n_counted += sum(len(frames) for frames, _ in discernible_frames)
             where += [f"{video.name}#{k}" for k in range(len(cov))]
     a = np.asarray(strict)
     worst = np.argsort(a)[:5]

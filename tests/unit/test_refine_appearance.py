@@ -176,7 +176,7 @@ def test_botsort_never_hands_a_track_to_a_differently_coloured_detection(gate: f
 # ----------------------------------------------------------------------------------------------- coverage
 
 
-def test_identity_coverage_counts_the_dominant_id_over_visible_frames():
+def test_identity_coverage_counts_the_matched_id_over_visible_frames():
     import pandas as pd
 
     from stvg.evaluation.prompt_quality import identity_coverage
@@ -198,7 +198,7 @@ def test_identity_coverage_counts_the_dominant_id_over_visible_frames():
     assert identity_coverage(table.iloc[:0], visible) == [0.0, 0.0]
     from stvg.evaluation.prompt_quality import missed_frames
 
-    assert missed_frames(table, visible) == [[7, 8, 9], []]  # ID 3's frames: not the dominant ID's
+    assert missed_frames(table, visible) == [[7, 8, 9], []]  # ID 3's frames: not the matched ID's
 
 
 def test_identity_coverage_matches_instances_and_ids_one_to_one():

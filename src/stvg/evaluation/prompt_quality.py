@@ -68,16 +68,20 @@ def _matching_frames(
     return out
 
 
-def _coverage_frames(
+def coverage_frames(
     table: pd.DataFrame,
     visible: np.ndarray,
-    frames_rgb: np.ndarray | Sequence[np.ndarray] | None,
-    min_iou: float,
-    min_visible_px: int,
-    min_visible_fraction: float,
-    min_outline_fraction: float,
+    frames_rgb: np.ndarray | Sequence[np.ndarray] | None = None,
+    *,
+    min_iou: float = 0.5,
+    min_visible_px: int = 60,
+    min_visible_fraction: float = 0.5,
+    min_outline_fraction: float = 0.5,
 ) -> list[tuple[list[int], list[int]]]:
-    """Per instance (counted frames, frames its matched ID does not hold), IDs matched one to one."""
+    """Per GT instance of ``visible`` (N, T, H, W): (its counted frames, those its matched ID does not
+    hold), instances and IDs matched one to one. ``table`` is a mask-database table (columns frame,
+    instance_id, x1, y1, x2, y2); ``frames_rgb`` (T, H, W, 3), the video's lossless frames, turns on
+    the outline rule (see the module docstring)."""
     by_frame = {int(f): g for f, g in table.groupby("frame")}
     counted = [
         counted_frames(
@@ -99,47 +103,30 @@ def _coverage_frames(
     return [(f, [t for t in f if t not in h]) for f, h in zip(counted, held, strict=True)]
 
 
+def coverage_of(frames_missed: list[tuple[list[int], list[int]]]) -> list[float]:
+    """Per instance, the share of its counted frames its matched ID holds (0 with no counted frame)."""
+    return [1.0 - len(missed) / len(frames) if frames else 0.0 for frames, missed in frames_missed]
+
+
 def identity_coverage(
     table: pd.DataFrame,
     visible: np.ndarray,
     frames_rgb: np.ndarray | Sequence[np.ndarray] | None = None,
-    *,
-    min_iou: float = 0.5,
-    min_visible_px: int = 60,
-    min_visible_fraction: float = 0.5,
-    min_outline_fraction: float = 0.5,
+    **thresholds: float,
 ) -> list[float]:
-    """Per GT instance of ``visible`` (N, T, H, W): the share of its counted frames its matched ID holds.
-
-    ``table`` is a mask-database table (columns frame, instance_id, x1, y1, x2, y2); ``frames_rgb``
-    (T, H, W, 3), the video's lossless frames, turns on the outline rule (see the module docstring).
-    An instance with no counted frame scores 0.
-    """
-    return [
-        1.0 - len(missed) / len(frames) if frames else 0.0
-        for frames, missed in _coverage_frames(
-            table, visible, frames_rgb, min_iou, min_visible_px, min_visible_fraction, min_outline_fraction
-        )
-    ]
+    """Per GT instance, the share of its counted frames its matched ID holds (``coverage_frames``'s
+    arguments)."""
+    return coverage_of(coverage_frames(table, visible, frames_rgb, **thresholds))
 
 
 def missed_frames(
     table: pd.DataFrame,
     visible: np.ndarray,
     frames_rgb: np.ndarray | Sequence[np.ndarray] | None = None,
-    *,
-    min_iou: float = 0.5,
-    min_visible_px: int = 60,
-    min_visible_fraction: float = 0.5,
-    min_outline_fraction: float = 0.5,
+    **thresholds: float,
 ) -> list[list[int]]:
-    """Per GT instance, the counted frames its matched ID does not hold (what ``identity_coverage`` counts)."""
-    return [
-        m
-        for _, m in _coverage_frames(
-            table, visible, frames_rgb, min_iou, min_visible_px, min_visible_fraction, min_outline_fraction
-        )
-    ]
+    """Per GT instance, the counted frames its matched ID does not hold (``coverage_frames``'s arguments)."""
+    return [m for _, m in coverage_frames(table, visible, frames_rgb, **thresholds)]
 
 
 def outline_visibility(frame_rgb: np.ndarray, mask: np.ndarray, tol: int = 30) -> float:
