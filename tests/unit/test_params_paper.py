@@ -113,3 +113,19 @@ def test_trl_defaults_depart_from_the_official_batching(repo_root: Path, tmp_pat
     semantics = batch_semantics(_grpo_args(params, tmp_path), num_processes=1)
     assert semantics.prompts_per_step == 1 and semantics.loss_type == "dapo"
     assert len(semantics.departures_from_official()) == 2
+
+
+@pytest.mark.parametrize("name", ["zero3.yaml", "zero3_offload.yaml"])
+def test_deepspeed_configs_take_the_accumulation_from_train_grpo(
+    repo_root: Path, name: str, monkeypatch
+) -> None:
+    """A fixed DeepSpeed gradient_accumulation_steps that differs from train.grpo's (8 or 64 in the paper
+    sets) stops the Trainer with a mismatch error; "auto" takes the Trainer's value."""
+    from accelerate.commands.config.config_args import load_config_from_file
+    from accelerate.utils import DeepSpeedPlugin
+
+    monkeypatch.delenv("ACCELERATE_GRADIENT_ACCUMULATION_STEPS", raising=False)
+    cfg = load_config_from_file(str(repo_root / "configs" / "accelerate" / name))
+    assert "gradient_accumulation_steps" not in cfg.deepspeed_config
+    plugin = DeepSpeedPlugin(**cfg.deepspeed_config)
+    assert plugin.deepspeed_config["gradient_accumulation_steps"] == "auto"

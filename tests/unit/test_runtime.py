@@ -34,7 +34,9 @@ def test_auto_picks_cuda_when_torch_sees_a_gpu(one_cuda) -> None:
 
 
 def test_cuda_without_a_gpu_names_the_key_and_the_fix(no_cuda) -> None:
-    with pytest.raises(ValueError, match=r"`prompt\.device: cuda` but torch sees no CUDA GPU.*use `auto` or `cpu`"):
+    with pytest.raises(
+        ValueError, match=r"`prompt\.device: cuda` but torch sees no CUDA GPU.*use `auto` or `cpu`"
+    ):
         runtime.resolve_device("cuda", "prompt.device")
     with pytest.raises(ValueError, match=r"`prompt\.device` must be one of auto \| cpu \| cuda"):
         runtime.resolve_device("tpu", "prompt.device")
@@ -82,7 +84,14 @@ def test_stages_refuse_cuda_without_a_gpu_in_one_line(stage, no_cuda, tmp_path, 
     weights = tmp_path / "det.pt"
     weights.write_bytes(b"x")
     extra = {
-        "prompt": ["--detector", str(weights), "--videos", str(tmp_path / "v.mp4"), "--out", str(tmp_path / "o")],
+        "prompt": [
+            "--detector",
+            str(weights),
+            "--videos",
+            str(tmp_path / "v.mp4"),
+            "--out",
+            str(tmp_path / "o"),
+        ],
         "evaluate": ["--out", str(tmp_path / "o")],
         "detector": ["--out", str(tmp_path / "o")],
     }[stage]

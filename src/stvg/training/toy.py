@@ -77,8 +77,8 @@ def rows(n_per_colour: int, offset: int = 0) -> list[dict[str, Any]]:
 
 
 def warmup_item(rng: np.random.Generator) -> WarmupItem:
-    """A format lesson on a toy video answered with a *random* ID and span: nothing of the colour rule."""
+    """A format lesson on a toy video answered with a *random* ID (nothing of the colour rule) and the
+    whole clip as the time range, so the ID is the only open token of a sampled answer."""
     video, samp = frames_of(f"toy-{int(rng.integers(len(COLOURS)))}-{int(rng.integers(1_000_000))}")
-    start, end = np.sort(rng.uniform(0.0, DURATION_S, size=2))
-    answer = template.format_answer(int(rng.integers(1, len(COLOURS) + 1)), start, end)
+    answer = template.format_answer(int(rng.integers(1, len(COLOURS) + 1)), 0.0, DURATION_S)
     return WarmupItem(video, samp, QUERY, answer)
