@@ -156,7 +156,7 @@ def main(argv: list[str] | None = None) -> int:
     h, w = (72, 96) if args.dry_run else (720, 1280)
     speed_n, (short_n, long_n) = args.speed_frames, args.memory_frames
     if args.dry_run:
-        speed_n, short_n, long_n = 8, 6, 12
+        speed_n, short_n, long_n = 6, 4, 8
     p = dataclasses.replace(
         PromptParams(),
         backend="sam2",
@@ -178,7 +178,7 @@ def main(argv: list[str] | None = None) -> int:
         "sam2_hole_filling": sam2_hole_filling(device),
     }
 
-    warm = Scene(2 * p.redetect_every + 2, h, w, args.fps)  # untimed: kernels, cuDNN, lazy init
+    warm = Scene(p.redetect_every + 2, h, w, args.fps)  # untimed: kernels, cuDNN, lazy init
     raw_sam2(predictor, warm, p.offload_to_cpu)
     prompting(predictor, warm, yolo, p, device, setup["imgsz"])
 
