@@ -66,7 +66,9 @@ def test_prompts_per_optimizer_step_match_the_resolved_semantics(tmp_path: Path,
     for step, calls in seen.items():
         # one generate call per `steps_per_generation` micro-steps, each one prompt's whole group
         assert len(calls) == 4 // 2, (step, calls)
-        assert all(len(ids) == semantics["completions_per_generate_call"] and len(set(ids)) == 1 for ids in calls)
+        assert all(
+            len(ids) == semantics["completions_per_generate_call"] and len(set(ids)) == 1 for ids in calls
+        )
         assert len({i for ids in calls for i in ids}) == semantics["prompts_per_step"], (step, calls)
     summary_keys = json.loads(json.dumps(semantics))  # JSON-ready for the stage summary
     assert summary_keys["completions_per_step"] == 4
