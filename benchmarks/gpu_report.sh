@@ -47,9 +47,10 @@ run() {
 
 if [ "$DRY" -eq 1 ]; then
   export STVG_GPU_TESTS_ON=cpu   # tests/gpu on the CPU at small sizes (tests/gpu/conftest.py)
-  run gpu_tests 420 "$PY" -m pytest -q -m gpu tests/gpu -p no:cacheprovider --junitxml="$LINES.junit.xml"
-  run gpu_prompt 300 "$PY" benchmarks/gpu_prompt.py --dry-run
-  run gpu_grpo_step 300 "$PY" benchmarks/gpu_grpo_step.py --tiny --steps 2
+  # limits for a loaded 2-core CI machine (idle: ~1-2 min each); the GPU limits below fit 8 minutes
+  run gpu_tests 900 "$PY" -m pytest -q -m gpu tests/gpu -p no:cacheprovider --junitxml="$LINES.junit.xml"
+  run gpu_prompt 600 "$PY" benchmarks/gpu_prompt.py --dry-run
+  run gpu_grpo_step 600 "$PY" benchmarks/gpu_grpo_step.py --tiny --steps 2
 else
   run gpu_tests 180 "$PY" -m pytest -q -m gpu tests/gpu -p no:cacheprovider --junitxml="$LINES.junit.xml"
   run gpu_prompt 150 "$PY" benchmarks/gpu_prompt.py

@@ -26,7 +26,7 @@ def test_dry_run_runs_every_part_and_writes_one_report(tmp_path: Path) -> None:
         env=env,
         capture_output=True,
         text=True,
-        timeout=1800,
+        timeout=2400,
         check=False,
     )
     assert proc.returncode == 0, proc.stdout[-4000:] + proc.stderr[-2000:]

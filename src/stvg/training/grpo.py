@@ -16,8 +16,8 @@ image placeholder) and overrides four methods, each a thin wrapper around TRL's 
   model call (old-policy, reference and loss passes alike).
 
 ``video_in_loss=False`` (``build_trainer``) reproduces TRL's stock behaviour -- the video reaches
-generation but not the loss pass -- as an ablation: it is how ``training.toy`` shows that the override is
-what lets GRPO learn from the frames (use it with ``beta=0``: the reference pass would still see video).
+generation but no log-prob pass (old-policy, reference, loss) -- as an ablation: it is how
+``training.toy`` shows that the override is what lets GRPO learn from the frames.
 
 Dataset rows carry ``video`` (T, H, W, 3) uint8 RGB frames and ``sampling`` (``MaskDB.sampling``) beside
 the ``prompt``; ``video_dataset`` builds such a ``datasets.Dataset`` with lazily decoded frames.
@@ -166,7 +166,7 @@ def _video_grpo_trainer_class() -> type:
             compute_aux_loss=False,
             **kwargs: Any,
         ):
-            rows = self._video_rows
+            rows = self._video_rows if self.video_in_loss else None  # ablation: every log-prob pass text-only
             if rows is None:
                 return super()._get_per_token_logps_and_entropies(
                     model,

@@ -97,7 +97,7 @@ class ToyRun:
         return float(np.mean(self.rewards[start:stop]))
 
 
-def warmed_policy(seed: int = 0, steps: int = 60, threads: int = 1) -> tuple[Any, Any, float]:
+def warmed_policy(seed: int = 0, steps: int = 100, threads: int = 1) -> tuple[Any, Any, float]:
     """The tiny policy taught the answer format on toy videos with random IDs; (model, processor, greedy
     parse rate after the warm-up)."""
     import torch
@@ -129,7 +129,7 @@ def train(
     video_in_loss: bool = True,
     learning_rate: float = 1e-3,
     num_generations: int = 8,
-    prompts_per_step: int = 2,
+    prompts_per_step: int = 4,
     beta: float = 0.04,
     temperature: float = 0.7,
     seed: int = 0,
@@ -138,9 +138,8 @@ def train(
 
     The format reward keeps the answers parsable (with the ID reward alone, its negative advantages
     wear the format away) and the KL to the warmed-up policy (``beta``) keeps the IDs from collapsing
-    to one answer before the frames are read. The reference knows nothing of the colour rule (it was
-    warmed up on random IDs), so it leaks nothing into the ablation (``video_in_loss=False``, TRL's
-    stock behaviour), whose loss pass alone lacks the video. Sampling at ``temperature`` 0.7 keeps the
+    to one answer before the frames are read. In the ablation (``video_in_loss=False``, TRL's stock
+    behaviour) generation sees the frames and every log-prob pass (reference and loss) does not. Sampling at ``temperature`` 0.7 keeps the
     answers well formed while the IDs, near-uniform after the warm-up, still vary within each group. No
     checkpoints are written.
     """
@@ -164,8 +163,7 @@ def train(
             num_generations=num_generations,
             per_device_train_batch_size=num_generations * prompts_per_step,
             max_steps=steps,
-            learning_rate=learning_rate,
-            lr_scheduler_type="constant",
+            learning_rate=learning_rate,  # decayed linearly to 0: calm last steps, a stable final policy
             beta=beta,
             loss_type="grpo",
             temperature=temperature,
