@@ -1,7 +1,7 @@
 """GRPO learns, on the CPU: the toy task's ID reward curve with and without the video in the loss pass,
 and the embedded default's trained policy against the random baseline (read from the last pipeline run).
 
-    .venv/bin/python benchmarks/bench_grpo_learning.py [--steps 150] [--artifacts artifacts]
+    .venv/bin/python benchmarks/bench_grpo_learning.py [--steps 200] [--artifacts artifacts]
 
 Prints one JSON line per result. The toy task (``stvg.training.toy``): a clip's colour names the target
 ID and the question never changes, so only the frames tell the answer; chance is 1 / 4.
@@ -86,7 +86,7 @@ def main() -> None:
 
     configure_environment()
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    ap.add_argument("--steps", type=int, default=150)
+    ap.add_argument("--steps", type=int, default=200)
     ap.add_argument("--seed", type=int, default=0)
     ap.add_argument("--artifacts", type=Path, default=Path("artifacts"))
     args = ap.parse_args()

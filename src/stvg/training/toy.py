@@ -127,7 +127,7 @@ def train(
     *,
     steps: int,
     video_in_loss: bool = True,
-    learning_rate: float = 1e-3,
+    learning_rate: float = 2e-3,
     num_generations: int = 8,
     prompts_per_step: int = 4,
     beta: float = 0.04,
