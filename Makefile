@@ -4,7 +4,7 @@ VENV ?= .venv
 PY := $(VENV)/bin/python
 export STVG_ROOT := $(CURDIR)
 
-.PHONY: help venv run test test-fast test-gpu lint format pipeline mlflow-ui prefect-server paper bench retrain-serve
+.PHONY: help venv run test test-fast test-gpu gpu-report lint format pipeline mlflow-ui prefect-server paper paper-1gpu bench retrain-serve
 
 help: ## show this help
 	@grep -E '^[a-zA-Z_-]+:.*?## ' $(MAKEFILE_LIST) | awk 'BEGIN{FS=":.*?## "}{printf "  %-16s %s\n", $$1, $$2}'
@@ -22,8 +22,11 @@ test: venv ## lint, then the test suite (everything but GPU tests, which skip wi
 test-fast: venv ## unit + stage tests only (no slow marker)
 	$(PY) -m pytest -m "not slow and not gpu" tests
 
-test-gpu: venv ## GPU tests (needs CUDA)
+test-gpu: venv ## GPU tests (tests/gpu; they skip without CUDA)
 	$(PY) -m pytest -m gpu tests
+
+gpu-report: ## one-shot GPU report on one H100/H200 (< 8 min; PYTHON=... for a host without .venv)
+	PYTHON=$${PYTHON:-$(PY)} benchmarks/gpu_report.sh --out gpu_report.json
 
 lint: venv ## ruff lint + format check
 	$(VENV)/bin/ruff check . && $(VENV)/bin/ruff format --check .
@@ -31,8 +34,11 @@ lint: venv ## ruff lint + format check
 format: venv ## ruff autoformat
 	$(VENV)/bin/ruff format . && $(VENV)/bin/ruff check --fix .
 
-paper: venv ## switch params.yaml to the paper-scale set (git checkout params.yaml to switch back)
+paper: venv ## switch params.yaml to the paper-scale set, 8 GPUs (git checkout params.yaml to switch back)
 	$(VENV)/bin/stvg params apply params.paper.yaml
+
+paper-1gpu: venv ## the paper-scale set on one GPU (same group size and prompts per step, by accumulation)
+	$(VENV)/bin/stvg params apply params.paper.yaml && $(VENV)/bin/stvg params apply params.paper.1gpu.yaml
 
 mlflow-ui: venv ## open the MLflow UI on http://127.0.0.1:5000 over the local store
 	$(VENV)/bin/mlflow ui --backend-store-uri sqlite:///mlflow/mlflow.db --default-artifact-root mlflow/artifacts --host 127.0.0.1 --port 5000

@@ -5,12 +5,18 @@
 
 The 7B config values are written here (Qwen2.5-VL-7B-Instruct's config.json), so nothing is downloaded;
 the tokenizer is the offline one (``stvg.training.tokenizer``) and the config's special-token ids are set
-to its ids, which leaves the compute identical. The step runs through ``VideoGRPOTrainer`` exactly as
-``stvg train`` does: one prompt, ``n`` sampled completions forced to full length (``min_new_tokens``),
-the reference-model pass (beta 0.04) and the loss pass with the video. The optimizer defaults to Adafactor
-because AdamW state for 8 B parameters does not fit beside policy + reference on one 80 GB GPU (the paper
-uses ZeRO-3 offload on 8 GPUs). Output: one JSON object per measured step (step time, generation tokens/s,
-peak memory, device) and a final summary.
+to its ids, which leaves the compute identical. The policy is built in bfloat16 directly on the GPU and
+the reference model (beta 0.04) is a copy of it attached to the trainer, so no 16 GB of weights go
+through the disk. The step runs through ``VideoGRPOTrainer`` exactly as ``stvg train`` does: one prompt,
+``n`` sampled completions forced to full length (``min_new_tokens``), the reference-model pass and the
+loss pass with the video, per-sequence loss (``loss_type="grpo"``, the official averaging). The
+optimizer defaults to Adafactor because AdamW state for 8 B parameters does not fit beside policy +
+reference on one 80 GB GPU (the paper uses ZeRO-3 with offload on 8 GPUs).
+
+Timing: ``step_s`` is one whole optimizer step (generation, reward, reference and loss passes, backward
+and the optimizer update), CUDA-synchronised at both ends by a trainer callback; ``generate_s`` the
+synchronised ``generate`` call inside it. The first step includes warm-up; report the last.
+Output: one JSON object per step, then a summary with peak GPU memory (allocated and reserved).
 """
 
 from __future__ import annotations
@@ -78,6 +84,44 @@ def build_7b(processor: Any, device: str) -> Any:
     return model
 
 
+def step_timer(cuda: bool) -> Any:
+    """A trainer callback recording the CUDA-synchronised wall time of each whole optimizer step."""
+    import torch
+    from transformers import TrainerCallback
+
+    class StepTimer(TrainerCallback):
+        def __init__(self) -> None:
+            self.steps: list[float] = []
+            self._t0 = 0.0
+
+        def _now(self) -> float:
+            if cuda:
+                torch.cuda.synchronize()
+            return time.perf_counter()
+
+        def on_step_begin(self, *args: Any, **kwargs: Any) -> None:
+            self._t0 = self._now()
+
+        def on_step_end(self, *args: Any, **kwargs: Any) -> None:  # after optimizer.step and zero_grad
+            self.steps.append(self._now() - self._t0)
+
+    return StepTimer()
+
+
+def attach_reference(trainer: Any, beta: float) -> None:
+    """Give a trainer built with beta 0 (no reference model) a frozen copy of its policy as reference.
+
+    TRL builds the reference from the policy's folder (``from_pretrained``); the random 7B policy has no
+    folder, and writing 16 GB to make one would dominate the run. A copy made before any update is the
+    same model TRL would load.
+    """
+    import copy
+
+    ref = copy.deepcopy(trainer.model).eval().requires_grad_(False)
+    trainer.ref_model = trainer.accelerator.prepare_model(ref, evaluation_mode=True)
+    trainer.beta = beta
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--tiny", action="store_true", help="CPU dry run with the tiny config")
@@ -87,6 +131,7 @@ def main() -> None:
     parser.add_argument("--height", type=int, default=252)
     parser.add_argument("--width", type=int, default=336, help="252x336, 40 frames -> 2160 visual tokens")
     parser.add_argument("--steps", type=int, default=2, help="measured steps (the first includes warm-up)")
+    parser.add_argument("--beta", type=float, default=0.04)
     parser.add_argument("--optim", default="adafactor")
     parser.add_argument("--gradient-checkpointing", action=argparse.BooleanOptionalAction, default=True)
     args = parser.parse_args()
@@ -95,28 +140,24 @@ def main() -> None:
     from trl import GRPOConfig
 
     from stvg.config import TinyModelParams
+    from stvg.env import configure_environment
     from stvg.training.grpo import build_trainer, video_dataset
-    from stvg.training.policy import build_tiny_policy, load_policy, save_policy
+    from stvg.training.policy import build_tiny_policy
     from stvg.training.rewards import build_reward_funcs
 
-    cuda = torch.cuda.is_available()
+    configure_environment()
+    cuda = torch.cuda.is_available() and not args.tiny
     if not args.tiny and not cuda:
         raise SystemExit("gpu_grpo_step: no CUDA device; run with --tiny for the CPU dry run")
-    device = "cuda" if cuda and not args.tiny else "cpu"
+    device = "cuda" if cuda else "cpu"
     if args.tiny:
         args.completion_tokens = min(args.completion_tokens, 16)
         args.frames, args.height, args.width = 8, 56, 84
         args.num_generations = min(args.num_generations, 4)
     tiny_model, processor = build_tiny_policy(TinyModelParams())
     model = tiny_model if args.tiny else build_7b(processor, device)
-    # TRL builds the reference model (beta > 0) from the policy's path, so the random weights are saved
-    # first (~16 GB for 7B) and the policy is loaded back from there, as `stvg train` does.
-    weights_dir = tempfile.TemporaryDirectory()
-    save_policy(model, processor, weights_dir.name)
-    del model, tiny_model
-    model, processor = load_policy(
-        weights_dir.name, device=device, dtype="float32" if args.tiny else "bfloat16"
-    )
+    if args.gradient_checkpointing:
+        model.config.use_cache = False
 
     n_frames = args.frames
     sampling = {
@@ -152,6 +193,7 @@ def main() -> None:
         return out
 
     model.generate = timed_generate
+    timer = step_timer(cuda)
     with tempfile.TemporaryDirectory() as tmp:
         config = GRPOConfig(
             output_dir=tmp,
@@ -160,56 +202,68 @@ def main() -> None:
             max_completion_length=args.completion_tokens,
             generation_kwargs={"min_new_tokens": args.completion_tokens},
             learning_rate=1e-6,
-            beta=0.04,
+            beta=0.0,  # the reference is attached below (attach_reference)
+            loss_type="grpo",
             temperature=1.0,
             max_steps=args.steps,
             logging_steps=1,
             save_strategy="no",
             report_to="none",
             bf16=not args.tiny,
-            use_cpu=args.tiny,
+            use_cpu=not cuda,
             optim=args.optim,
             gradient_checkpointing=args.gradient_checkpointing and not args.tiny,
             reward_weights=weights,
             seed=0,
         )
         trainer = build_trainer(
-            model=model, reward_funcs=funcs, args=config, train_dataset=dataset, processing_class=processor
+            model=model,
+            reward_funcs=funcs,
+            args=config,
+            train_dataset=dataset,
+            processing_class=processor,
+            callbacks=[timer],
         )
+        if args.beta:
+            attach_reference(trainer, args.beta)
         if cuda:
             torch.cuda.reset_peak_memory_stats()
         t0 = time.perf_counter()
         trainer.train()
         total = time.perf_counter() - t0
-    steps = [h for h in trainer.state.log_history if "step_time" in h]
+    logs = [h for h in trainer.state.log_history if "loss" in h]
     enc_tokens = int(np.prod([n_frames // 2, args.height // 28, args.width // 28]))
-    device_name = torch.cuda.get_device_name(0) if device == "cuda" else "cpu"
-    for i, h in enumerate(steps):
-        new_tokens = args.num_generations * args.completion_tokens
+    device_name = torch.cuda.get_device_name(0) if cuda else "cpu"
+    new_tokens = args.num_generations * args.completion_tokens
+    for i, step_s in enumerate(timer.steps):
+        h = logs[i] if i < len(logs) else {}
         record = {
             "bench": "gpu_grpo_step",
             "model": "tiny" if args.tiny else "Qwen2.5-VL-7B (random weights)",
             "device": device_name,
             "step": i + 1,
-            "step_time_s": round(h["step_time"], 3),
+            "step_s": round(step_s, 3),
             "generate_s": round(gen_times[i], 3) if i < len(gen_times) else None,
             "generation_tokens_per_s": round(new_tokens / gen_times[i], 1) if i < len(gen_times) else None,
             "num_generations": args.num_generations,
             "completion_tokens": args.completion_tokens,
             "visual_tokens": enc_tokens,
             "mean_completion_length": h.get("completions/mean_length"),
+            "kl": h.get("kl"),
         }
-        print(json.dumps(record))
+        print(json.dumps(record), flush=True)
     summary = {
         "bench": "gpu_grpo_step/summary",
         "device": device_name,
         "total_s": round(total, 2),
-        "peak_memory_gib": round(torch.cuda.max_memory_allocated() / 2**30, 2) if device == "cuda" else None,
+        "peak_allocated_gib": round(torch.cuda.max_memory_allocated() / 2**30, 2) if cuda else None,
+        "peak_reserved_gib": round(torch.cuda.max_memory_reserved() / 2**30, 2) if cuda else None,
         "optim": args.optim,
+        "beta": args.beta,
+        "loss_type": "grpo",
         "gradient_checkpointing": bool(config.gradient_checkpointing),
     }
-    print(json.dumps(summary))
-    weights_dir.cleanup()
+    print(json.dumps(summary), flush=True)
 
 
 if __name__ == "__main__":

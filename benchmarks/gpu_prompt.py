@@ -1,15 +1,24 @@
-"""Paper-setting prompting benchmark: SAM2.1-large + YOLOv12-x architectures (random weights).
+"""Paper-setting prompting on one GPU: SAM2.1-large + YOLO12-x architectures (random weights).
 
-    .venv/bin/python benchmarks/gpu_prompt.py --device cuda                 # the paper setting on a GPU
-    .venv/bin/python benchmarks/gpu_prompt.py --dry-run                     # tiny CPU run that proves the script works
+    python benchmarks/gpu_prompt.py                 # on a CUDA GPU (part of benchmarks/gpu_report.sh)
+    python benchmarks/gpu_prompt.py --dry-run       # CPU, SAM2.1-tiny / yolov8n at toy sizes: the script works
 
 Prints one JSON object per measurement:
-- ``raw_sam2``: frames/s of bare SAM2 propagation (one session over the frames, boxes on frame 0);
-- ``prompting``: frames/s of the whole engine (windows, re-detection with YOLO every 15 frames,
-  backward pass) on the same frames; ``ratio`` = prompting / raw (goal >= 0.85);
-- ``memory``: peak GPU memory of the whole engine on a short vs a long video (goal long/short <= 1.2).
-Random YOLO weights detect nothing useful, so the detector here runs the real YOLO forward pass (its
-cost) and returns fixed boxes of moving synthetic objects (so SAM2 has instances to track).
+
+- ``raw_sam2``: frames/s of bare SAM2 propagation over the speed clip (one session; ``init_state`` and
+  the box prompts included), three objects prompted on frame 0;
+- ``prompting``: frames/s of the whole engine (``engine.prompt_video``: windows carried by mask prompts,
+  a YOLO forward pass every 15 frames, keyframe matching, the backward pass, ID repair, the red-ID
+  overlay and the policy's sampled frames; no mp4 written) on the same clip and the same three objects;
+  ``ratio`` = prompting / raw;
+- ``memory``: for a short and a long clip (300 and 900 frames at 30 fps), the engine's peak GPU memory
+  (allocated and reserved) and peak CPU RSS (where ``offload_to_cpu`` keeps SAM2's state), and the
+  long/short ratios (windowing should keep them near 1).
+
+The objects are seeded once (``gpu_scene.FixedPrompts``): random-weight masks match no later detection,
+so re-detections would otherwise add IDs and time a growing instance count against raw SAM2's three.
+Both paths are warmed up on a short clip first (cuDNN/kernel selection, lazy CUDA init), then timed with
+CUDA synchronised.
 """
 
 from __future__ import annotations
@@ -17,198 +26,222 @@ from __future__ import annotations
 import argparse
 import dataclasses
 import json
+import os
+import sys
+import threading
 import time
+from collections.abc import Callable
+from pathlib import Path
+from typing import Any, Self
 
-import numpy as np
+sys.path.insert(0, str(Path(__file__).resolve().parents[1]))  # `benchmarks.gpu_scene` from a checkout
 
-from stvg.env import configure_environment
+from benchmarks.gpu_scene import FixedPrompts, Scene, build_yolo
 
-
-class Frames:
-    """Procedural frames (moving squares) by position: no decoding, no memory growth with length."""
-
-    def __init__(self, n: int, h: int, w: int, fps: float = 30.0) -> None:
-        from stvg.prompting.video import VideoMeta
-
-        self.meta = VideoMeta(fps=fps, n_frames=n, width=w, height=h)
-        self.frame_indices = list(range(n))
-        self.h, self.w = h, w
-
-    def boxes(self, t: int) -> list[tuple[float, float, float, float]]:
-        s = min(self.h, self.w) // 6
-        out = []
-        for k in range(3):
-            x = (k * self.w // 3 + 2 * t) % (self.w - s)
-            y = (k + 1) * self.h // 5
-            out.append((float(x), float(y), float(x + s), float(y + s)))
-        return out
-
-    def read(self, start: int, stop: int) -> list[np.ndarray]:
-        out = []
-        for t in range(max(0, start), min(stop, self.meta.n_frames)):
-            f = np.full((self.h, self.w, 3), 40, np.uint8)
-            for c, (x1, y1, x2, y2) in zip(
-                ((230, 40, 40), (40, 230, 40), (40, 40, 230)), self.boxes(t), strict=True
-            ):
-                f[int(y1) : int(y2), int(x1) : int(x2)] = c
-            out.append(f)
-        return out
+PAPER = {"cfg": "configs/sam2.1/sam2.1_hiera_l.yaml", "yolo": "yolo12x.yaml", "size": 1024, "imgsz": 640}
+DRY = {"cfg": "configs/sam2.1/sam2.1_hiera_t.yaml", "yolo": "yolov8n.yaml", "size": 128, "imgsz": 64}
 
 
-class TimedYolo:
-    """Runs the YOLO architecture's forward pass for its cost; returns the scene's known boxes."""
+class RssPeak:
+    """Peak resident memory of this process while the block runs (sampled from /proc every 20 ms)."""
 
-    def __init__(self, arch: str, device: str, imgsz: int, scene: Frames) -> None:
-        from ultralytics import YOLO
+    def __enter__(self) -> Self:
+        self.peak = self.start = _rss_mb()
+        self._stop = threading.Event()
+        self._thread = threading.Thread(target=self._sample, daemon=True)
+        self._thread.start()
+        return self
 
-        self.model, self.device, self.imgsz, self.scene = YOLO(arch), device, imgsz, scene
+    def _sample(self) -> None:
+        while not self._stop.wait(0.02):
+            self.peak = max(self.peak, _rss_mb())
 
-    def detect_with_masks(self, frames, frame_indices=None):
-        from stvg.records import Detection
-
-        self.model.predict(
-            [f[..., ::-1] for f in frames], imgsz=self.imgsz, device=self.device, verbose=False
-        )
-        idx = frame_indices or range(len(frames))
-        return [[(Detection(int(t), b, 0.9), None) for b in self.scene.boxes(int(t))] for t in idx]
+    def __exit__(self, *exc: object) -> None:
+        self._stop.set()
+        self._thread.join()
+        self.peak = max(self.peak, _rss_mb())
 
 
-def peak_reset(device: str) -> None:
+def _rss_mb() -> float:
+    with open("/proc/self/statm") as fh:
+        return int(fh.read().split()[1]) * os.sysconf("SC_PAGE_SIZE") / 2**20
+
+
+def _sync(device: str) -> None:
     import torch
 
     if device.startswith("cuda"):
         torch.cuda.synchronize()
+
+
+def _timed(device: str, fn: Callable[[], Any]) -> tuple[Any, float]:
+    _sync(device)
+    t0 = time.perf_counter()
+    out = fn()
+    _sync(device)
+    return out, time.perf_counter() - t0
+
+
+def raw_sam2(predictor: Any, scene: Scene, offload: bool) -> int:
+    """Bare SAM2: one session over the whole clip, the three objects boxed on frame 0; frames tracked."""
+    from stvg.prompting.sam2_tracker import Sam2Tracker
+
+    n = scene.meta.n_frames
+    tracker = Sam2Tracker(predictor, offload_to_cpu=offload)
+    tracker.start(scene.read(0, n))
+    for k, box in enumerate(scene.boxes(0), start=1):
+        tracker.add_box(0, k, box)
+    done = 1 + sum(1 for _ in tracker.propagate(1, n - 1))
+    tracker.close()
+    return done
+
+
+def prompting(predictor: Any, scene: Scene, yolo: Any, p: Any, device: str, imgsz: int) -> dict[str, Any]:
+    """The whole engine on the clip with YOLO run on every keyframe; the video's summary."""
+    from stvg.prompting.engine import prompt_video
+    from stvg.prompting.sam2_tracker import Sam2Tracker
+
+    detector = FixedPrompts(scene, yolo=yolo, device=device, imgsz=imgsz)
+    factory = lambda: Sam2Tracker(predictor, p.offload_to_cpu)  # noqa: E731
+    return prompt_video(scene, detector, p, make_tracker=factory).summary
+
+
+def memory(predictor: Any, n: int, scene_args: tuple, yolo: Any, p: Any, device: str, imgsz: int) -> dict:
+    """Peak GPU memory (allocated, reserved) and CPU RSS of prompting an ``n``-frame clip."""
+    import torch
+
+    cuda = device.startswith("cuda")
+    if cuda:
+        torch.cuda.synchronize()
+        torch.cuda.empty_cache()
         torch.cuda.reset_peak_memory_stats()
+    with RssPeak() as rss:
+        summary, seconds = _timed(
+            device, lambda: prompting(predictor, Scene(n, *scene_args), yolo, p, device, imgsz)
+        )
+    return {
+        "frames": n,
+        "seconds": round(seconds, 2),
+        "instances": summary["instances"],
+        "gpu_allocated_peak_mb": round(torch.cuda.max_memory_allocated() / 2**20, 1) if cuda else None,
+        "gpu_reserved_peak_mb": round(torch.cuda.max_memory_reserved() / 2**20, 1) if cuda else None,
+        "cpu_rss_peak_mb": round(rss.peak, 1),
+        "cpu_rss_start_mb": round(rss.start, 1),
+    }
 
 
-def peak_mb(device: str) -> float:
-    import resource
+def main(argv: list[str] | None = None) -> int:
+    from stvg.env import configure_environment
 
-    import torch
-
-    if device.startswith("cuda"):
-        torch.cuda.synchronize()
-        return torch.cuda.max_memory_allocated() / 2**20
-    return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024  # CPU dry run: process peak RSS
-
-
-def main() -> None:
     configure_environment()
-    ap = argparse.ArgumentParser()
+    ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("--device", default="cuda")
-    ap.add_argument("--dry-run", action="store_true", help="tiny sizes on CPU (SAM2.1-tiny, yolov8n, 128 px)")
-    ap.add_argument("--short-s", type=float, default=20.0)
-    ap.add_argument("--long-s", type=float, default=600.0)
-    args = ap.parse_args()
+    ap.add_argument("--dry-run", action="store_true", help="CPU, SAM2.1-tiny and yolov8n at toy sizes")
+    ap.add_argument("--fps", type=float, default=30.0)
+    ap.add_argument("--speed-frames", type=int, default=300, help="clip for raw vs prompting throughput")
+    ap.add_argument("--memory-frames", type=int, nargs=2, default=[300, 900], help="short and long clip")
+    args = ap.parse_args(argv)
 
     import torch
 
     from stvg.config import PromptParams
-    from stvg.prompting.engine import track_keyframes
-    from stvg.prompting.sam2_tracker import Sam2Tracker, build_predictor
+    from stvg.prompting.sam2_tracker import build_predictor
+    from stvg.runtime import device_report, sam2_hole_filling
 
+    setup = DRY if args.dry_run else PAPER
+    device = "cpu" if args.dry_run else args.device
+    if device.startswith("cuda") and not torch.cuda.is_available():
+        print("gpu_prompt: no CUDA device; run with --dry-run for the CPU check", file=sys.stderr)
+        return 2
+    h, w = (72, 96) if args.dry_run else (720, 1280)
+    speed_n, (short_n, long_n) = args.speed_frames, args.memory_frames
     if args.dry_run:
-        device, cfg, arch, size, h, w, fps = (
-            "cpu",
-            "configs/sam2.1/sam2.1_hiera_t.yaml",
-            "yolov8n.yaml",
-            128,
-            72,
-            96,
-            2.0,
-        )
-        short_n, long_n, speed_n = 6, 12, 6
-    else:
-        device, cfg, arch, size, h, w, fps = (
-            args.device,
-            "configs/sam2.1/sam2.1_hiera_l.yaml",
-            "yolo12x.yaml",
-            1024,
-            720,
-            1280,
-            30.0,
-        )
-        short_n, long_n, speed_n = int(args.short_s * fps), int(args.long_s * fps), int(args.short_s * fps)
-    torch.manual_seed(0)
-    predictor = build_predictor(cfg, "", device, size)
+        speed_n, short_n, long_n = 6, 4, 8
     p = dataclasses.replace(
         PromptParams(),
         backend="sam2",
-        sam2_cfg=cfg,
-        sam2_image_size=size,
+        sam2_cfg=setup["cfg"],
+        sam2_image_size=setup["size"],
         redetect_every=15 if not args.dry_run else 3,
         window=64 if not args.dry_run else 4,
+        min_track_frames=1,  # random weights may lose an object after frame 0: keep it, do not fail
     )
-    gpu = torch.cuda.get_device_name(0) if device.startswith("cuda") else "cpu"
+    torch.manual_seed(0)
+    predictor = build_predictor(setup["cfg"], "", device, setup["size"])
+    yolo = build_yolo(setup["yolo"])
+    common = {
+        "bench": "gpu_prompt",
+        **device_report(device),
+        "sam2_cfg": setup["cfg"],
+        "image_size": setup["size"],
+        "yolo": setup["yolo"],
+        "sam2_hole_filling": sam2_hole_filling(device),
+    }
 
-    # raw SAM2: one session over all frames, the three boxes on frame 0
-    scene = Frames(speed_n, h, w, fps)
-    tr = Sam2Tracker(predictor, offload_to_cpu=p.offload_to_cpu)
-    tr.start(scene.read(0, speed_n))
-    for k, b in enumerate(scene.boxes(0), start=1):
-        tr.add_box(0, k, b)
-    t0 = time.perf_counter()
-    n_raw = sum(1 for _ in tr.propagate(1, speed_n - 1))
-    raw_fps = n_raw / (time.perf_counter() - t0)
-    tr.close()
+    warm = Scene(p.redetect_every + 2, h, w, args.fps)  # untimed: kernels, cuDNN, lazy init
+    raw_sam2(predictor, warm, p.offload_to_cpu)
+    prompting(predictor, warm, yolo, p, device, setup["imgsz"])
+
+    scene = Scene(speed_n, h, w, args.fps)
+    n_raw, raw_s = _timed(device, lambda: raw_sam2(predictor, scene, p.offload_to_cpu))
+    raw_fps = n_raw / raw_s
     print(
         json.dumps(
             {
-                "bench": "gpu_prompt",
+                **common,
                 "measure": "raw_sam2",
-                "device": gpu,
                 "frames": n_raw,
-                "frames_per_s": round(raw_fps, 3),
-                "sam2_cfg": cfg,
-                "image_size": size,
+                "objects": 3,
+                "seconds": round(raw_s, 2),
+                "frames_per_s": round(raw_fps, 2),
             }
-        )
+        ),
+        flush=True,
     )
-
-    det = TimedYolo(arch, device, 640 if not args.dry_run else 64, scene)
-    t0 = time.perf_counter()
-    raw = track_keyframes(scene, det, lambda: Sam2Tracker(predictor, p.offload_to_cpu), p)
-    eng_fps = speed_n / (time.perf_counter() - t0)
+    summary, eng_s = _timed(device, lambda: prompting(predictor, scene, yolo, p, device, setup["imgsz"]))
+    eng_fps = speed_n / eng_s
     print(
         json.dumps(
             {
-                "bench": "gpu_prompt",
+                **common,
                 "measure": "prompting",
-                "device": gpu,
                 "frames": speed_n,
-                "frames_per_s": round(eng_fps, 3),
+                "objects": summary["raw_tracks"],
+                "seconds": round(eng_s, 2),
+                "frames_per_s": round(eng_fps, 2),
                 "ratio": round(eng_fps / raw_fps, 3),
-                "instances": len(raw.tracks),
-                "timings": raw.timings,
-                "yolo": arch,
+                "window": p.window,
+                "redetect_every": p.redetect_every,
+                "timings": summary["timings"],
             }
-        )
+        ),
+        flush=True,
     )
 
-    peaks = {}
-    for name, n in (("short", short_n), ("long", long_n)):
-        long_scene = Frames(n, h, w, fps)
-        det.scene = long_scene
-        peak_reset(device)
-        track_keyframes(long_scene, det, lambda: Sam2Tracker(predictor, p.offload_to_cpu), p)
-        peaks[name] = peak_mb(device)
+    scene_args = (h, w, args.fps)
+    peaks = {
+        name: memory(predictor, n, scene_args, yolo, p, device, setup["imgsz"])
+        for name, n in (("short", short_n), ("long", long_n))
+    }
+    ratios = {}
+    for key in ("gpu_allocated_peak_mb", "gpu_reserved_peak_mb", "cpu_rss_peak_mb"):
+        if peaks["short"][key]:
+            ratios[key] = round(peaks["long"][key] / peaks["short"][key], 3)
     print(
         json.dumps(
             {
-                "bench": "gpu_prompt",
+                **common,
                 "measure": "memory",
-                "device": gpu,
-                "frames": [short_n, long_n],
-                "peak_mb": peaks,
-                "ratio": round(peaks["long"] / peaks["short"], 3),
                 "window": p.window,
-                "note": "CPU dry run reports process peak RSS"
-                if not device.startswith("cuda")
-                else "torch.cuda.max_memory_allocated",
+                "offload_to_cpu": p.offload_to_cpu,
+                **peaks,
+                "long_over_short": ratios,
             }
-        )
+        ),
+        flush=True,
     )
+    return 0
 
 
 if __name__ == "__main__":
-    main()
+    raise SystemExit(main())

@@ -5,7 +5,9 @@
     stvg data stats FORMAT PATH                                counts of an annotation file, one JSON line
     stvg score FORMAT SUBMISSION ANNOTATION [...]              official metrics of a submission file
     stvg params apply OVERRIDES.yaml                           switch params.yaml (e.g. to the paper set)
-    stvg weights fetch NAME [--dest weights] [--sha256 HEX]    fetch a real checkpoint (YOLOv12-x, SAM2.1), checksummed
+    stvg weights fetch NAME [--dest weights] [--sha256 HEX] [--from PATH]
+                                                               fetch a real checkpoint (YOLO12-x, SAM2.1), or adopt a
+                                                               local copy (--from), checksummed
     stvg promote | stvg lineage MODEL_URI                      the model registry (MLflow)
 
 This module is the composition root: it dispatches to ``stvg.stages.<name>.main`` and, for the
@@ -102,16 +104,25 @@ def _params(argv: list[str]) -> int:
 def _weights(argv: list[str]) -> int:
     import argparse
 
-    from stvg.prompting.weights import REGISTRY, fetch_weights
+    from stvg.prompting.weights import REGISTRY, adopt_weights, fetch_weights, sha256_of
 
     ap = argparse.ArgumentParser(prog="stvg weights fetch", description="Fetch a real checkpoint explicitly.")
     ap.add_argument("action", choices=["fetch"])
     ap.add_argument("name", choices=sorted(REGISTRY))
     ap.add_argument("--dest", default="weights", help="folder for the checkpoint (default: weights/)")
-    ap.add_argument("--sha256", default="", help="expected SHA-256 (pins the download)")
+    ap.add_argument("--sha256", default="", help="expected SHA-256 (pins the download or the adopted file)")
+    ap.add_argument("--from", dest="source", default="", help="adopt this local file instead of downloading")
     args = ap.parse_args(argv)
-    path = fetch_weights(args.name, args.dest, pin=args.sha256)
-    print(json.dumps({"name": args.name, "path": str(path)}))
+    try:
+        if args.source:
+            path, digest = adopt_weights(args.name, args.source, args.dest, pin=args.sha256)
+        else:
+            path = fetch_weights(args.name, args.dest, pin=args.sha256)
+            digest = sha256_of(path)
+    except (OSError, ValueError) as exc:
+        print(f"stvg weights fetch: {exc}", file=sys.stderr)
+        return 1
+    print(json.dumps({"name": args.name, "path": str(path), "sha256": digest}))
     return 0
 
 

@@ -9,6 +9,7 @@ paper-scale set is switched on (``stvg params apply params.paper.yaml``).
 from __future__ import annotations
 
 import dataclasses
+import math
 import types
 import typing
 from dataclasses import dataclass, field
@@ -25,6 +26,23 @@ class ParamsError(ValueError):
 def _require(ok: bool, key: str, message: str) -> None:
     if not ok:
         raise ParamsError(f"params: `{key}` {message}")
+
+
+def _require_device(spec: str, key: str) -> None:
+    from stvg.runtime import DEVICE_CHOICES, is_device_spec
+
+    _require(is_device_spec(spec), key, f"must be one of {DEVICE_CHOICES}, got {spec!r}")
+
+
+def _looks_like_number(value: Any) -> bool:
+    """A string YAML 1.1 left unparsed although it is a number (``1e-06``: no dot, so not a float)."""
+    if not isinstance(value, str):
+        return False
+    try:
+        float(value)
+    except ValueError:
+        return False
+    return value.strip().lower() not in ("nan", "inf", "-inf", "+inf", "infinity")
 
 
 # ----------------------------------------------------------------------------------------------- sections
@@ -173,7 +191,8 @@ class SyntheticParams:
 class DetectorParams:
     """Object detector: a weights file, an architecture yaml trained on the synthetic frames, or YOLOv12-x."""
 
-    weights: str = ""  # a .pt file; empty = train `arch` on the synthetic benchmark (detector stage)
+    device: str = "auto"  # auto | cpu | cuda | cuda:N (training; inference runs on prompt.device)
+    weights: str = ""  # a .pt file or a registered name; "" = train `arch` on the synthetic frames
     arch: str = "yolov8n.yaml"
     conf: float = 0.25
     classes: tuple[str, ...] = ()  # class-name filter; () = all classes (paper: ("person",) on HC-STVG)
@@ -187,6 +206,7 @@ class DetectorParams:
     seed: int = 0
 
     def __post_init__(self) -> None:
+        _require_device(self.device, "detector.device")
         _require(0 < self.conf < 1, "detector.conf", "must be in (0, 1) (paper: 0.25)")
         _require(self.imgsz >= 32 and self.imgsz % 32 == 0, "detector.imgsz", "must be a multiple of 32")
         _require(self.epochs >= 1, "detector.epochs", "must be >= 1")
@@ -199,6 +219,7 @@ class DetectorParams:
 class PromptParams:
     """Visual prompting: detect -> segment -> track -> repair IDs -> overlay (paper section 3.1)."""
 
+    device: str = "auto"  # auto | cpu | cuda | cuda:N, for the detector and SAM2 (stvg.runtime)
     backend: Literal["cpu", "sam2"] = "cpu"
     tracker: Literal["bytetrack", "botsort"] = "botsort"
     redetect_every: int = 15  # frames between re-detections (paper: 15)
@@ -242,6 +263,7 @@ class PromptParams:
     max_repairs_per_video: int = 50
 
     def __post_init__(self) -> None:
+        _require_device(self.device, "prompt.device")
         _require(self.redetect_every >= 1, "prompt.redetect_every", "must be >= 1 frame (paper: 15)")
         _require(0 < self.id_iou <= 1, "prompt.id_iou", "must be in (0, 1] (official code: 0.4)")
         _require(0 < self.containment_ratio <= 1, "prompt.containment_ratio", "must be in (0, 1]")
@@ -340,7 +362,14 @@ class TrainParams:
             "train.reward_weights",
             f"has unknown rewards {sorted(unknown)}; use format/tiou/object",
         )
-        # TRL's GRPOConfig validates the rest of the passthrough block itself.
+        # TRL's GRPOConfig validates the rest of the passthrough block itself, but takes a number left
+        # as a string (YAML 1.1 reads `1e-06` as text) and fails later, inside the optimizer.
+        for k, v in self.grpo.items():
+            if _looks_like_number(v):
+                raise ParamsError(
+                    f"params: `train.grpo.{k}` is the string {v!r}, not a number (YAML 1.1 reads an exponent "
+                    f"without a dot as text); write {yaml11_float_text(float(v))}"
+                )
         n_gen = self.grpo.get("num_generations", 8)
         _require(
             isinstance(n_gen, int) and n_gen >= 2, "train.grpo.num_generations", "must be an integer >= 2"
@@ -351,6 +380,7 @@ class TrainParams:
 class EvaluateParams:
     """Policy evaluation and the official metrics."""
 
+    device: str = "auto"  # auto | cpu | cuda | cuda:N, for the policy's generation
     protocol: Literal["official", "tubedetr", "stvg-r1", "st-align"] = (
         "official"  # evaluation.metrics.PROTOCOLS
     )
@@ -364,6 +394,7 @@ class EvaluateParams:
     seed: int = 0
 
     def __post_init__(self) -> None:
+        _require_device(self.device, "evaluate.device")
         _require(all(0 < t < 1 for t in self.iou_thresholds), "evaluate.iou_thresholds", "must be in (0, 1)")
         unknown = set(self.baselines) - {"oracle", "random"}
         _require(
@@ -519,6 +550,11 @@ def _coerce(tp: Any, value: Any, key: str) -> Any:
             raise ParamsError(f"params: `{key}` must be an integer, got {value!r}")
         return value
     if tp is float:
+        if _looks_like_number(value):
+            raise ParamsError(
+                f"params: `{key}` must be a number, got the string {value!r} (YAML 1.1 reads an exponent "
+                f"without a dot as text); write {yaml11_float_text(float(value))}"
+            )
         if isinstance(value, bool) or not isinstance(value, int | float):
             raise ParamsError(f"params: `{key}` must be a number, got {value!r}")
         return float(value)
@@ -542,6 +578,7 @@ def apply_overrides(params_path: str | Path, overrides_path: str | Path) -> list
 
     rt = YAML()
     rt.preserve_quotes = True
+    rt.representer.add_representer(float, _represent_float)
     params_path, overrides_path = Path(params_path), Path(overrides_path)
     doc = rt.load(params_path.read_text(encoding="utf-8"))
     overrides = yaml.safe_load(overrides_path.read_text(encoding="utf-8")) or {}
@@ -562,6 +599,31 @@ def apply_overrides(params_path: str | Path, overrides_path: str | Path) -> list
 
     write_text_atomic(params_path, _dump(rt, doc))
     return changed
+
+
+def yaml11_float_text(value: float) -> str:
+    """``value`` spelled so that YAML 1.1 (PyYAML, which dvc and this module read with) sees a float.
+
+    YAML 1.1 needs a dot in the mantissa and a signed exponent: ``1e-06`` is a string there, so a
+    merged ``learning_rate: 1.0e-6`` written back as ruamel's ``1e-06`` would reach AdamW as text.
+
+    >>> [yaml11_float_text(v) for v in (1e-06, 1e20, 0.5, 3.0, float("inf"))]
+    ['1.0e-06', '1.0e+20', '0.5', '3.0', '.inf']
+    """
+    if math.isnan(value):
+        return ".nan"
+    if math.isinf(value):
+        return ".inf" if value > 0 else "-.inf"
+    mantissa, e, exponent = repr(float(value)).partition("e")
+    if "." not in mantissa:
+        mantissa += ".0"
+    if e and exponent[0] not in "+-":
+        exponent = "+" + exponent
+    return mantissa + e + exponent
+
+
+def _represent_float(representer: Any, value: float) -> Any:
+    return representer.represent_scalar("tag:yaml.org,2002:float", yaml11_float_text(value))
 
 
 def _dump(rt: Any, doc: Any) -> str:

@@ -88,6 +88,19 @@ def _free_port() -> int:
 
 @pytest.mark.slow
 def test_two_process_training_writes_once_from_rank_0_and_saves_the_trained_weights(tmp_path: Path) -> None:
+    rank0, rank1 = run_two_process_training(tmp_path)
+    assert rank0["device"] == rank1["device"] == ("cuda" if _cuda() else "cpu")
+
+
+def _cuda() -> bool:
+    import torch
+
+    return torch.cuda.is_available()
+
+
+def run_two_process_training(tmp_path: Path) -> tuple[dict[str, Any], dict[str, Any]]:
+    """``stvg train`` under ``accelerate launch`` with 2 processes (GPUs where present: the GRPO config
+    picks CUDA when it is available), checked end to end; returns the two ranks' records."""
     # imported here: the launched workers run this file as a script, where `tests` is no package
     from stvg.stages import base_model as base_model_stage
     from stvg.training.policy import load_policy, weights_hash
@@ -162,6 +175,7 @@ def test_two_process_training_writes_once_from_rank_0_and_saves_the_trained_weig
     saved = weights_hash(model)
     assert saved == rank0["weights"] == rank1["weights"]
     assert saved != json.loads((base / "summary.json").read_text())["weights_sha256"]  # trained, not the base
+    return rank0, rank1
 
 
 def _rank_main(record_dir: Path, argv: list[str]) -> None:
@@ -220,6 +234,7 @@ def _rank_main(record_dir: Path, argv: list[str]) -> None:
         "world_size": int(os.environ["WORLD_SIZE"]),
         "global_step": int(trainers[0].state.global_step),
         "weights": weights_hash(trainers[0].model),
+        "device": next(trainers[0].model.parameters()).device.type,
     }
     (record_dir / f"rank{os.environ['RANK']}.json").write_text(json.dumps(record))
 

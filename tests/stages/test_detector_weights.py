@@ -45,7 +45,7 @@ def test_resolve_never_downloads(tmp_path: Path, monkeypatch):
     local = tmp_path / "mine.pt"
     local.write_bytes(b"x")
     assert weights.resolve_weights(local) == local
-    with pytest.raises(FileNotFoundError, match="fetch_weights"):
+    with pytest.raises(FileNotFoundError, match="stvg weights fetch yolo12x"):
         weights.resolve_weights("yolo12x", tmp_path)
     (tmp_path / "yolo12x.pt").write_bytes(b"y")
     assert weights.resolve_weights("yolo12x", tmp_path) == tmp_path / "yolo12x.pt"

@@ -306,6 +306,7 @@ def train_detector(
     threads: int,
     seed: int = 0,
     validate_every_epoch: bool = False,
+    device: str = "cpu",
 ) -> TrainResult:
     """Train ``arch`` from scratch on ``data_yaml``; the run folder stays in ``work_dir`` (not ./runs).
 
@@ -326,7 +327,7 @@ def train_detector(
             nbs=batch,
             workers=0,
             cache="ram",
-            device="cpu",
+            device=device,
             project=str(work_dir / "runs"),
             name="train",
             exist_ok=True,

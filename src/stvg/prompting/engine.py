@@ -652,21 +652,30 @@ def prompt_video(
 def _with_oom_retry(
     run: Callable[[int, bool], RawTracking], p: PromptParams, attempts: int = 3
 ) -> RawTracking:
-    """Run the SAM2 path; on GPU out-of-memory retry with state offload and a halved window, then give up."""
+    """Run the SAM2 path; on GPU out-of-memory retry with state offload and a halved window, then give up.
+
+    The retries and the window that succeeded are recorded in ``counts`` (``oom_retries``, ``window``).
+    """
     window, offload = p.window, p.offload_to_cpu
     for attempt in range(attempts):
         try:
-            return run(window, offload)
+            raw = run(window, offload)
         except RuntimeError as exc:  # torch.OutOfMemoryError subclasses RuntimeError
             if "out of memory" not in str(exc).lower() or attempt == attempts - 1 or window <= 2:
                 raise
-            _empty_cuda_cache()
-            window, offload = max(2, window // 2), True
-            log.warning("GPU out of memory; retrying with window=%d and state offload", window)
+        else:
+            raw.counts.update(oom_retries=attempt, window=window)
+            return raw
+        _empty_cuda_cache()  # after the handler: its traceback no longer holds the failed attempt's tensors
+        window, offload = max(2, window // 2), True
+        log.warning("GPU out of memory; retrying with window=%d and state offload", window)
     raise AssertionError("unreachable")
 
 
 def _empty_cuda_cache() -> None:
+    import gc
+
+    gc.collect()  # the failed attempt's SAM2 state may sit in reference cycles
     try:
         import torch
 

@@ -1,8 +1,10 @@
 """Registry of the real checkpoints the paper setting uses, fetched only by an explicit step.
 
 Nothing in the pipeline downloads weights while it runs: a stage is given a local path, or a
-registered name that ``resolve_weights`` finds in the weights folder, and a missing file is an error
-naming ``fetch_weights`` (the explicit download step) as the fix.
+registered name that ``resolve_weights`` finds in the weights folder (``detector.weights``,
+``prompt.sam2_checkpoint``), and a missing file is an error naming ``stvg weights fetch`` (the explicit
+download step) as the fix. ``adopt_weights`` (``stvg weights fetch NAME --from PATH``) copies a file
+obtained elsewhere (a host without network) to the same place, verified the same way.
 
 Checksums: the upstream projects publish no SHA-256 for these files, and none could be computed
 here (no access to the hosts), so ``sha256`` is empty and ``size_bytes`` records the expected size
@@ -130,6 +132,35 @@ def fetch_weights(name: str, dest_dir: str | Path, *, pin: str = "", progress: b
     return path
 
 
+def adopt_weights(name: str, source: str | Path, dest_dir: str | Path, *, pin: str = "") -> tuple[Path, str]:
+    """Copy a local file as checkpoint ``name`` into ``dest_dir`` (atomically); returns (path, sha256).
+
+    Verified against ``pin`` or the registry's SHA-256 when either is set: a mismatch raises
+    ``ValueError`` and leaves nothing behind.
+    """
+    import shutil
+
+    from stvg.io import atomic_path
+
+    entry = checkpoint(name)
+    src = Path(source)
+    if not src.is_file():
+        raise FileNotFoundError(f"--from {src}: no such file; give the downloaded {entry.filename}")
+    digest = sha256_of(src)
+    expected = (pin or entry.sha256).lower()
+    if expected and digest != expected:
+        raise ValueError(
+            f"{src}: sha256 {digest} differs from the expected {expected}; "
+            f"the file is not the {name} checkpoint (or the pin is wrong)"
+        )
+    dest = Path(dest_dir) / entry.filename
+    if dest.resolve() != src.resolve():
+        with atomic_path(dest) as tmp:
+            shutil.copyfile(src, tmp)
+    log.info("%s: adopted %s as %s (sha256 %s)", name, src, dest, digest)
+    return dest, digest
+
+
 def resolve_weights(spec: str | Path, weights_dir: str | Path = "weights") -> Path:
     """A local checkpoint from a path or a registered name found in ``weights_dir``; never downloads."""
     path = Path(spec)
@@ -141,9 +172,13 @@ def resolve_weights(spec: str | Path, weights_dir: str | Path = "weights") -> Pa
         if local.is_file():
             return local
         raise FileNotFoundError(
-            f"checkpoint {name!r} is not in {weights_dir}; fetch it first with "
-            f"stvg.prompting.weights.fetch_weights({name!r}, {str(weights_dir)!r}) or point to a local file"
+            f"checkpoint {name!r} is not in {weights_dir}/; fetch it first with `stvg weights fetch {name}` "
+            f"(or `--from PATH` for a local copy), or point to a local file"
         )
+    hint = next(
+        (f" (`stvg weights fetch {c.name}`)" for c in REGISTRY.values() if c.filename == path.name), ""
+    )
     raise FileNotFoundError(
-        f"weights {spec} not found: give an existing file or a registered name ({', '.join(sorted(REGISTRY))})"
+        f"weights {spec} not found{hint}: give an existing file or a registered name "
+        f"({', '.join(sorted(REGISTRY))})"
     )

@@ -55,8 +55,8 @@ def labelled_frames(
     return frames, tuple(SHAPE_CLASSES)
 
 
-def train(d: DetectorParams, synthetic: SyntheticParams, out: Path) -> dict[str, Any]:
-    """Train ``d.arch`` on generator frames; writes weights.pt and metrics.json into ``out``."""
+def train(d: DetectorParams, synthetic: SyntheticParams, out: Path, device: str = "cpu") -> dict[str, Any]:
+    """Train ``d.arch`` on generator frames on ``device``; writes weights.pt and metrics.json into ``out``."""
     from stvg.prompting.detector import train_detector, write_yolo_dataset
 
     t0 = time.perf_counter()
@@ -82,6 +82,7 @@ def train(d: DetectorParams, synthetic: SyntheticParams, out: Path) -> dict[str,
             batch=d.batch,
             threads=d.threads,
             seed=d.seed,
+            device=device,
         )
         shutil.copyfile(result.weights, out / "weights.pt")
     metrics = {
@@ -102,11 +103,12 @@ def train(d: DetectorParams, synthetic: SyntheticParams, out: Path) -> dict[str,
 
 
 def adopt(d: DetectorParams, out: Path) -> dict[str, Any]:
-    """Check a given weights file loads with the requested classes, and copy it to ``out``."""
+    """Check a given weights file (a path or a registered name in ``weights/``) loads with the requested
+    classes, and copy it to ``out``."""
     from stvg.prompting.detector import YoloDetector
-    from stvg.prompting.weights import sha256_of
+    from stvg.prompting.weights import resolve_weights, sha256_of
 
-    src = Path(d.weights)
+    src = resolve_weights(d.weights)
     detector = YoloDetector(src, conf=d.conf, classes=d.classes, imgsz=d.imgsz)
     shutil.copyfile(src, out / "weights.pt")
     metrics = {
@@ -132,8 +134,11 @@ def main(argv: list[str] | None = None) -> int:
     out = Path(args.out)
     t0 = time.perf_counter()
     try:
+        from stvg.runtime import device_report, resolve_device
+
+        device = resolve_device(d.device, "detector.device")
         with atomic_dir(out) as tmp_out:
-            metrics = adopt(d, tmp_out) if d.weights else train(d, params.synthetic, tmp_out)
+            metrics = adopt(d, tmp_out) if d.weights else train(d, params.synthetic, tmp_out, device)
             summary = {
                 "stage": "detector",
                 "source": metrics["source"],
@@ -143,6 +148,7 @@ def main(argv: list[str] | None = None) -> int:
                 "epochs": metrics.get("epochs"),
                 "seconds": round(time.perf_counter() - t0, 1),
                 "classes": metrics["classes"],
+                **(device_report(device) if not d.weights else {}),
             }
             write_json_atomic(tmp_out / "summary.json", summary)
     except (FileNotFoundError, ValueError) as exc:

@@ -20,6 +20,7 @@ from __future__ import annotations
 import argparse
 import json
 import logging
+import sys
 import time
 from pathlib import Path
 from typing import Any
@@ -52,8 +53,11 @@ def load_test_samples(params: Params, data_dir: Path) -> list[Sample]:
     return first_videos(loaded.samples, d.max_videos)
 
 
-def policy_answers(params: Params, samples: list[Sample], db: Any, model_dir: Path) -> list[str]:
-    """Generated answers of the trained policy; samples without a prompted video get "" (scored 0)."""
+def policy_answers(
+    params: Params, samples: list[Sample], db: Any, model_dir: Path, device: str = "cpu"
+) -> list[str]:
+    """Generated answers of the trained policy on ``device``; samples without a prompted video get ""
+    (scored 0)."""
     from stvg.training.inference import generate_answers
 
     have = [i for i, s in enumerate(samples) if db.has(s.video_id)]
@@ -74,6 +78,7 @@ def policy_answers(params: Params, samples: list[Sample], db: Any, model_dir: Pa
         max_new_tokens=e.max_new_tokens,
         do_sample=e.do_sample,
         seed=e.seed,
+        device=device,
     )
     out = [""] * len(samples)
     for i, text in zip(have, texts, strict=True):
@@ -86,16 +91,18 @@ def run(
 ) -> dict[str, Any]:
     """Answer, score and write the outputs; returns the summary (with ``metrics``)."""
     from stvg.prompting.maskdb import MaskDB
+    from stvg.runtime import device_report, resolve_device
 
     t0 = time.perf_counter()
     e = params.evaluate
+    device = resolve_device(e.device, "evaluate.device")
     protocol = get_protocol(e.protocol, threshold_op=e.threshold_op, iou_thresholds=e.iou_thresholds)
     db = MaskDB(prompt_dir)
     samples = load_test_samples(params, data_dir)
     labels = {r["sample_id"]: r for r in read_jsonl(label_dir / "test.jsonl")}
     by_type = params.data.dataset == "vidstg"
 
-    answers: dict[str, list[str]] = {POLICY: policy_answers(params, samples, db, model_dir)}
+    answers: dict[str, list[str]] = {POLICY: policy_answers(params, samples, db, model_dir, device)}
     if "oracle" in e.baselines:
         answers["oracle"] = oracle_answers(samples, labels)
     if "random" in e.baselines:
@@ -117,6 +124,7 @@ def run(
         "policies": sorted(scored),
         "parse_failures": _reasons(scored[POLICY]),
         "seconds": round(time.perf_counter() - t0, 3),
+        **device_report(device),
     }
     with atomic_dir(out) as tmp:
         write_jsonl_atomic(tmp / "predictions.jsonl", records)
@@ -151,7 +159,15 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--out", default="artifacts/evaluate", type=Path)
     args = ap.parse_args(argv)
     logging.basicConfig(level=logging.INFO, format="%(levelname)s %(name)s: %(message)s")
-    summary = run(load_params(args.params), args.data_dir, args.prompt_dir, args.labels, args.model, args.out)
+    params = load_params(args.params)
+    try:
+        from stvg.runtime import resolve_device
+
+        resolve_device(params.evaluate.device, "evaluate.device")
+    except ValueError as exc:
+        print(f"stvg evaluate: {exc}", file=sys.stderr)
+        return 2
+    summary = run(params, args.data_dir, args.prompt_dir, args.labels, args.model, args.out)
     m = summary["metrics"]
     keys = ("m_tIoU", "m_vIoU", "vIoU@0.3", "vIoU@0.5")
     table = {

@@ -43,7 +43,9 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
     parser.add_argument("--detector", default="artifacts/detector/weights.pt", help="YOLO weights (.pt)")
     parser.add_argument("--out", default="artifacts/prompt", help="mask database folder")
     parser.add_argument(
-        "--device", default="cpu", help="torch device for the detector and SAM2 (cpu, cuda, cuda:0)"
+        "--device",
+        default=None,
+        help="override prompt.device for this run (auto, cpu, cuda, cuda:0); default: from params",
     )
     parser.add_argument(
         "--videos", nargs="*", default=None, help="prompt these files instead of the data set"
@@ -78,11 +80,21 @@ def dataset_videos(params: Params, data_dir: Path) -> tuple[dict[str, Path], lis
     return videos, problems
 
 
-def output_params(params: Params) -> dict[str, Any]:
-    """The params that change the database content (part of every entry's key)."""
+def output_params(params: Params, device: str = "cpu") -> dict[str, Any]:
+    """The params that change the database content (part of every entry's key).
+
+    ``prompt.device`` enters as the resolved device kind (``cpu``/``cuda``, see ``stvg.runtime``), and
+    on the SAM2 path whether SAM2 filled mask holes: both change the masks, so a database never mixes
+    entries made under different ones.
+    """
+    from stvg.runtime import device_kind, sam2_hole_filling
+
     prompt = {k: v for k, v in params_to_dict(params.prompt).items() if k not in NON_OUTPUT_KEYS}
+    prompt["device"] = device_kind(device)
     if params.prompt.backend != "sam2":
         prompt = {k: v for k, v in prompt.items() if not k.startswith("sam2_") and k != "window"}
+    else:
+        prompt["sam2_hole_filling"] = sam2_hole_filling(device) == "on"
     det = params.detector
     return {
         "prompt": prompt,
@@ -96,9 +108,17 @@ def model_hashes(params: Params, detector_weights: Path) -> dict[str, str]:
 
     out = {"detector": content_hash(detector_weights)}
     if params.prompt.backend == "sam2":
-        ckpt = params.prompt.sam2_checkpoint
+        ckpt = sam2_checkpoint(params)
         out["sam2"] = content_hash(ckpt) if ckpt else f"random:{params.prompt.sam2_cfg}:seed{params.seed}"
     return out
+
+
+def sam2_checkpoint(params: Params) -> str:
+    """The local SAM2 checkpoint: a path, or a registered name found in ``weights/``; "" = random weights."""
+    from stvg.prompting.weights import resolve_weights
+
+    spec = params.prompt.sam2_checkpoint
+    return str(resolve_weights(spec)) if spec else ""
 
 
 def prompting_code_hash() -> str:
@@ -127,14 +147,23 @@ def tracker_factory(params: Params, device: str) -> Callable[[], Any] | None:
     from stvg.prompting.sam2_tracker import Sam2Tracker, build_predictor
 
     torch.manual_seed(params.seed)  # random-weight SAM2 must be the same model on every run
-    predictor = build_predictor(p.sam2_cfg, p.sam2_checkpoint, device, p.sam2_image_size)
+    predictor = build_predictor(p.sam2_cfg, sam2_checkpoint(params), device, p.sam2_image_size)
     return lambda: Sam2Tracker(predictor, p.offload_to_cpu)
 
 
 def run(
-    params: Params, videos: dict[str, Path], detector_weights: Path, out: Path, device: str
+    params: Params,
+    videos: dict[str, Path],
+    detector_weights: Path,
+    out: Path,
+    device: str,
+    detector: Any = None,
 ) -> dict[str, Any]:
-    """Prompt every video not already in the database; returns the stage summary."""
+    """Prompt every video not already in the database; returns the stage summary.
+
+    ``detector`` replaces the YOLO built from ``detector_weights`` (whose hash still keys the entries):
+    the GPU tests and benchmarks prompt known objects with it, as random-weight YOLO finds none.
+    """
     from stvg.prompting.detector import YoloDetector
     from stvg.prompting.engine import prompt_video
     from stvg.prompting.maskdb import MaskDB, entry_key, write_entry
@@ -144,12 +173,12 @@ def run(
     db = MaskDB(out)
     db.prune()  # folders a killed run left behind
     common = {
-        "params": output_params(params),
+        "params": output_params(params, device),
         "weights": model_hashes(params, detector_weights),
         "code": prompting_code_hash(),
     }
     det = params.detector
-    detector = YoloDetector(
+    detector = detector or YoloDetector(
         detector_weights,
         conf=det.conf,
         classes=det.classes,
@@ -209,8 +238,19 @@ def run(
         "frames_per_s": round(frames_done / seconds, 3) if seconds > 0 else 0.0,
         "wall_seconds": round(wall, 3),
         "backend": params.prompt.backend,
-        "device": device,
+        **runtime_report(params, device),
     }
+
+
+def runtime_report(params: Params, device: str) -> dict[str, Any]:
+    """The device the stage ran on and, on the SAM2 path, whether SAM2's hole filling ran (and why not)."""
+    from stvg.runtime import device_report, sam2_extension_built, sam2_hole_filling
+
+    out = device_report(device)
+    if params.prompt.backend == "sam2":
+        out["sam2_c_extension"] = sam2_extension_built()
+        out["sam2_hole_filling"] = sam2_hole_filling(device)
+    return out
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -240,8 +280,15 @@ def main(argv: list[str] | None = None) -> int:
     if not videos:
         print("stvg prompt: no videos to prompt; check data.* in params.yaml or --videos", file=sys.stderr)
         return 2
+    from stvg.runtime import resolve_device
+
     out = Path(args.out)
-    summary = run(params, videos, weights, out, args.device)
+    try:  # a wrong device, a missing SAM2 checkpoint or detector classes: one line, before any video
+        device = resolve_device(args.device or params.prompt.device, "prompt.device")
+        summary = run(params, videos, weights, out, device)
+    except (ValueError, FileNotFoundError) as exc:
+        print(f"stvg prompt: {exc}", file=sys.stderr)
+        return 2
     summary["invalid_samples"] = problems
     write_json_atomic(out / "summary.json", summary)
     print(

@@ -96,6 +96,8 @@ def main(argv: list[str] | None = None) -> int:
         "mean_reward": sum(h["reward"] for h in steps) / len(steps) if steps else None,
         "plotted": drawn,
         "seconds": round(time.perf_counter() - t0, 2),
+        "device": result.device,
+        "batching": result.batching,
     }
     write_json_atomic(out / "summary.json", summary)
     print(f"train: step {result.global_step}, model in {result.model_dir}")

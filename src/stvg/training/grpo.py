@@ -15,6 +15,10 @@ image placeholder) and overrides four methods, each a thin wrapper around TRL's 
 - ``_get_per_token_logps_and_entropies``: injects the current video tensors, sliced per chunk, into the
   model call (old-policy, reference and loss passes alike).
 
+``video_in_loss=False`` (``build_trainer``) reproduces TRL's stock behaviour -- the video reaches
+generation but no log-prob pass (old-policy, reference, loss) -- as an ablation: it is how
+``training.toy`` shows that the override is what lets GRPO learn from the frames.
+
 Dataset rows carry ``video`` (T, H, W, 3) uint8 RGB frames and ``sampling`` (``MaskDB.sampling``) beside
 the ``prompt``; ``video_dataset`` builds such a ``datasets.Dataset`` with lazily decoded frames.
 """
@@ -89,8 +93,9 @@ def _video_grpo_trainer_class() -> type:
         _rollout_videos: list[tuple[np.ndarray, dict[str, Any]]] | None = None
         _video_rows: dict[str, Any] | None = None
 
-        def __init__(self, *args: Any, **kwargs: Any) -> None:
+        def __init__(self, *args: Any, video_in_loss: bool = True, **kwargs: Any) -> None:
             super().__init__(*args, **kwargs)
+            self.video_in_loss = video_in_loss
             # TRL suppresses sampling the image placeholder; a sampled video placeholder would likewise
             # mismatch the video features in the loss pass ("tokens: 641, features: 640").
             video_token = getattr(self.model.config, "video_token_id", None)
@@ -114,7 +119,8 @@ def _video_grpo_trainer_class() -> type:
                 raise RuntimeError(
                     "video prompts were not encoded: TRL's tokenization path changed under the override"
                 )
-            output.update(rows)  # per-sequence, so TRL's shuffle/split keeps each video with its sequence
+            if self.video_in_loss:  # per-sequence, so TRL's shuffle/split keeps each video with its sequence
+                output.update(rows)
             return output
 
         def _tokenize_prompts(self, prompts: list) -> tuple[list[list[int]], None, dict[str, Any]]:
@@ -160,7 +166,7 @@ def _video_grpo_trainer_class() -> type:
             compute_aux_loss=False,
             **kwargs: Any,
         ):
-            rows = self._video_rows
+            rows = self._video_rows if self.video_in_loss else None  # ablation: every log-prob pass text-only
             if rows is None:
                 return super()._get_per_token_logps_and_entropies(
                     model,
@@ -216,5 +222,6 @@ def _video_grpo_trainer_class() -> type:
 
 
 def build_trainer(**kwargs: Any) -> Any:
-    """A ``VideoGRPOTrainer`` (TRL is imported lazily); takes GRPOTrainer's keyword arguments."""
+    """A ``VideoGRPOTrainer`` (TRL is imported lazily); takes GRPOTrainer's keyword arguments, and
+    ``video_in_loss`` (default True; False is the stock-TRL ablation)."""
     return _video_grpo_trainer_class()(**kwargs)

@@ -37,6 +37,7 @@ import numpy as np
 from stvg.config import TrainParams
 from stvg.io import atomic_dir, write_json_atomic
 from stvg.training import template
+from stvg.training.batching import batch_semantics
 from stvg.training.grpo import FrameLoader, build_trainer, video_dataset
 from stvg.training.policy import load_policy
 from stvg.training.rewards import build_reward_funcs
@@ -60,6 +61,8 @@ class TrainResult:
     report_to: list[str]
     final_metrics: dict[str, float] = field(default_factory=dict)
     is_main_process: bool = True  # False on the other ranks of a multi-process run: they must not write
+    batching: dict[str, Any] = field(default_factory=dict)  # training.batching.BatchSemantics of the run
+    device: str = "cpu"
 
 
 def report_targets(environ: dict[str, str] | None = None) -> list[str]:
@@ -149,6 +152,10 @@ def train(
     funcs, weights = build_reward_funcs(p.reward_weights, p.gate_on_format)
     report_to = report_targets()
     args = grpo_config(p, ckpt_dir, weights, report_to)  # sets up the process group under accelerate
+    batching = batch_semantics(args)
+    log.info("GRPO batching: %s", batching.to_dict())
+    for departure in batching.departures_from_official():
+        log.info("GRPO batching departs from the official trainer: %s", departure)
     if not resume:
         if args.should_save and ckpt_dir.exists():
             log.info("fresh run: removing old checkpoints in %s", ckpt_dir)
@@ -193,6 +200,8 @@ def train(
         report_to=report_to,
         final_metrics=final,
         is_main_process=bool(args.should_save),
+        batching=batching.to_dict(),
+        device=str(args.device),
     )
 
 

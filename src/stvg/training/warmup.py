@@ -13,6 +13,7 @@ instruct-tuned); it runs only for ``train.model: tiny`` with ``train.tiny.format
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any
 
@@ -80,10 +81,19 @@ def _labels(input_ids: Any, attention_mask: Any, assistant_start: list[int]) -> 
 
 
 def warm_up_format(
-    model: Any, processor: Any, *, steps: int, lr: float, batch: int, seed: int
+    model: Any,
+    processor: Any,
+    *,
+    steps: int,
+    lr: float,
+    batch: int,
+    seed: int,
+    make_item: Callable[[np.random.Generator], WarmupItem] = random_item,
+    question_template: str = template.QUESTION_TEMPLATE,
 ) -> dict[str, float]:
-    """Train ``model`` in place on random format-only questions; returns first/last loss and the parse
-    rate of greedy answers to 8 fresh random questions (1.0: the format is learnt)."""
+    """Train ``model`` in place on random format-only questions (``make_item``, asked with
+    ``question_template``); returns first/last loss and the parse rate of greedy answers to 8 fresh
+    random questions (1.0: the format is learnt)."""
     import torch
 
     from stvg.training.answer import parse_answer
@@ -98,8 +108,10 @@ def warm_up_format(
     model.train()
     losses: list[float] = []
     for _ in range(steps):
-        items = [random_item(rng) for _ in range(batch)]
-        prompts = chat_texts(processor, [template.build_messages(it.query) for it in items])
+        items = [make_item(rng) for _ in range(batch)]
+        prompts = chat_texts(
+            processor, [template.build_messages(it.query, question_template) for it in items]
+        )
         texts = [p + it.answer + "<|im_end|>" for p, it in zip(prompts, items, strict=True)]
         enc = encode_video_prompts(
             processor, texts, [it.video for it in items], [it.sampling for it in items]
@@ -113,8 +125,8 @@ def warm_up_format(
         losses.append(float(loss.detach()))
     model.eval()
     tok.padding_side = "left"  # generation continues every row from its last prompt token
-    probe = [random_item(rng) for _ in range(8)]
-    prompts = chat_texts(processor, [template.build_messages(it.query) for it in probe])
+    probe = [make_item(rng) for _ in range(8)]
+    prompts = chat_texts(processor, [template.build_messages(it.query, question_template) for it in probe])
     enc = encode_video_prompts(processor, prompts, [it.video for it in probe], [it.sampling for it in probe])
     with torch.no_grad():
         out = model.generate(**enc, max_new_tokens=64, do_sample=False)

@@ -1,0 +1,102 @@
+"""What this machine computes on: the torch device a stage runs on, and the SAM2 features it has.
+
+``prompt.device``, ``detector.device`` and ``evaluate.device`` take ``auto | cpu | cuda | cuda:N``.
+``auto`` is CUDA when torch sees a GPU, else the CPU, so one ``params.yaml`` runs on a laptop and on a
+GPU host. Asking for CUDA where there is none is an error naming the key (silently falling back would
+run SAM2.1-large on the CPU for hours).
+
+Determinism: the device kind (``cpu`` or ``cuda``) can change what a stage writes (SAM2 runs under
+bfloat16 autocast on CUDA, float32 on the CPU; CUDA kernels are not bit-reproducible). The *resolved*
+kind, not the ``auto`` spelling, is therefore part of every mask-database entry key, together with
+whether SAM2's hole filling ran (``sam2_hole_filling``); the other stages record the device in their
+unhashed ``summary.json``. The GPU index (``cuda:0`` vs ``cuda:1``) and the GPU model are not keyed.
+"""
+
+from __future__ import annotations
+
+import functools
+import re
+from typing import Any
+
+DEVICE_CHOICES = "auto | cpu | cuda | cuda:N"
+_DEVICE_RE = re.compile(r"auto|cpu|cuda(:\d+)?")
+
+
+def is_device_spec(spec: str) -> bool:
+    """Whether ``spec`` is one of ``DEVICE_CHOICES``."""
+    return isinstance(spec, str) and _DEVICE_RE.fullmatch(spec) is not None
+
+
+def cuda_available() -> bool:
+    """Whether torch sees a CUDA GPU (False when torch itself is missing)."""
+    try:
+        import torch
+    except ImportError:  # pragma: no cover - torch is a dependency
+        return False
+    return bool(torch.cuda.is_available())
+
+
+def resolve_device(spec: str, key: str = "device") -> str:
+    """The torch device for ``spec``: ``auto`` -> ``cuda`` when a GPU is visible, else ``cpu``.
+
+    Raises ``ValueError`` naming ``key`` for a malformed spec or for CUDA requested without a GPU.
+    """
+    if not is_device_spec(spec):
+        raise ValueError(f"`{key}` must be one of {DEVICE_CHOICES}, got {spec!r}")
+    if spec == "auto":
+        return "cuda" if cuda_available() else "cpu"
+    if spec.startswith("cuda"):
+        if not cuda_available():
+            raise ValueError(
+                f"`{key}: {spec}` but torch sees no CUDA GPU (torch.cuda.is_available() is False); "
+                "use `auto` or `cpu`, or install a CUDA build of torch"
+            )
+        import torch
+
+        index = int(spec.split(":")[1]) if ":" in spec else 0
+        if index >= torch.cuda.device_count():
+            raise ValueError(
+                f"`{key}: {spec}` but only {torch.cuda.device_count()} CUDA device(s) are visible"
+            )
+    return spec
+
+
+def device_kind(device: str) -> str:
+    """``cpu`` or ``cuda``: the part of a device that can change outputs (the index cannot)."""
+    return device.split(":")[0]
+
+
+def device_report(device: str) -> dict[str, Any]:
+    """What a stage summary records about the device it ran on."""
+    out: dict[str, Any] = {"device": device, "device_kind": device_kind(device)}
+    if device_kind(device) == "cuda":
+        import torch
+
+        index = int(device.split(":")[1]) if ":" in device else torch.cuda.current_device()
+        out["device_name"] = torch.cuda.get_device_name(index)
+        out["cuda_version"] = torch.version.cuda
+    return out
+
+
+@functools.cache
+def sam2_extension_built() -> bool:
+    """Whether SAM2's compiled ``_C`` extension (connected components, CUDA only) is importable."""
+    try:
+        from sam2 import _C  # noqa: F401
+    except ImportError:
+        return False
+    return True
+
+
+def sam2_hole_filling(device: str) -> str:
+    """Whether SAM2's post-processing fills small mask holes here, and if not, why.
+
+    SAM2 fills holes of <= 8 low-res pixels with its ``_C`` CUDA kernel; without the extension, or on
+    the CPU, it warns and skips the step (masks keep those holes). The PyPI sdist builds without it
+    unless installed with ``SAM2_BUILD_CUDA=1`` on a machine with the CUDA toolkit (see README).
+    """
+    if device_kind(device) != "cuda":
+        return "off: the CPU has no hole-filling kernel"
+    if not sam2_extension_built():
+        return "off: sam2._C is not built (reinstall sam2 with SAM2_BUILD_CUDA=1 and nvcc)"
+    return "on"

@@ -1,0 +1,191 @@
+"""A video-dependent toy task on which GRPO must learn through the video path to beat chance.
+
+Every toy video is a few frames of one flat colour (with a little per-video noise); the colour alone
+names the target: red -> ID 1, green -> 2, blue -> 3, white -> 4. The question is the same sentence for
+every sample, so an ID better than chance (1 / ``len(COLOURS)``) can only come from the frames.
+
+``tests/smoke/test_grpo_learns.py`` and ``benchmarks/bench_grpo_learning.py`` run it: the tiny policy,
+taught the answer *format* on toy videos answered with random IDs (nothing of the colour -> ID rule),
+then trained with GRPO on the ID reward alone, must raise its mean ID reward from chance to >= 0.8;
+with the video withheld from the loss pass (``build_trainer(video_in_loss=False)``, TRL's stock
+behaviour) the same run must stay at chance -- which proves the gradient reaches the answer through
+the frames.
+"""
+
+from __future__ import annotations
+
+import zlib
+from dataclasses import dataclass
+from typing import Any
+
+import numpy as np
+
+from stvg.training import template
+from stvg.training.warmup import WarmupItem
+
+COLOURS: tuple[tuple[int, int, int], ...] = ((230, 30, 30), (30, 200, 30), (30, 30, 230), (235, 235, 235))
+QUERY = "the object whose colour fills the video"
+# A short prompt keeps the CPU run fast; the project's template would only add constant text.
+QUESTION_TEMPLATE = (
+    "Which object ID and time range does this describe: {query}? Answer in <answer> </answer>."
+)
+FRAMES, SIZE, NATIVE_FPS, STEP = 4, 112, 10.0, 5  # 4 frames of 112x112 px (32 video tokens) at 2 fps
+DURATION_S = FRAMES * STEP / NATIVE_FPS
+NOISE = 12  # +- grey levels per pixel
+
+
+def sampling() -> dict[str, Any]:
+    """The sampling record of every toy video (``MaskDB.sampling`` format)."""
+    return {
+        "frame_indices": [i * STEP for i in range(FRAMES)],
+        "n_frames": FRAMES * STEP,
+        "native_fps": NATIVE_FPS,
+        "width": SIZE,
+        "height": SIZE,
+    }
+
+
+def target_of(video_id: str) -> int:
+    """The target ID a toy video's colour names (video ids are ``toy-<colour index>-<n>``)."""
+    return int(video_id.split("-")[1]) + 1
+
+
+def frames_of(video_id: str) -> tuple[np.ndarray, dict[str, Any]]:
+    """(T, H, W, 3) uint8 frames of a toy video and their sampling; deterministic per video id."""
+    colour = np.array(COLOURS[target_of(video_id) - 1], dtype=np.int16)
+    rng = np.random.default_rng(zlib.crc32(video_id.encode("utf-8")))
+    noise = rng.integers(-NOISE, NOISE + 1, size=(FRAMES, SIZE, SIZE, 3), dtype=np.int16)
+    return np.clip(colour + noise, 0, 255).astype(np.uint8), sampling()
+
+
+def rows(n_per_colour: int, offset: int = 0) -> list[dict[str, Any]]:
+    """Label rows (the train stage's format) for ``n_per_colour`` videos of each colour, interleaved."""
+    out = []
+    for n in range(offset, offset + n_per_colour):
+        for k in range(len(COLOURS)):
+            vid = f"toy-{k}-{n}"
+            out.append(
+                {
+                    "sample_id": vid,
+                    "video_id": vid,
+                    "query": QUERY,
+                    "start_s": 0.0,
+                    "end_s": DURATION_S,
+                    "target_id": k + 1,
+                }
+            )
+    return out
+
+
+def warmup_item(rng: np.random.Generator) -> WarmupItem:
+    """A format lesson on a toy video answered with a *random* ID (nothing of the colour rule) and the
+    whole clip as the time range, so the ID is the only open token of a sampled answer."""
+    video, samp = frames_of(f"toy-{int(rng.integers(len(COLOURS)))}-{int(rng.integers(1_000_000))}")
+    answer = template.format_answer(int(rng.integers(1, len(COLOURS) + 1)), 0.0, DURATION_S)
+    return WarmupItem(video, samp, QUERY, answer)
+
+
+@dataclass(frozen=True)
+class ToyRun:
+    """Mean ID reward per GRPO step of one toy run, and how long it took."""
+
+    rewards: list[float]
+    seconds: float
+
+    def mean(self, start: int, stop: int | None = None) -> float:
+        """Mean ID reward over steps ``start:stop`` (Python slice semantics)."""
+        return float(np.mean(self.rewards[start:stop]))
+
+
+def warmed_policy(seed: int = 0, steps: int = 100, threads: int = 1) -> tuple[Any, Any, float]:
+    """The tiny policy taught the answer format on toy videos with random IDs; (model, processor, greedy
+    parse rate after the warm-up)."""
+    import torch
+
+    from stvg.config import TinyModelParams
+    from stvg.training.policy import build_tiny_policy
+    from stvg.training.warmup import warm_up_format
+
+    torch.set_num_threads(threads)
+    model, processor = build_tiny_policy(TinyModelParams(seed=seed))
+    warm = warm_up_format(
+        model,
+        processor,
+        steps=steps,
+        lr=3e-3,
+        batch=8,
+        seed=seed,
+        make_item=warmup_item,
+        question_template=QUESTION_TEMPLATE,
+    )
+    return model, processor, float(warm["format_parse_rate"])
+
+
+def train(
+    model: Any,
+    processor: Any,
+    *,
+    steps: int,
+    video_in_loss: bool = True,
+    learning_rate: float = 2e-3,
+    num_generations: int = 8,
+    prompts_per_step: int = 4,
+    beta: float = 0.04,
+    temperature: float = 0.7,
+    seed: int = 0,
+) -> ToyRun:
+    """GRPO on the toy task with the format and ID rewards; the ID reward curve.
+
+    The format reward keeps the answers parsable (with the ID reward alone, its negative advantages
+    wear the format away) and the KL to the warmed-up policy (``beta``) keeps the IDs from collapsing
+    to one answer before the frames are read. In the ablation (``video_in_loss=False``, TRL's stock
+    behaviour) generation sees the frames and every log-prob pass (reference and loss) does not. Sampling at ``temperature`` 0.7 keeps the
+    answers well formed while the IDs, near-uniform after the warm-up, still vary within each group. No
+    checkpoints are written.
+    """
+    import tempfile
+    import time
+
+    from trl import GRPOConfig
+
+    from stvg.training.grpo import build_trainer, video_dataset
+    from stvg.training.policy import load_policy, save_policy
+    from stvg.training.rewards import build_reward_funcs
+
+    t0 = time.perf_counter()
+    funcs, weights = build_reward_funcs({"format": 1.0, "tiou": 0.0, "object": 1.0})
+    dataset = video_dataset(rows(steps * prompts_per_step // len(COLOURS) + 1), frames_of, QUESTION_TEMPLATE)
+    with tempfile.TemporaryDirectory(prefix="stvg-toy-") as tmp:
+        save_policy(model, processor, f"{tmp}/base")  # TRL builds the reference model from this folder
+        model, processor = load_policy(f"{tmp}/base")
+        args = GRPOConfig(
+            output_dir=tmp,
+            num_generations=num_generations,
+            per_device_train_batch_size=num_generations * prompts_per_step,
+            max_steps=steps,
+            learning_rate=learning_rate,  # decayed linearly to 0: calm last steps, a stable final policy
+            beta=beta,
+            loss_type="grpo",
+            temperature=temperature,
+            max_completion_length=40,
+            logging_steps=1,
+            save_strategy="no",
+            report_to="none",
+            use_cpu=True,
+            bf16=False,
+            disable_tqdm=True,
+            seed=seed,
+            reward_weights=weights,
+        )
+        trainer = build_trainer(
+            model=model,
+            reward_funcs=funcs,
+            args=args,
+            train_dataset=dataset,
+            processing_class=processor,
+            video_in_loss=video_in_loss,
+        )
+        trainer.train()
+    key = "rewards/object_reward/mean"
+    rewards = [h[key] for h in trainer.state.log_history if key in h]
+    return ToyRun(rewards, time.perf_counter() - t0)

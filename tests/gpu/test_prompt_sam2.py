@@ -1,0 +1,74 @@
+"""The prompt stage on the GPU: SAM2.1 tiny and large (random weights, the real architectures) on short
+synthetic clips, with the device chosen by ``prompt.device: auto`` and recorded in the summary."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+
+from benchmarks.gpu_scene import FixedPrompts, Scene
+from tests.gpu.conftest import ON_CPU, cuda_only
+
+pytestmark = [pytest.mark.gpu, pytest.mark.slow]
+
+CONFIGS = {"tiny": "configs/sam2.1/sam2.1_hiera_t.yaml", "large": "configs/sam2.1/sam2.1_hiera_l.yaml"}
+
+
+@pytest.mark.parametrize("size_name", [pytest.param("large", marks=cuda_only), "tiny"])
+def test_prompt_stage_runs_sam2_on_the_device_auto_picks(
+    tmp_path: Path, size_name: str, device: str, sam2_size: int, clip_frames: int, gpu_usable: None
+) -> None:
+    from stvg.config import params_from_dict
+    from stvg.prompting.maskdb import MaskDB
+    from stvg.prompting.sam2_tracker import build_predictor
+    from stvg.runtime import resolve_device, sam2_hole_filling
+    from stvg.stages.prompt import run
+
+    params = params_from_dict(
+        {
+            "prompt": {
+                "device": "auto",
+                "backend": "sam2",
+                "sam2_cfg": CONFIGS[size_name],
+                "sam2_image_size": sam2_size,
+                "window": 16,
+                "redetect_every": 5,
+                "fps": 2.0,
+                "repair": False,  # ID repair is CPU logic, tested elsewhere; here: SAM2's raw tracks
+                "min_track_frames": 1,  # random weights may lose an object after its first frame
+            }
+        }
+    )
+    if device == "cuda":
+        assert resolve_device(params.prompt.device, "prompt.device") == "cuda"  # auto picks the GPU
+    scene = Scene(clip_frames, 240, 320, fps=10.0)
+    n_videos = 1 if ON_CPU else 2
+    videos = {f"clip{i}": scene.write_mp4(tmp_path / f"clip{i}.mp4") for i in range(n_videos)}
+    weights = tmp_path / "prompts.bin"  # FixedPrompts replaces YOLO; the file only keys the entries
+    weights.write_bytes(b"fixed prompts")
+    out = tmp_path / "db"
+
+    summary = run(params, videos, weights, out, device, detector=FixedPrompts(scene))
+
+    assert summary["failures"] == [] and summary["processed"] == n_videos
+    assert summary["device"] == device and summary["device_kind"] == device
+    assert summary["sam2_hole_filling"] == sam2_hole_filling(device)
+    if device == "cuda":
+        assert summary["device_name"]
+    predictor = build_predictor(CONFIGS[size_name], "", device, sam2_size)  # the cached instance
+    assert predictor.device.type == device and predictor.image_size == sam2_size
+    db = MaskDB(out)
+    for vid in videos:
+        s = db.summary(vid)
+        assert s["tracked_frames"] == clip_frames and s["new_ids_after_start"] == 0
+        assert 1 <= s["instances"] <= 3  # the three seeded objects, never more (no churn)
+        frames = db.sampled_frames(vid)
+        assert (
+            frames.ndim == 4
+            and frames.shape[-1] == 3
+            and len(frames) == len(db.sampling(vid)["frame_indices"])
+        )
+    # content-addressed: a second run on the same device reuses every entry
+    again = run(params, videos, weights, out, device, detector=FixedPrompts(scene))
+    assert again["reused"] == n_videos and again["processed"] == 0

@@ -1,0 +1,60 @@
+"""`stvg weights fetch NAME --from PATH`: a local copy adopted as the checkpoint, checksummed, atomically;
+registered names and paths resolve to the same files the stages load."""
+
+from __future__ import annotations
+
+import hashlib
+import json
+from pathlib import Path
+
+import pytest
+
+from stvg.cli import main
+from stvg.prompting import weights
+
+
+def test_from_copies_the_file_under_its_registered_name_and_prints_its_sha256(tmp_path: Path, capsys) -> None:
+    src = tmp_path / "downloads" / "some-name.pt"
+    src.parent.mkdir()
+    src.write_bytes(b"yolo weights")
+    digest = hashlib.sha256(b"yolo weights").hexdigest()
+    assert main(["weights", "fetch", "yolo12x", "--from", str(src), "--dest", str(tmp_path / "w")]) == 0
+    out = json.loads(capsys.readouterr().out)
+    assert out == {"name": "yolo12x", "path": str(tmp_path / "w" / "yolo12x.pt"), "sha256": digest}
+    assert (tmp_path / "w" / "yolo12x.pt").read_bytes() == b"yolo weights"
+    # the stages find it by name in that folder
+    assert weights.resolve_weights("yolo12x", tmp_path / "w") == tmp_path / "w" / "yolo12x.pt"
+
+
+def test_from_with_a_wrong_pin_fails_and_writes_nothing(tmp_path: Path, capsys) -> None:
+    src = tmp_path / "sam.pt"
+    src.write_bytes(b"not sam")
+    code = main(
+        ["weights", "fetch", "sam2.1_hiera_large", "--from", str(src), "--dest", str(tmp_path / "w")]
+        + ["--sha256", "0" * 64]
+    )
+    assert code == 1
+    err = capsys.readouterr().err
+    assert "sha256" in err and str(src) in err and "Traceback" not in err
+    assert not (tmp_path / "w").exists() or not any((tmp_path / "w").iterdir())
+
+
+def test_from_a_missing_file_names_it(tmp_path: Path, capsys) -> None:
+    assert main(["weights", "fetch", "yolo12x", "--from", str(tmp_path / "nope.pt")]) == 1
+    assert "nope.pt" in capsys.readouterr().err
+
+
+def test_a_missing_registered_file_names_the_fetch_command(tmp_path: Path) -> None:
+    with pytest.raises(FileNotFoundError, match=r"stvg weights fetch sam2\.1_hiera_large"):
+        weights.resolve_weights(tmp_path / "sam2.1_hiera_large.pt")
+
+
+def test_paper_params_name_the_files_that_fetch_writes(repo_root: Path) -> None:
+    import yaml
+
+    paper = yaml.safe_load((repo_root / "params.paper.yaml").read_text())
+    names = {c.filename: c.name for c in weights.REGISTRY.values()}
+    for spec in (paper["detector"]["weights"], paper["prompt"]["sam2_checkpoint"]):
+        path = Path(spec)
+        assert path.parent == Path("weights") and path.name in names, spec
+    assert names[Path(paper["detector"]["weights"]).name] == "yolo12x"

@@ -1,0 +1,131 @@
+"""The paper-scale params files: applied to params.yaml they give numbers that stay numbers, every stage
+builds its config from them (TRL's GRPOConfig included), and GRPO batches as the official trainer does."""
+
+from __future__ import annotations
+
+import math
+import shutil
+from pathlib import Path
+
+import pytest
+import yaml
+
+from stvg.config import ParamsError, apply_overrides, load_params, params_from_dict, yaml11_float_text
+from stvg.training.batching import batch_semantics
+
+PAPER = "params.paper.yaml"
+ONE_GPU = "params.paper.1gpu.yaml"
+
+
+def _applied(repo_root: Path, tmp_path: Path, *overrides: str) -> Path:
+    target = tmp_path / "params.yaml"
+    shutil.copyfile(repo_root / "params.yaml", target)
+    for name in overrides:
+        apply_overrides(target, repo_root / name)
+    return target
+
+
+@pytest.mark.parametrize("value", [1e-06, 1e-6 * 3, 2.5e-05, 1e20, 1e-300, 0.5, 3.0, 123456789.0, -4e-08])
+def test_floats_written_by_apply_read_back_as_the_same_numbers(tmp_path: Path, value: float) -> None:
+    target = tmp_path / "params.yaml"
+    target.write_text("train:\n  grpo:\n    learning_rate: 1.0e-4  # a comment\n")
+    over = tmp_path / "over.yaml"
+    over.write_text(f"train:\n  grpo:\n    learning_rate: {yaml11_float_text(value)}\n")
+    apply_overrides(target, over)
+    back = yaml.safe_load(target.read_text())["train"]["grpo"]
+    assert type(back["learning_rate"]) is float and back["learning_rate"] == value
+    assert "# a comment" in target.read_text()
+
+
+def test_an_overrides_file_with_a_number_as_text_is_refused_before_writing(tmp_path: Path) -> None:
+    target = tmp_path / "params.yaml"
+    target.write_text("train:\n  grpo:\n    learning_rate: 1.0e-4\n")
+    over = tmp_path / "over.yaml"
+    over.write_text("train:\n  grpo:\n    learning_rate: 1e-06\n")  # text in YAML 1.1
+    with pytest.raises(ParamsError, match=r"write 1\.0e-06"):
+        apply_overrides(target, over)
+    assert target.read_text() == "train:\n  grpo:\n    learning_rate: 1.0e-4\n"
+
+
+def test_paper_apply_writes_the_learning_rate_as_a_number(repo_root: Path, tmp_path: Path) -> None:
+    target = _applied(repo_root, tmp_path, PAPER)
+    raw = yaml.safe_load(target.read_text())
+    assert raw["train"]["grpo"]["learning_rate"] == pytest.approx(1e-6)
+    assert isinstance(raw["train"]["grpo"]["learning_rate"], float)
+
+
+def test_a_number_left_as_text_is_refused_with_the_fix() -> None:
+    with pytest.raises(ParamsError, match=r"train\.grpo\.learning_rate.*'1e-06'.*write 1\.0e-06"):
+        params_from_dict({"train": {"grpo": {"learning_rate": "1e-06"}}})
+    with pytest.raises(ParamsError, match=r"prompt\.fps.*'2e0'.*write 2\.0"):
+        params_from_dict({"prompt": {"fps": "2e0"}})
+    assert (
+        params_from_dict({"train": {"grpo": {"optim": "adamw_torch"}}}).train.grpo["optim"] == "adamw_torch"
+    )
+
+
+@pytest.mark.parametrize("section", ["prompt", "detector", "evaluate"])
+def test_devices_are_validated_per_section(section: str) -> None:
+    assert getattr(params_from_dict({}), section).device == "auto"
+    assert getattr(params_from_dict({section: {"device": "cuda:1"}}), section).device == "cuda:1"
+    with pytest.raises(ParamsError, match=rf"`{section}\.device` must be one of auto \| cpu \| cuda"):
+        params_from_dict({section: {"device": "gpu"}})
+
+
+def _grpo_args(params, tmp_path: Path):
+    from stvg.training.rewards import build_reward_funcs
+    from stvg.training.train import grpo_config
+
+    _, weights = build_reward_funcs(params.train.reward_weights)
+    return grpo_config(params.train, tmp_path / "ckpt", weights, ["none"])
+
+
+@pytest.mark.parametrize(("files", "processes"), [((PAPER,), 8), ((PAPER, ONE_GPU), 1)])
+def test_paper_sets_build_every_stage_config_and_batch_like_the_official_trainer(
+    repo_root: Path, tmp_path: Path, files: tuple[str, ...], processes: int
+) -> None:
+    from stvg.evaluation.metrics import get_protocol
+    from stvg.stages.prompt import output_params
+
+    params = load_params(_applied(repo_root, tmp_path, *files))
+    assert params.prompt.backend == "sam2" and params.prompt.device == "cuda"
+    assert params.detector.weights == "weights/yolo12x.pt" and params.detector.classes == ("person",)
+    assert output_params(params, "cuda")["prompt"]["device"] == "cuda"
+    e = params.evaluate
+    assert get_protocol(e.protocol, threshold_op=e.threshold_op, iou_thresholds=e.iou_thresholds)
+    args = _grpo_args(params, tmp_path)
+    assert type(args.learning_rate) is float and math.isclose(args.learning_rate, 1e-6)
+    assert args.num_generations == 8 and args.beta == 0.04 and args.temperature == 1.0
+    semantics = batch_semantics(args, num_processes=processes)
+    # the official trainer: 8 prompts x 8 completions per optimizer step, one prompt's group per
+    # generate call on each process, loss averaged per completion then over completions
+    assert semantics.prompts_per_step == 8 and semantics.completions_per_step == 64
+    assert semantics.completions_per_generate_call == 8
+    assert semantics.loss_type == "grpo" and semantics.loss_normalisation.startswith("per-sequence")
+    assert semantics.departures_from_official() == []
+
+
+def test_trl_defaults_depart_from_the_official_batching(repo_root: Path, tmp_path: Path) -> None:
+    """What params.paper.yaml used to say (batch 1 per device, no accumulation, TRL's loss default)."""
+    params = params_from_dict(
+        {"train": {"grpo": {"num_generations": 8, "per_device_train_batch_size": 8, "max_steps": 1}}}
+    )
+    semantics = batch_semantics(_grpo_args(params, tmp_path), num_processes=1)
+    assert semantics.prompts_per_step == 1 and semantics.loss_type == "dapo"
+    assert len(semantics.departures_from_official()) == 2
+
+
+@pytest.mark.parametrize("name", ["zero3.yaml", "zero3_offload.yaml"])
+def test_deepspeed_configs_take_the_accumulation_from_train_grpo(
+    repo_root: Path, name: str, monkeypatch
+) -> None:
+    """A fixed DeepSpeed gradient_accumulation_steps that differs from train.grpo's (8 or 64 in the paper
+    sets) stops the Trainer with a mismatch error; "auto" takes the Trainer's value."""
+    from accelerate.commands.config.config_args import load_config_from_file
+    from accelerate.utils import DeepSpeedPlugin
+
+    monkeypatch.delenv("ACCELERATE_GRADIENT_ACCUMULATION_STEPS", raising=False)
+    cfg = load_config_from_file(str(repo_root / "configs" / "accelerate" / name))
+    assert "gradient_accumulation_steps" not in cfg.deepspeed_config
+    plugin = DeepSpeedPlugin(**cfg.deepspeed_config)
+    assert plugin.deepspeed_config["gradient_accumulation_steps"] == "auto"

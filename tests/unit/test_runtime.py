@@ -1,0 +1,101 @@
+"""Device resolution (`auto` picks CUDA when present; CUDA asked for without a GPU is an error naming the
+key), the device kind in the prompt stage's entry key, and SAM2's hole-filling report."""
+
+from __future__ import annotations
+
+import pytest
+
+from stvg import runtime
+
+
+@pytest.fixture
+def no_cuda(monkeypatch):
+    monkeypatch.setattr(runtime, "cuda_available", lambda: False)
+
+
+@pytest.fixture
+def one_cuda(monkeypatch):
+    import torch
+
+    monkeypatch.setattr(runtime, "cuda_available", lambda: True)
+    monkeypatch.setattr(torch.cuda, "device_count", lambda: 1)
+
+
+def test_auto_is_the_cpu_without_a_gpu_and_cuda_with_one(no_cuda) -> None:
+    assert runtime.resolve_device("auto") == "cpu"
+    assert runtime.resolve_device("cpu") == "cpu"
+
+
+def test_auto_picks_cuda_when_torch_sees_a_gpu(one_cuda) -> None:
+    assert runtime.resolve_device("auto") == "cuda"
+    assert runtime.resolve_device("cuda:0") == "cuda:0"
+    with pytest.raises(ValueError, match=r"`evaluate\.device: cuda:1` but only 1 CUDA device"):
+        runtime.resolve_device("cuda:1", "evaluate.device")
+
+
+def test_cuda_without_a_gpu_names_the_key_and_the_fix(no_cuda) -> None:
+    with pytest.raises(
+        ValueError, match=r"`prompt\.device: cuda` but torch sees no CUDA GPU.*use `auto` or `cpu`"
+    ):
+        runtime.resolve_device("cuda", "prompt.device")
+    with pytest.raises(ValueError, match=r"`prompt\.device` must be one of auto \| cpu \| cuda"):
+        runtime.resolve_device("tpu", "prompt.device")
+
+
+def test_the_device_kind_not_its_spelling_keys_the_mask_database() -> None:
+    from stvg.config import params_from_dict
+    from stvg.stages.prompt import output_params
+
+    auto = params_from_dict({"prompt": {"device": "auto"}})
+    explicit = params_from_dict({"prompt": {"device": "cuda:0"}})
+    assert output_params(auto, "cuda")["prompt"]["device"] == "cuda"
+    assert output_params(auto, "cuda") == output_params(explicit, "cuda:1")  # same outputs, same key
+    assert output_params(auto, "cpu") != output_params(auto, "cuda")
+    sam2 = params_from_dict({"prompt": {"backend": "sam2"}})
+    assert output_params(sam2, "cpu")["prompt"]["sam2_hole_filling"] is False
+    assert "sam2_hole_filling" not in output_params(auto, "cpu")["prompt"]
+
+
+def test_hole_filling_is_reported_with_its_reason(monkeypatch) -> None:
+    assert runtime.sam2_hole_filling("cpu").startswith("off: the CPU")
+    monkeypatch.setattr(runtime, "sam2_extension_built", lambda: False)
+    assert "SAM2_BUILD_CUDA=1" in runtime.sam2_hole_filling("cuda")
+    monkeypatch.setattr(runtime, "sam2_extension_built", lambda: True)
+    assert runtime.sam2_hole_filling("cuda:0") == "on"
+
+
+def test_this_install_reports_whether_sam2_c_is_built() -> None:
+    pytest.importorskip("sam2")
+    try:
+        from sam2 import _C  # noqa: F401
+
+        built = True
+    except ImportError:
+        built = False
+    assert runtime.sam2_extension_built() is built
+
+
+@pytest.mark.parametrize("stage", ["prompt", "evaluate", "detector"])
+def test_stages_refuse_cuda_without_a_gpu_in_one_line(stage, no_cuda, tmp_path, capsys) -> None:
+    from stvg.cli import main
+
+    params = tmp_path / "params.yaml"
+    params.write_text(f"{stage}:\n  device: cuda\n")
+    weights = tmp_path / "det.pt"
+    weights.write_bytes(b"x")
+    extra = {
+        "prompt": [
+            "--detector",
+            str(weights),
+            "--videos",
+            str(tmp_path / "v.mp4"),
+            "--out",
+            str(tmp_path / "o"),
+        ],
+        "evaluate": ["--out", str(tmp_path / "o")],
+        "detector": ["--out", str(tmp_path / "o")],
+    }[stage]
+    code = main([stage, "--params", str(params), *extra])
+    err = capsys.readouterr().err
+    assert code in (1, 2) and f"{stage}.device: cuda" in err and "Traceback" not in err
+    assert not (tmp_path / "o").exists()
