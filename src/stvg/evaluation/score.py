@@ -22,11 +22,16 @@ Prints one JSON line (fractions in [0, 1], plus counts). Formats:
 Tube submissions are in the annotation's own frames, so every protocol scores an exact copy of the GT
 tubes 1 (``metrics.for_frame_submission``: STVG-R1's GT-side quirks belong to answers in seconds).
 
+Under ``--protocol official`` a box keyed outside the entry's own st_frame..ed_frame still counts
+on a GT frame, as in ``eval_hcvg.py`` (its S_i is every GT frame the bbox dict has); the other
+protocols read boxes inside the entry's span only.
+
 A bad submission never crashes the scorer and is never skipped silently: an unknown key, a malformed
-entry, box or frame key, a box keyed outside its own st_frame..ed_frame or outside the video (ignored),
-a reversed span, missing frames, or a MeViS folder that is no video / expression of the annotation each
-log a warning naming the entry; the affected sample or frame scores 0 and still counts. The JSON
-carries ``n_warnings``. Exit code 2 means the files themselves could not be read.
+entry, box or frame key, a box keyed outside its own st_frame..ed_frame (ignored, or counted under
+``official``) or outside the video (ignored), a reversed span, missing frames, or a MeViS folder that
+is no video / expression of the annotation each log a warning naming the entry; the affected sample
+or frame scores 0 and still counts. The JSON carries ``n_warnings``. Exit code 2 means the files
+themselves could not be read.
 """
 
 from __future__ import annotations
@@ -102,12 +107,19 @@ def _clamp(v: int) -> int:
 
 
 def parse_tube_entry(
-    key: str, entry: Any, base: int, sample: Sample, warn: Warnings, end_inclusive: bool = True
+    key: str,
+    entry: Any,
+    base: int,
+    sample: Sample,
+    warn: Warnings,
+    end_inclusive: bool = True,
+    keep_off_span: bool = False,
 ) -> tuple[tuple[int, int] | None, dict[int, tuple[float, float, float, float]]]:
     """(inclusive 0-based span, boxes) of one tube submission entry; (None, {}) when unusable.
 
-    Only boxes the entry itself claims are kept: a box keyed outside its st_frame..ed_frame or
-    outside the video is ignored with a warning, so no key, however large, reaches the scorer.
+    A box keyed outside the video is ignored with a warning, so no key, however large, reaches the
+    scorer; one keyed outside the entry's st_frame..ed_frame is ignored too unless ``keep_off_span``
+    (the HC-STVG script counts it), and named in a warning either way.
     """
     if not isinstance(entry, Mapping):
         warn(f"entry {key!r}: expected an object with st_frame, ed_frame, bbox; got {type(entry).__name__}")
@@ -133,12 +145,13 @@ def parse_tube_entry(
             bad.append(f"frame {frame_key!r} is not an integer")
             continue
         frame = int(str(frame_key)) - base
-        if not first <= frame <= last:
-            off_span.append(repr(frame_key))
-            continue
         if video is not None and not video[0] <= frame <= video[1]:
             off_video.append(repr(frame_key))
             continue
+        if not first <= frame <= last:
+            off_span.append(repr(frame_key))
+            if not keep_off_span:
+                continue
         if not (isinstance(box, list | tuple) and len(box) == 4 and all(_number(v) for v in box)):
             bad.append(f"frame {frame_key}: box {box!r} is not [x1, y1, x2, y2]")
             continue
@@ -149,8 +162,9 @@ def parse_tube_entry(
     if bad:
         warn(f"entry {key!r}: {len(bad)} malformed box(es) scored IoU 0, e.g. {'; '.join(bad[:3])}")
     if off_span:
+        fate = "counted on GT frames (HC-STVG rule)" if keep_off_span else "ignored"
         warn(
-            f"entry {key!r}: {len(off_span)} box(es) keyed outside its frames {st}..{ed} ignored, "
+            f"entry {key!r}: {len(off_span)} box(es) keyed outside its frames {st}..{ed} {fate}, "
             f"e.g. frame {', '.join(off_span[:3])}"
         )
     if off_video and video is not None:
@@ -159,10 +173,11 @@ def parse_tube_entry(
             f"{video[0] + base}..{video[1] + base} ignored, e.g. frame {', '.join(off_video[:3])}"
         )
     lo, hi = (first, last) if video is None else (max(first, video[0]), min(last, video[1]))
-    if hi >= lo and hi - lo + 1 > len(boxes):
+    in_span = sum(1 for f in boxes if first <= f <= last)
+    if hi >= lo and hi - lo + 1 > in_span:
         example = next(f for f in range(lo, hi + 1) if f not in boxes)  # at most len(boxes) + 1 steps
         warn(
-            f"entry {key!r}: no box on {hi - lo + 1 - len(boxes)} of the frames {st}..{ed} "
+            f"entry {key!r}: no box on {hi - lo + 1 - in_span} of the frames {st}..{ed} "
             f"(e.g. frame {example + base}); those frames score IoU 0"
         )
     if video is not None and (first < video[0] or last > video[1]):
@@ -203,7 +218,15 @@ def score_tube_submission(
         span, boxes = (
             (None, {})
             if key not in submission
-            else parse_tube_entry(key, submission[key], FRAME_BASE[fmt], s, warn, protocol.end_inclusive)
+            else parse_tube_entry(
+                key,
+                submission[key],
+                FRAME_BASE[fmt],
+                s,
+                warn,
+                protocol.end_inclusive,
+                keep_off_span=protocol.intersection == "boxes",
+            )
         )
         items.append(
             TubeInput(
