@@ -69,7 +69,9 @@ def test_flagged_between_min_and_flag_share() -> None:
 
 def test_low_mean_iou_is_dropped() -> None:
     weak = (10.0, 10.0, 50.0, 50.0)  # IoU 0.25
-    v = vote_target(gt_tube(range(5)), {f: {1: weak} for f in range(5)}, LabelParams(**OURS, min_mean_iou=0.3))
+    v = vote_target(
+        gt_tube(range(5)), {f: {1: weak} for f in range(5)}, LabelParams(**OURS, min_mean_iou=0.3)
+    )
     assert v.status == "dropped" and v.reasons == ("mean_iou<0.3",)
 
 
