@@ -9,9 +9,9 @@ so a score exactly at a threshold is decided as the official float64 code decide
 Protocols (REFERENCE Part 3, section 9, and section 7 "exact official behaviour"):
 
 - ``official`` (default) — HC-STVG challenge ``eval_hcvg.py``: every frame, inclusive ends;
-  S_i = the GT frames that have a predicted box (a hole inside the predicted span is not in S_i),
-  |S_u| = max(ends) - min(starts) + 1 from the spans; tIoU = |S_i| / |S_u|,
-  vIoU = sum of box IoU over S_i / |S_u|; vIoU@R counts ``>``.
+  S_i = the GT frames that have a predicted box (a hole inside the predicted span is not in S_i, a
+  submitted box outside it is), |S_u| = max(ends) - min(starts) + 1 from the spans, even a reversed
+  one; tIoU = |S_i| / |S_u|, vIoU = sum of box IoU over S_i / |S_u|; vIoU@R counts ``>``.
 - ``tubedetr`` — ``hcstvg_eval.py`` / ``vidstg_eval.py``: frames sampled at 5 fps (kept when
   floor(f * 5 / fps) increases), uniformly capped at 200; numerator and denominator count sampled
   frames only; tIoU on raw frames; ``>``. HC-STVG-format videos sample ``range(0, n_frames - 1)``
@@ -27,12 +27,13 @@ Protocols (REFERENCE Part 3, section 9, and section 7 "exact official behaviour"
   intervals, so an exact copy of the GT tube scores 1). The code's box fallbacks live in
   ``evaluation.fallbacks``, not here.
 - ``st-align`` — LLaVA-ST ``eval_stvg``: 100 frames sampled uniformly over the segment,
-  vIoU = sum of IoU over G ∩ P / |G ∪ P| (frames with a GT / predicted box; predicted boxes count
-  on the predicted span only); tIoU on the segment normalised to [0, 1], the GT end-points rounded
-  to 3 decimals first as LLaVA-ST does; ``>=``.
+  vIoU = sum of IoU over G ∩ P / |G ∪ P| (G / P = the sampled frames with a GT / predicted box;
+  a submission's boxes count wherever it puts them, an answer's on its span); tIoU on the segment
+  normalised to [0, 1], the GT end-points rounded to 3 decimals first as LLaVA-ST does; ``>=``.
 
-Every failure scores tIoU = vIoU = 0 and is still counted: a missing prediction, a reversed span, a
-zero-length union (seconds). Departures, kept on purpose: where the official code raises on a
+Every failure scores tIoU = vIoU = 0 and is still counted: a missing prediction, a reversed answer
+(in seconds; a reversed frame span too, except under ``official`` and ``st-align`` whose scripts
+score a submitted one as given: ``reversed_fails``), a zero-length union (seconds). Departures, kept on purpose: where the official code raises on a
 zero-length union (``evaluate.py``, LLaVA-ST) the sample is dropped from its means; here it counts 0.
 An answer in seconds becomes frames floor(s * fps) .. ceil(e * fps) - 1 (the frames the interval
 overlaps; ``seconds_to_span``), clipped to the video; REFERENCE 9 writes floor for both ends, which
@@ -82,6 +83,7 @@ class TubeProtocol:
     min_overlap_frames: int = 1  # vIoU is 0 below this many overlapping frames (stvg-r1: 2)
     tiou: TiouMode = "frames"
     intersection: IntersectionMode = "span"  # S_i: GT frames in the predicted span | with a predicted box
+    reversed_fails: bool = True  # a reversed frame span scores 0 (official, st-align: scored as given)
     gt_frames_from_times: bool = False  # GT frames = int(GT seconds * fps) (stvg-r1)
     gt_box_offset: int = 0  # GT box of frame f is the box of frame f - offset (stvg-r1: 1)
     time_to_frame: TimeToFrame = "interval"  # seconds -> frames (stvg-r1: "int", int(t * fps), unclipped)
@@ -97,7 +99,7 @@ class TubeProtocol:
 
 
 PROTOCOLS: dict[str, TubeProtocol] = {
-    "official": TubeProtocol(intersection="boxes"),
+    "official": TubeProtocol(intersection="boxes", reversed_fails=False),
     "tubedetr": TubeProtocol(name="tubedetr", frames="tubedetr", annotation_grid=True),
     "stvg-r1": TubeProtocol(
         name="stvg-r1",
@@ -115,6 +117,7 @@ PROTOCOLS: dict[str, TubeProtocol] = {
         threshold_op=">=",
         tiou="continuous",
         union="boxes",
+        reversed_fails=False,
         gt_tiou_decimals=3,
         tiou_thresholds=(0.5,),
     ),
@@ -339,9 +342,9 @@ class TubeBatch:
     Boxes are stored coordinate-major, (4, N, L): each coordinate plane is contiguous, which makes the
     IoU kernel about 2.5x faster than (N, L, 4). For span protocols the window is the GT span (only
     GT frames can add to the numerator), ``pack_tubes`` fills boxes on the frames the metric reads
-    and ``union_count`` holds the denominator, counted at packing; for box-presence protocols (ST-Align) the window covers
-    the GT boxes and the predicted span, within the video, and the denominator is counted here from
-    the boxes.
+    and ``union_count`` holds the denominator, counted at packing; for box-presence protocols
+    (ST-Align) the window covers the GT boxes and the predicted boxes, within the video, and the
+    denominator is counted here from the boxes.
     """
 
     origin: np.ndarray  # (N,) int64, first frame of each window
@@ -403,7 +406,9 @@ def _check_preds(items: Sequence[TubeInput], protocol: TubeProtocol) -> tuple[np
     pr_s = _span_or_nan([it.pred_span_s for it in items])
     gt_s = _span_or_nan([it.gt_span_s for it in items])
     failure = np.where(has, 0, _FAILURE_CODE["missing"]).astype(np.int8)
-    rev = has & ((span[:, 1] < span[:, 0]) | (pr_s[:, 1] < pr_s[:, 0]))  # NaN compares False
+    rev = has & (pr_s[:, 1] < pr_s[:, 0])  # an answer in seconds; NaN compares False
+    if protocol.reversed_fails:
+        rev |= has & (span[:, 1] < span[:, 0])
     failure[rev] = _FAILURE_CODE["reversed"]
     empty = has & ~rev & (np.fmax(gt_s[:, 1], pr_s[:, 1]) - np.fmin(gt_s[:, 0], pr_s[:, 0]) <= 0)
     empty &= ~np.isnan(gt_s[:, 0]) & ~np.isnan(pr_s[:, 0])
@@ -437,12 +442,14 @@ def _read_window(
 
     Span protocols read boxes only on S_i = GT ∩ predicted span (shorter than ``min_overlap_frames``:
     none); ``intersection="boxes"`` (HC-STVG) reads a predicted box on any GT frame; box-presence
-    protocols (ST-Align) count predicted boxes on the predicted span, within the frames that exist.
-    A box anywhere else cannot change the score.
+    protocols (ST-Align) count every predicted box within the frames that exist (LLaVA-ST's P is the
+    frames its answer gave a box, whatever its time span). A box anywhere else cannot change the
+    score. An answer's boxes are its boxes on its span (``tube_input``), so for answers every
+    protocol reads within the span.
     """
     if protocol.union == "boxes":
         bounds = _frame_bounds(items)
-        lo, hi = np.maximum(pred_span[:, 0], bounds[:, 0]), np.minimum(pred_span[:, 1], bounds[:, 1])
+        lo, hi = bounds[:, 0].copy(), bounds[:, 1].copy()
     elif protocol.intersection == "boxes":
         lo, hi = gt_span[:, 0].copy(), gt_span[:, 1].copy()
     else:
@@ -789,7 +796,9 @@ def _viou_chunk(batch: TubeBatch, protocol: TubeProtocol, a: int, b: int) -> np.
             inter &= batch.counted[a:b]
         assert batch.union_count is not None, "span protocols need union_count (pack_tubes sets it)"
         den = batch.union_count[a:b]
-    num = np.where(inter, iou, 0.0).sum(axis=1)
+    # summed frame by frame in frame order (cumsum is sequential), as the official loops add them: a
+    # vIoU exactly on a threshold then compares as it does there
+    num = np.cumsum(np.where(inter, iou, 0.0), axis=1)[:, -1] if iou.shape[1] else np.zeros(len(iou))
     return np.where(den > 0, num / np.maximum(den, 1), 0.0)
 
 

@@ -23,8 +23,10 @@ Tube submissions are in the annotation's own frames, so every protocol scores an
 tubes 1 (``metrics.for_frame_submission``: STVG-R1's GT-side quirks belong to answers in seconds).
 
 Under ``--protocol official`` a box keyed outside the entry's own st_frame..ed_frame still counts
-on a GT frame, as in ``eval_hcvg.py`` (its S_i is every GT frame the bbox dict has); the other
-protocols read boxes inside the entry's span only.
+on a GT frame, as in ``eval_hcvg.py`` (its S_i is every GT frame the bbox dict has), and under
+``st-align`` on a sampled frame (LLaVA-ST's P is every frame its answer gave a box); both score a
+reversed st_frame..ed_frame as their scripts do. ``tubedetr`` and ``stvg-r1`` read boxes inside
+the entry's span only and score a reversed span 0.
 
 A bad submission never crashes the scorer and is never skipped silently: an unknown key, a malformed
 entry, box or frame key, a box keyed outside its own st_frame..ed_frame (ignored, or counted under
@@ -50,8 +52,10 @@ from typing import Any
 import numpy as np
 
 from stvg.evaluation.metrics import (
+    MAX_FRAME,
     TubeInput,
     TubeProtocol,
+    TubeScores,
     aggregate_by_group,
     aggregate_tubes,
     for_frame_submission,
@@ -66,7 +70,6 @@ TUBE_FORMATS = ("hcstvg-v1", "hcstvg-v2", "synthetic", "vidstg", "st-align")
 FORMATS = (*TUBE_FORMATS, "charades-sta", "mevis")
 FRAME_BASE = {"hcstvg-v1": 1, "hcstvg-v2": 1, "synthetic": 1, "vidstg": 0, "st-align": 0}
 ST_ALIGN_LIMIT = 2000  # LLaVA-ST evaluates loaded_data[:2000]
-MAX_FRAME = 10**15  # |frame| clamp: int64-safe arithmetic, still far outside any video
 _FRAME_KEY = re.compile(r"[+-]?[0-9]+")
 
 
@@ -133,8 +136,10 @@ def parse_tube_entry(
         return None, {}
     first, last = _clamp(int(st) - base), _clamp(int(ed) - base - (0 if end_inclusive else 1))
     if last < first:
-        warn(f"entry {key!r}: reversed or empty span st_frame={st}, ed_frame={ed}; scored 0")
-        return (first, last), {}
+        if not keep_off_span:
+            warn(f"entry {key!r}: reversed or empty span st_frame={st}, ed_frame={ed}; scored 0")
+            return (first, last), {}
+        warn(f"entry {key!r}: reversed or empty span st_frame={st}, ed_frame={ed}; scored as given")
     video = _frame_range(sample)
     boxes: dict[int, tuple[float, float, float, float]] = {}
     bad: list[str] = []
@@ -188,10 +193,10 @@ def parse_tube_entry(
     return (first, last), boxes
 
 
-def score_tube_submission(
+def tube_submission_scores(
     fmt: str, submission: Mapping[str, Any], samples: list[Sample], protocol: TubeProtocol, warn: Warnings
-) -> dict[str, Any]:
-    """Tube metrics of a submission dict against loaded samples.
+) -> tuple[list[Sample], TubeScores]:
+    """The scored samples and their per-sample scores for a submission dict.
 
     The submission's frames are the annotation's own, so the protocol is applied as
     ``for_frame_submission`` describes; spans are made inclusive while parsing.
@@ -209,6 +214,7 @@ def score_tube_submission(
         warn(
             f"{len(missing)} annotated sample(s) have no entry and score 0, e.g. {', '.join(map(repr, missing[:3]))}"
         )
+    keep_off_span = protocol.intersection == "boxes" or protocol.union == "boxes"
     items = []
     for key, s in by_key.items():
         if s.gt_span_frames is None:
@@ -219,13 +225,7 @@ def score_tube_submission(
             (None, {})
             if key not in submission
             else parse_tube_entry(
-                key,
-                submission[key],
-                FRAME_BASE[fmt],
-                s,
-                warn,
-                protocol.end_inclusive,
-                keep_off_span=protocol.intersection == "boxes",
+                key, submission[key], FRAME_BASE[fmt], s, warn, protocol.end_inclusive, keep_off_span
             )
         )
         items.append(
@@ -241,10 +241,19 @@ def score_tube_submission(
                 dataset=s.dataset,
             )
         )
-    scores = score_tubes(items, replace(for_frame_submission(protocol), end_inclusive=True))
+    return list(by_key.values()), score_tubes(
+        items, replace(for_frame_submission(protocol), end_inclusive=True)
+    )
+
+
+def score_tube_submission(
+    fmt: str, submission: Mapping[str, Any], samples: list[Sample], protocol: TubeProtocol, warn: Warnings
+) -> dict[str, Any]:
+    """Tube metrics of a submission dict against loaded samples (``tube_submission_scores``, aggregated)."""
+    scored, scores = tube_submission_scores(fmt, submission, samples, protocol, warn)
     out: dict[str, Any] = {"format": fmt, "protocol": protocol.name, "threshold_op": protocol.threshold_op}
     if fmt == "vidstg":
-        out.update(aggregate_by_group(scores, [s.sentence_type for s in by_key.values()], protocol))
+        out.update(aggregate_by_group(scores, [s.sentence_type for s in scored], protocol))
     else:
         out.update(aggregate_tubes(scores, protocol))
     return out
