@@ -62,7 +62,7 @@ def _case(rng: np.random.Generator, i: int, kind: str) -> tuple[dict, dict, tupl
     pred = {}
     for f in frames:
         if kind == "copy":
-            pred[f] = gt[f] if f in gt else None
+            pred[f] = gt.get(f)
         elif kind == "half" and f in gt:
             x1, y1, x2, y2 = gt[f]
             pred[f] = [x1, y1, x2, y1 + (y2 - y1) // 2]

@@ -59,8 +59,7 @@ def format_reward(output: str) -> float:
 def normalize_sentence(sentence: str) -> str:
     """The training sentence: stripped, lower-cased, one trailing period removed."""
     text = sentence.strip().lower()
-    if text.endswith("."):
-        text = text[:-1]
+    text = text.removesuffix(".")
     return text
 
 

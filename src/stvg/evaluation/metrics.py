@@ -286,11 +286,12 @@ def tubedetr_frame_ids(
 ) -> list[int]:
     """TubeDETR's evaluated frames in [start, end): kept when floor(f * r) increases, r = sample_fps / fps.
 
-    More than ``max_len`` frames are subsampled uniformly (``ids[j * n // max_len]``).
+    ``start`` is always kept (also for an empty range, as TubeDETR starts its list with it). More
+    than ``max_len`` frames are subsampled uniformly (``ids[j * n // max_len]``).
     """
     rate = min(sample_fps / video_fps, 1.0) if video_fps > 0 else 1.0
     if end <= start:
-        return []
+        return [start]
     f = np.arange(start, end)
     q = np.floor(f * rate).astype(np.int64)
     keep = np.ones(len(f), dtype=bool)
