@@ -87,13 +87,16 @@ def vote_target(
     params: LabelParams,
     frame_shift: int = 0,
     n_frames: int | None = None,
+    tracked: Sequence[int] | None = None,
 ) -> Vote:
     """Vote the target instance of one sample.
 
     ``gt_boxes``: native frame -> GT xyxy. ``tracks``: tracked frame -> {instance ID: xyxy} (the mask
     database's ``boxes_by_frame``). The GT box of frame g votes on the masks of frame g +
     ``frame_shift`` (``label_frame_shift``); with ``n_frames``, a partner frame past the video's end
-    casts no vote (the official script finds no mask file there).
+    casts no vote (the official script finds no mask file there). ``tracked``: the frames the prompt
+    stage tracked (``labels.ceiling.tracked_grid``; default: the frames of ``tracks``); a tracked
+    frame without any box casts no vote.
     """
     frames = sorted(int(f) for f in gt_boxes)
     n = len(frames)
@@ -101,7 +104,7 @@ def vote_target(
         return _dropped(("no_gt_boxes",), 0, 0)
     partners = [f + frame_shift for f in frames]
     exists = [n_frames is None or 0 <= g < n_frames for g in partners]
-    lookup = nearest_tracked(partners, list(tracks))
+    lookup = nearest_tracked(partners, list(tracks) if tracked is None else tracked)
     n_untracked = sum(1 for g, t, ok in zip(partners, lookup, exists, strict=True) if ok and t != g)
     iou = box_iou_plus_one if params.box_convention == "official" else box_iou
     votes: dict[int, int] = {}

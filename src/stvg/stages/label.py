@@ -91,8 +91,9 @@ def label_sample(
     if sample.gt_span_s is None:
         return {**record, "status": "dropped", "reason": "no_gt_span"}
     tracks = db.boxes_by_frame(sample.video_id)
+    grid = tracked_grid(db.summary(sample.video_id), tracks)
     shift = label_frame_shift(sample.dataset, params.frame_alignment)
-    vote = vote_target(sample.gt_boxes, tracks, params, shift, sample.n_frames or None)
+    vote = vote_target(sample.gt_boxes, tracks, params, shift, sample.n_frames or None, grid)
     record.update(
         status=vote.status,
         reason=vote.reason,
@@ -107,7 +108,6 @@ def label_sample(
     if vote.target_id is None:
         return record
     record["target_in_db"] = vote.target_id in set(db.instance_ids(sample.video_id))
-    grid = tracked_grid(db.summary(sample.video_id), tracks)
     score = prompting_ceiling(sample, db.tube(sample.video_id, vote.target_id), grid, protocol)
     record.update(ceiling_viou=score.viou, ceiling_tiou=score.tiou)
     span = sampled_span(db.sampling(sample.video_id).get("times_s", []), *sample.gt_span_s)
