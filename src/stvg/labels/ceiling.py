@@ -21,15 +21,14 @@ from stvg.records import Box, Sample
 
 def tracked_grid(summary: Mapping[str, Any], tracks: Mapping[int, Any]) -> list[int]:
     """Native frames the prompt stage tracked: all of them when it tracked at the native rate (its
-    summary's ``tracked_frames`` is ``n_frames``, or it names no count), else the frames holding a box.
+    summary's ``tracked_frames`` equals ``n_frames``), else the frames holding a box.
 
-    A tracked frame without any box is then a frame where no instance is, not one to borrow boxes for.
+    A tracked frame without any box is then a frame where no instance is (the official code reads an
+    empty mask file there), not one to borrow a neighbour's boxes for.
     """
     n = int(summary.get("n_frames") or 0)
-    tracked = summary.get("tracked_frames")
-    if n > 0 and (tracked is None or int(tracked) >= n):
-        return list(range(n))
-    return sorted(tracks)
+    tracked = int(summary.get("tracked_frames") or 0)
+    return list(range(n)) if n > 0 and tracked >= n else sorted(tracks)
 
 
 def protocol_boxes(boxes: Mapping[int, Box], protocol: TubeProtocol) -> dict[int, Box]:
