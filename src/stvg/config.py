@@ -377,7 +377,7 @@ class EvaluateParams:
     protocol: Literal["official", "tubedetr", "stvg-r1", "st-align"] = (
         "official"  # evaluation.metrics.PROTOCOLS
     )
-    threshold_op: Literal[">", ">="] = ">"
+    threshold_op: Literal[">", ">="] | None = None  # None: the protocol's own (official: >, stvg-r1: >=)
     iou_thresholds: tuple[float, ...] = (0.3, 0.5)
     answer_parser: Dialect = DEFAULT_DIALECT  # training.answer dialect (official | lenient)
     normalize_query: bool = False  # official evaluate.py: the sentence goes into the prompt as written
