@@ -20,7 +20,8 @@ Prints one JSON line (fractions in [0, 1], plus counts). Formats:
   ``J``, ``F``, ``J&F``. MeViS files are read here directly (they are the metric's own inputs).
 
 Tube submissions are in the annotation's own frames, so every protocol scores an exact copy of the GT
-tubes 1 (``metrics.for_frame_submission``: STVG-R1's GT-side quirks belong to answers in seconds).
+tubes 1 (``metrics.for_frame_submission``: STVG-R1's GT-side quirks belong to answers in seconds),
+except ``st-align``'s tIoU, which rounds the GT end-points to 3 decimals as LLaVA-ST does.
 
 Under ``--protocol official`` a box keyed outside the entry's own st_frame..ed_frame still counts
 on a GT frame, as in ``eval_hcvg.py`` (its S_i is every GT frame the bbox dict has), and under
