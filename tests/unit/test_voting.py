@@ -88,3 +88,31 @@ def test_sampled_span_maps_seconds_to_policy_frames() -> None:
     assert sampled_span(times, 0.4, 1.6) == (1, 3)
     assert sampled_span(times, 1.1, 1.2) == (2, 2)  # between two samples: the nearest to the middle
     assert sampled_span([], 0.0, 1.0) is None
+
+
+def test_tracked_grid_is_every_frame_only_when_the_prompt_stage_says_so() -> None:
+    from stvg.labels.ceiling import tracked_grid
+
+    tracks = {0: {1: ON}, 4: {1: ON}}
+    assert tracked_grid({"n_frames": 6, "tracked_frames": 6}, tracks) == list(range(6))
+    assert tracked_grid({"n_frames": 6, "tracked_frames": 2}, tracks) == [0, 4]  # thinned tracking
+    assert tracked_grid({"n_frames": 6}, tracks) == [0, 4]  # no count stated: the frames with boxes
+
+
+def test_official_alignment_votes_one_frame_late_and_empty_frames_do_not_vote() -> None:
+    """GT box of frame g votes on frame g + 1; a tracked frame with no box, or one past the end, does not."""
+    tracks = {1: {2: ON}, 2: {1: ON}, 3: {1: ON}}  # frame 0 tracked but empty
+    official = LabelParams(min_vote_share=0.0, flag_vote_share=0.0, min_mean_iou=0.0, min_presence=0.0)
+    v = vote_target(gt_tube(range(4)), tracks, official, frame_shift=1, n_frames=4, tracked=range(4))
+    assert v.votes == {1: 2, 2: 1} and v.n_votes == 3  # frame 3's partner (4) is past the end
+    same = vote_target(gt_tube(range(4)), tracks, LOOSE, frame_shift=0, n_frames=4, tracked=range(4))
+    assert same.votes == {1: 2, 2: 1}  # frames 1..3 vote, frame 0 is empty
+    assert vote_target(gt_tube([0]), tracks, LOOSE, tracked=[0, 1, 2, 3]).target_id is None
+    assert vote_target(gt_tube([0]), tracks, LOOSE).target_id == 2  # without the grid: nearest frame 1
+
+
+def test_official_tie_break_keeps_the_instance_that_won_first() -> None:
+    tracks = {0: {2: ON}, 1: {1: ON}, 2: {2: NEAR}, 3: {1: ON}}  # 2 votes each; 2 wins first, 1 has more IoU
+    official = LabelParams(min_vote_share=0.0, flag_vote_share=0.0, min_mean_iou=0.0, min_presence=0.0)
+    assert vote_target(gt_tube(range(4)), tracks, official).target_id == 2
+    assert vote_target(gt_tube(range(4)), tracks, LOOSE).target_id == 1  # iou_sum: 2.0 against 1.8
