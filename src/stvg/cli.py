@@ -2,7 +2,8 @@
 
     stvg download|detector|prompt|label|base_model|train|evaluate [stage args]   one stage (what dvc.yaml runs)
     stvg run [--stages ...]                                    the whole pipeline flow (Prefect)
-    stvg data stats FORMAT PATH                                counts of an annotation file, one JSON line
+    stvg data stats FORMAT PATH                                counts of an annotation file, one JSON line;
+                                                               each invalid entry named with its reason
     stvg score FORMAT SUBMISSION ANNOTATION [...]              official metrics of a submission file
     stvg params apply OVERRIDES.yaml                           switch params.yaml (e.g. to the paper set)
     stvg weights fetch NAME [--dest weights] [--sha256 HEX] [--from PATH]
@@ -81,6 +82,10 @@ def _data(argv: list[str]) -> int:
     except (OSError, ValueError) as exc:
         print(f"stvg data stats: {exc}", file=sys.stderr)
         return 1
+    for bad in stats["invalid_entries"]:  # also in the JSON line; here for a reader of the terminal
+        print(
+            f"stvg data stats: {path}: invalid entry {bad['sample_id']!r}: {bad['reason']}", file=sys.stderr
+        )
     print(json.dumps(stats, sort_keys=True))
     return 0
 

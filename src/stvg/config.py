@@ -18,6 +18,8 @@ from typing import Any, Literal
 
 import yaml
 
+from stvg.training.answer import DEFAULT_DIALECT, DIALECTS, Dialect
+
 
 class ParamsError(ValueError):
     """A parameter is unknown, mistyped or impossible; the message names the key and the fix."""
@@ -251,6 +253,7 @@ class PromptParams:
     size_filter_ratio: float = 0.0  # drop masks < ratio x largest in frame (code: 1/3); 0 = off
     min_track_frames: int = 2
     label_anchor: Literal["distance", "midrow"] = "distance"
+    label_placement: Literal["centred", "official"] = "centred"  # official: text's bottom-left at the anchor
     font_px: float = 20.0  # ID text height at the reference size (paper: 20 px at 336 px)
     font_ref_px: int = 336
     fps: float = 2.0  # policy sampling rate (paper: 2 fps)
@@ -296,6 +299,12 @@ class PromptParams:
             "must be in [0, 1] (0 = off)",
         )
         _require(0 <= self.appearance_gate <= 1, "prompt.appearance_gate", "must be in [0, 1] (0 = off)")
+        _require(
+            self.label_placement in ("centred", "official"),
+            "prompt.label_placement",
+            "must be centred (text centred on the anchor, kept inside the frame) or official "
+            "(mask2marker.py: the text's bottom-left corner at the anchor, no clipping)",
+        )
 
 
 @dataclass(frozen=True)
@@ -307,10 +316,21 @@ class LabelParams:
     min_mean_iou: float = 0.3
     min_presence: float = 0.5  # fraction of GT frames where the winner is present
     max_drop_fraction: float = 0.2  # GX gate: the flow stops when more samples than this are dropped
+    frame_alignment: Literal["official", "annotation"] = (
+        "official"  # official: GT box k vs mask frame st_frame + k
+    )
+    box_convention: Literal["official", "exclusive"] = "official"  # official: trainjson.py's +1 IoU
+    tie_break: Literal["official", "iou_sum"] = "official"  # official: the instance that won a frame first
 
     def __post_init__(self) -> None:
         for key in ("min_vote_share", "flag_vote_share", "min_mean_iou", "min_presence", "max_drop_fraction"):
             _require(0 <= getattr(self, key) <= 1, f"label.{key}", "must be in [0, 1]")
+        for key, allowed in (
+            ("frame_alignment", ("official", "annotation")),
+            ("box_convention", ("official", "exclusive")),
+            ("tie_break", ("official", "iou_sum")),
+        ):
+            _require(getattr(self, key) in allowed, f"label.{key}", f"must be one of {list(allowed)}")
         _require(
             self.flag_vote_share >= self.min_vote_share,
             "label.flag_vote_share",
@@ -351,6 +371,8 @@ class TrainParams:
         default_factory=lambda: {"format": 1.0, "tiou": 1.0, "object": 1.0}
     )
     gate_on_format: bool = False
+    answer_parser: Dialect = DEFAULT_DIALECT  # training.answer dialect of the rewards (official | lenient)
+    reward_id_needs_time: bool = True  # official: the ID reward needs a parsable time range too
     max_samples: int = 0  # 0 = all kept labels
     seed: int = 0
     grpo: dict[str, Any] = field(default_factory=dict)
@@ -370,6 +392,8 @@ class TrainParams:
                     f"params: `train.grpo.{k}` is the string {v!r}, not a number (YAML 1.1 reads an exponent "
                     f"without a dot as text); write {yaml11_float_text(float(v))}"
                 )
+        _require(self.answer_parser in DIALECTS, "train.answer_parser", f"must be one of {list(DIALECTS)}")
+        # TRL's GRPOConfig validates the rest of the passthrough block itself.
         n_gen = self.grpo.get("num_generations", 8)
         _require(
             isinstance(n_gen, int) and n_gen >= 2, "train.grpo.num_generations", "must be an integer >= 2"
@@ -384,8 +408,10 @@ class EvaluateParams:
     protocol: Literal["official", "tubedetr", "stvg-r1", "st-align"] = (
         "official"  # evaluation.metrics.PROTOCOLS
     )
-    threshold_op: Literal[">", ">="] = ">"
+    threshold_op: Literal[">", ">="] | None = None  # None: the protocol's own (official: >, stvg-r1: >=)
     iou_thresholds: tuple[float, ...] = (0.3, 0.5)
+    answer_parser: Dialect = DEFAULT_DIALECT  # training.answer dialect (official | lenient)
+    normalize_query: bool = False  # official evaluate.py: the sentence goes into the prompt as written
     batch_size: int = 4
     max_new_tokens: int = 64
     do_sample: bool = False
@@ -403,6 +429,12 @@ class EvaluateParams:
         _require(0 <= self.min_parse_rate <= 1, "evaluate.min_parse_rate", "must be in [0, 1]")
         _require(self.batch_size >= 1, "evaluate.batch_size", "must be >= 1")
         _require(self.max_new_tokens >= 1, "evaluate.max_new_tokens", "must be >= 1")
+        _require(self.answer_parser in DIALECTS, "evaluate.answer_parser", f"must be one of {list(DIALECTS)}")
+        _require(
+            self.protocol in ("official", "tubedetr", "stvg-r1", "st-align"),
+            "evaluate.protocol",
+            "must be one of official, tubedetr, stvg-r1, st-align",
+        )
 
 
 @dataclass(frozen=True)

@@ -1,11 +1,15 @@
 """Box, mask and temporal IoU in numpy: the one geometry shared by identity, rewards and metrics.
 
 Boxes are xyxy in pixels with areas (x2 - x1) * (y2 - y1), no +1 (the official HC-STVG, TubeDETR and
-ST-Align definition). The official STVG-R1 label script uses the +1 convention; we do not.
+ST-Align definition), in float64. A mask's box ends one past its last pixel (``mask_to_box``); the
+official STVG-R1 scripts end it on the last pixel (``last_pixel_box``), and its label script scores
+boxes with the +1 convention (``box_iou_plus_one``, used by ``label.box_convention: official``).
 Temporal IoU is in seconds; a reversed or zero-length union scores 0 (REFERENCE 3.5).
 """
 
 from __future__ import annotations
+
+from collections.abc import Sequence
 
 import numpy as np
 import numpy.typing as npt
@@ -34,6 +38,34 @@ def box_iou(a: ArrayLike, b: ArrayLike) -> np.ndarray:
     with np.errstate(divide="ignore", invalid="ignore"):
         iou = np.where(union > 0, inter / np.where(union > 0, union, 1.0), 0.0)
     return iou
+
+
+def box_iou_plus_one(a: ArrayLike, b: ArrayLike) -> np.ndarray:
+    """Element-wise IoU with the +1 pixel convention of the official ``trainjson.py``.
+
+    Widths and heights are x2 - x1 + 1 (a box covers the pixels x1..x2 inclusive); the intersection
+    is clipped at 0; 0 where the union is not positive.
+
+    >>> float(box_iou_plus_one([0, 0, 9, 9], [5, 0, 14, 9]))
+    0.3333333333333333
+    """
+    a = np.asarray(a, dtype=np.float64)
+    b = np.asarray(b, dtype=np.float64)
+    iw = np.maximum(np.minimum(a[..., 2], b[..., 2]) - np.maximum(a[..., 0], b[..., 0]) + 1, 0)
+    ih = np.maximum(np.minimum(a[..., 3], b[..., 3]) - np.maximum(a[..., 1], b[..., 1]) + 1, 0)
+    inter = iw * ih
+    area_a = (a[..., 2] - a[..., 0] + 1) * (a[..., 3] - a[..., 1] + 1)
+    area_b = (b[..., 2] - b[..., 0] + 1) * (b[..., 3] - b[..., 1] + 1)
+    union = area_a + area_b - inter
+    with np.errstate(divide="ignore", invalid="ignore"):
+        return np.where(union > 0, inter / np.where(union > 0, union, 1.0), 0.0)
+
+
+def last_pixel_box(box: Sequence[float]) -> tuple[float, float, float, float]:
+    """A mask box ending one past its last pixel (``mask_to_box``) as the official ``rle_to_bbox``
+    writes it, ending on the last pixel: x2 - 1, y2 - 1."""
+    x1, y1, x2, y2 = (float(v) for v in box)
+    return (x1, y1, x2 - 1.0, y2 - 1.0)
 
 
 def pairwise_box_iou(a: ArrayLike, b: ArrayLike) -> np.ndarray:

@@ -216,7 +216,7 @@ def _rank_main(record_dir: Path, argv: list[str]) -> None:
 
     build_trainer = train_mod.build_trainer
     train_stage._frame_loader = fake_loader
-    train_mod.build_reward_funcs = lambda weights, gate: ([varied_reward], [1.0])
+    train_mod.build_reward_funcs = lambda weights, gate, **_: ([varied_reward], [1.0])
     train_mod.build_trainer = capture
     train_mod.write_json_atomic = spy("write_json", train_mod.write_json_atomic)
     train_mod.atomic_dir = spy("atomic_dir", train_mod.atomic_dir)

@@ -51,11 +51,40 @@ def test_unknown_section_is_an_error() -> None:
         ({"train": {"grpo": {"num_generations": 1}}}, r"train\.grpo\.num_generations"),
         ({"download": {"sources": [{"name": "x", "kind": "http", "url": "ftp://a"}]}}, r"url.*http"),
         ({"data": {"dataset": "kinetics"}}, r"`data\.dataset` must be one of"),
+        (
+            {"train": {"answer_parser": "loose"}},
+            r"`train\.answer_parser` must be one of \['official', 'lenient'\]",
+        ),
+        ({"train": {"reward_id_needs_time": "no"}}, r"`train\.reward_id_needs_time` must be true or false"),
+        ({"evaluate": {"answer_parser": "regex"}}, r"`evaluate\.answer_parser` must be one of"),
+        ({"evaluate": {"threshold_op": "=>"}}, r"`evaluate\.threshold_op` must be one of"),
+        ({"evaluate": {"normalize_query": 1}}, r"`evaluate\.normalize_query` must be true or false"),
+        (
+            {"label": {"frame_alignment": "late"}},
+            r"`label\.frame_alignment` must be one of \['official', 'annotation'\]",
+        ),
+        ({"label": {"box_convention": "plus_one"}}, r"`label\.box_convention` must be one of"),
+        ({"label": {"tie_break": "random"}}, r"`label\.tie_break` must be one of"),
+        ({"prompt": {"label_placement": "corner"}}, r"`prompt\.label_placement` must be one of"),
     ],
 )
 def test_impossible_values_fail_with_key_and_fix(raw: dict, pattern: str) -> None:
     with pytest.raises(ParamsError, match=pattern):
         params_from_dict(raw)
+
+
+def test_fidelity_options_are_validated_when_built_directly_too() -> None:
+    from stvg.config import EvaluateParams, LabelParams, PromptParams, TrainParams
+
+    for build, key in (
+        (lambda: LabelParams(frame_alignment="late"), "label.frame_alignment"),  # type: ignore[arg-type]
+        (lambda: LabelParams(tie_break="random"), "label.tie_break"),  # type: ignore[arg-type]
+        (lambda: TrainParams(answer_parser="loose"), "train.answer_parser"),  # type: ignore[arg-type]
+        (lambda: EvaluateParams(answer_parser="loose"), "evaluate.answer_parser"),  # type: ignore[arg-type]
+        (lambda: PromptParams(label_placement="corner"), "prompt.label_placement"),  # type: ignore[arg-type]
+    ):
+        with pytest.raises(ParamsError, match=key.replace(".", r"\.")):
+            build()
 
 
 def test_ints_are_accepted_for_floats_but_not_bools() -> None:

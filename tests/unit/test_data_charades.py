@@ -15,7 +15,12 @@ CSV = "id,subject,scene,quality,relevance,verified,script,objects,descriptions,a
 
 def test_real_test_json_counts_and_clipping(shared_data: Path) -> None:
     path = shared_data / "charades_sta" / "charades_test.json"
-    assert dataset_stats("charades-sta", path) == {"samples": 3720, "videos": 1334, "invalid": 0}
+    assert dataset_stats("charades-sta", path) == {
+        "samples": 3720,
+        "videos": 1334,
+        "invalid": 0,
+        "invalid_entries": [],
+    }
     samples = {s.sample_id: s for s in load_samples("charades-sta", path).samples}
     first = samples["3MSZA_0"]
     assert first.gt_span_s == (24.3, 30.4) and first.duration_s == 30.96 and first.fps == 0.0

@@ -54,6 +54,7 @@ def test_cli_prints_one_json_line(shared_data: Path, capsys: pytest.CaptureFixtu
         "samples": 8956,
         "videos": 602,
         "invalid": 0,
+        "invalid_entries": [],
         "declarative": 3996,
         "interrogative": 4960,
     }
@@ -69,7 +70,36 @@ def test_cli_reports_a_malformed_file(tmp_path: Path, capsys: pytest.CaptureFixt
 def test_stats_count_invalid_samples(tmp_path: Path) -> None:
     path = tmp_path / "query_v2.json"
     path.write_text(json.dumps({"a.mp4": "A man waves.", "b.mp4": " "}))
-    assert dataset_stats("hcstvg-v2", path) == {"samples": 1, "videos": 1, "invalid": 1}
+    stats = dataset_stats("hcstvg-v2", path)
+    assert {k: stats[k] for k in ("samples", "videos", "invalid")} == {
+        "samples": 1,
+        "videos": 1,
+        "invalid": 1,
+    }
+    assert [e["sample_id"] for e in stats["invalid_entries"]] == ["b"]
+    assert (
+        "empty" in stats["invalid_entries"][0]["reason"]
+        or "sentence" in stats["invalid_entries"][0]["reason"]
+    )
+
+
+def test_cli_stats_names_every_invalid_entry_with_its_reason(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """Malformed entries are counted AND named (JSON field and stderr), never accepted silently."""
+    bad_frame = _hcstvg_entry()
+    bad_frame["st_frame"] = 0  # st_frame is 1-based
+    no_boxes = _hcstvg_entry()
+    del no_boxes["bbox"]
+    path = _write(tmp_path / "val_v2.json", {"a.mp4": _hcstvg_entry(), "b.mp4": bad_frame, "c.mp4": no_boxes})
+    assert cli_main(["data", "stats", "hcstvg-v2", str(path)]) == 0
+    captured = capsys.readouterr()
+    stats = json.loads(captured.out)
+    assert stats["samples"] == 1 and stats["invalid"] == 2
+    named = {e["sample_id"]: e["reason"] for e in stats["invalid_entries"]}
+    assert set(named) == {"b", "c"}
+    assert "st_frame" in named["b"] and "bbox" in named["c"]
+    assert "'b'" in captured.err and "st_frame" in captured.err and "'c'" in captured.err
 
 
 def test_load_split_applies_data_params(tmp_path: Path) -> None:
@@ -176,4 +206,4 @@ def test_cli_stats_for_every_format(
 
         path = _write(tmp_path / "stvg.json", [entry(0), entry(1)])
     assert cli_main(["data", "stats", fmt, str(path)]) == 0
-    assert json.loads(capsys.readouterr().out) == expected
+    assert json.loads(capsys.readouterr().out) == {**expected, "invalid_entries": []}

@@ -46,7 +46,14 @@ def write(path: Path, obj: object) -> Path:
 
 def test_real_val_counts(shared_data: Path) -> None:
     stats = dataset_stats("vidstg", shared_data / "vidstg" / "val_annotations.json")
-    assert stats == {"samples": 8956, "videos": 602, "invalid": 0, "declarative": 3996, "interrogative": 4960}
+    assert stats == {
+        "samples": 8956,
+        "videos": 602,
+        "invalid": 0,
+        "invalid_entries": [],
+        "declarative": 3996,
+        "interrogative": 4960,
+    }
 
 
 def test_real_demo_entry(shared_data: Path) -> None:

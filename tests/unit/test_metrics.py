@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from dataclasses import replace
+
 import numpy as np
 import pytest
 
@@ -27,6 +29,7 @@ from stvg.evaluation.metrics import (
 )
 from stvg.geometry import box_iou
 from stvg.records import Sample
+from tests.reference import hcstvg_challenge
 
 GT_BOX = (0.0, 0.0, 10.0, 10.0)
 PRED_BOX = (0.0, 0.0, 10.0, 8.0)  # IoU 0.8 with GT_BOX
@@ -72,10 +75,27 @@ def test_missing_prediction_scores_zero_and_is_counted() -> None:
     assert agg["m_vIoU"] == pytest.approx(50 * 0.8 / 150 / 2, rel=1e-6)
 
 
-def test_reversed_span_scores_zero_and_is_counted() -> None:
-    scores = score_tubes([worked(pred_span=(249, 150))])
+@pytest.mark.parametrize("name", ["tubedetr", "stvg-r1"])
+def test_reversed_span_scores_zero_and_is_counted(name: str) -> None:
+    scores = score_tubes([worked(pred_span=(249, 150), dataset="vidstg")], PROTOCOLS[name])
     assert scores[0].failure == "reversed" and scores[0].viou == 0.0 and scores[0].tiou == 0.0
     assert aggregate_tubes(scores)["n_reversed"] == 1
+
+
+def test_official_scores_a_reversed_frame_span_as_eval_hcvg_does() -> None:
+    """|S_u| = max(ends) - min(starts) + 1 from the fields; S_i = GT frames with a submitted box."""
+    it = replace(worked(), pred_span=(249, 150))  # boxes on 150..249, the fields reversed
+    s = score_tubes([it], PROTOCOLS["official"])[0]
+    assert s.failure is None
+    # fields 249..150 against GT 100..199: max(199, 150) - min(100, 249) + 1 = 100 frames
+    assert s.tiou == pytest.approx(50 / 100) and s.viou == pytest.approx(50 * 0.8 / 100)
+    want = hcstvg_challenge.video_scores(
+        {"st_frame": 100, "ed_frame": 199, "bbox": {str(f): list(GT_BOX) for f in range(100, 200)}},
+        {"st_frame": 249, "ed_frame": 150, "bbox": {str(f): list(PRED_BOX) for f in range(150, 250)}},
+    )
+    assert (s.tiou, s.viou) == pytest.approx(want, abs=1e-12)
+    reversed_answer = replace(it, pred_span_s=(8.3, 5.0))  # an answer in seconds is still a failure
+    assert score_tubes([reversed_answer], PROTOCOLS["official"])[0].failure == "reversed"
 
 
 def test_zero_length_union_in_seconds_is_a_counted_failure() -> None:
@@ -179,10 +199,14 @@ def test_tubedetr_never_samples_the_last_hcstvg_frame() -> None:
     assert score_tubes([other], PROTOCOLS["tubedetr"])[0].viou == pytest.approx(1 / 10)
 
 
-def test_seconds_to_span_interval_rule_inverts_gt_times_and_floor_rule_is_the_code() -> None:
+def test_seconds_to_span_interval_rule_inverts_gt_times_and_int_rule_is_the_code() -> None:
     # a tube on frames 40..49 at 10 fps written as [4.0, 5.0) (HC-STVG / synthetic ed_time)
     assert seconds_to_span(4.0, 5.0, 10.0, 100) == (40, 49)
-    assert seconds_to_span(4.0, 5.0, 10.0, 100, "floor") == (40, 50)
+    assert seconds_to_span(4.0, 5.0, 10.0, 100, "int") == (40, 50)
+    # the official int(t * fps): no clipping to the video, no tolerance, reversed kept as given
+    assert seconds_to_span(8.0, 25.0, 10.0, 100, "int") == (80, 250)
+    assert seconds_to_span(3 / 29.97, 1.0, 29.97, 100, "int")[0] == int(3 / 29.97 * 29.97)
+    assert seconds_to_span(5.0, 4.0, 10.0, 100, "int") == (50, 40)
     assert seconds_to_span(8.9147, 17.5447, 30.0, 600) == (267, 526)  # REFERENCE's HC-STVG example
     assert seconds_to_span(4.0, 4.0, 10.0, 100) == (40, 40)  # a zero-length answer keeps one frame
     assert seconds_to_span(0.0, 99.0, 10.0, 100) == (0, 99)
@@ -236,7 +260,8 @@ def test_vectorised_batch_matches_a_per_frame_loop() -> None:
 
 
 def test_sampled_protocols_match_a_per_frame_loop() -> None:
-    """TubeDETR and ST-Align on random tubes (dict and array boxes, boxes outside the predicted span)."""
+    """TubeDETR and ST-Align on random tubes (dict and array boxes, boxes outside the predicted span:
+    TubeDETR reads boxes on the span only, ST-Align wherever they are)."""
     rng = np.random.default_rng(7)
     items, expected = [], {"tubedetr": [], "st-align": []}
     for k in range(80):
@@ -266,8 +291,9 @@ def test_sampled_protocols_match_a_per_frame_loop() -> None:
         expected["tubedetr"].append(num / max(den, 1))
         ids = uniform_frame_ids(*seg)
         g = {f for f in ids if f in gt}
-        p = {f for f in ids if f in pred and ps <= f <= pe}
-        expected["st-align"].append(sum(iou[f] for f in g & p) / len(g | p) if g | p else 0.0)
+        p = {f for f in ids if f in pred}  # LLaVA-ST: every predicted box on a sampled frame
+        every = {f: float(box_iou(gt[f], pred[f])) for f in g & p}
+        expected["st-align"].append(sum(every.values()) / len(g | p) if g | p else 0.0)
     for name, want in expected.items():
         got = score_tubes(items, PROTOCOLS[name]).viou
         np.testing.assert_allclose(got, want, rtol=1e-5, atol=1e-7, err_msg=name)
@@ -318,8 +344,33 @@ def test_plane_box_iou_matches_geometry_including_degenerate_and_missing_boxes()
     b = rng.uniform(0, 50, (200, 4))  # many degenerate (x2 < x1) boxes
     b[:5] = np.nan
     expected = np.where(np.isnan(b[:, 0]), 0.0, box_iou(a, np.nan_to_num(b)))
-    got = plane_box_iou(a.T.astype(np.float32), b.T.astype(np.float32))
-    np.testing.assert_allclose(got, expected, atol=1e-5)
+    got = plane_box_iou(a.T.copy(), b.T.copy())
+    np.testing.assert_array_equal(got, expected)  # the same float64 arithmetic, bit for bit
+
+
+def test_a_box_iou_of_exactly_0_3_is_decided_in_float64() -> None:
+    """Bug 7: six tubes at box IoU 0.3; in float32 the IoU is 0.3000000119 and every tube counted > 0.3."""
+    gt_box, pred_box = (0.0, 0.0, 10.0, 10.0), (0.0, 0.0, 10.0, 3.0)
+    items, gt_file, submission = [], {}, {}
+    for n in range(1, 7):
+        frames = range(10, 10 + n)
+        items.append(
+            TubeInput(
+                (10, 9 + n),
+                dict.fromkeys(frames, gt_box),
+                (10, 9 + n),
+                dict.fromkeys(frames, pred_box),
+                50,
+                5.0,
+            )
+        )
+        gt_file[n] = {"st_frame": 10, "ed_frame": 9 + n, "bbox": {str(f): list(gt_box) for f in frames}}
+        submission[n] = {"st_frame": 10, "ed_frame": 9 + n, "bbox": {str(f): list(pred_box) for f in frames}}
+    got = aggregate_tubes(score_tubes(items, PROTOCOLS["official"]), PROTOCOLS["official"])
+    want = hcstvg_challenge.evaluate(gt_file, submission)
+    assert got["vIoU@0.3"] == want["vIoU@0.3"] and got["m_vIoU"] == pytest.approx(want["m_vIoU"], abs=1e-15)
+    as32 = plane_box_iou(np.array(gt_box, np.float32)[:, None], np.array(pred_box, np.float32)[:, None])
+    assert float(as32[0]) > 0.3 >= got["m_vIoU"]  # what the float32 kernel used to compare
 
 
 def test_vidstg_groups_are_reported_separately() -> None:

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from dataclasses import replace
 from pathlib import Path
 
 import cv2
@@ -118,6 +119,25 @@ def test_text_at_the_frame_edge_is_clipped_inside_the_image():
     assert ys.size > 0
     (tw, _), _ = cv2.getTextSize("88", FONT, font_scale(h, w, P), font_thickness(font_scale(h, w, P)))
     assert xs.max() - xs.min() >= tw * 0.8  # the whole number is visible, not cut off
+
+
+def test_official_placement_is_the_text_bottom_left_at_the_anchor_unclipped():
+    """mask2marker.py: cv2.putText(frame, id, centre, ...) with the mid-row anchor, nothing else."""
+    h, w = 120, 160
+    official = replace(P, label_anchor="midrow", label_placement="official")
+    mask = disk(h, w, 60, 80, 20)
+    anchor = label_anchor(mask, "midrow")
+    expected = np.zeros((h, w, 3), np.uint8)
+    scale, thickness = font_scale(h, w, P), font_thickness(font_scale(h, w, P))
+    cv2.putText(expected, "7", anchor, FONT, scale, (255, 0, 0), thickness, cv2.LINE_AA)
+    np.testing.assert_array_equal(draw_ids(np.zeros((h, w, 3), np.uint8), {7: mask}, official), expected)
+    assert not np.array_equal(draw_ids(np.zeros((h, w, 3), np.uint8), {7: mask}, P), expected)
+    corner = np.zeros((h, w), bool)
+    corner[0:6, w - 6 : w] = True  # top-right corner: the official text runs off the image
+    out = draw_ids(np.zeros((h, w, 3), np.uint8), {88: corner}, official)
+    (tw, _), _ = cv2.getTextSize("88", FONT, scale, thickness)
+    xs = np.nonzero(out[..., 0])[1]
+    assert xs.size == 0 or xs.max() - xs.min() < tw * 0.8  # cut off at the frame edge
 
 
 def test_empty_masks_are_skipped_and_wrong_sizes_rejected():

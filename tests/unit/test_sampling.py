@@ -59,9 +59,17 @@ def test_twenty_second_clip_matches_the_reference_budget():
     """REFERENCE 7.2: 20 s -> 40 frames, per-frame cap min(768*784, total*2/40) ~ 80,282 px."""
     plan = plan_sampling(500, 25.0, 1280, 720, P)
     assert plan.n_samples == 40
-    assert frame_pixel_cap(40, P) == int(2048 * 28 * 28 * 2 / 40)
+    assert frame_pixel_cap(40, P) == 2048 * 28 * 28 * 2 / 40  # a float, as qwen-vl-utils keeps it
     assert plan.out_height * plan.out_width <= 80282
     assert 1800 <= plan.visual_tokens <= 2048
+
+
+def test_the_per_frame_cap_stays_a_float_as_in_qwen_vl_utils():
+    """640x360 for 18 s at 2 fps: 36 frames; the cap 89,201.8 px gives 224x392 (truncated: 196x392)."""
+    plan = plan_sampling(540, 30.0, 640, 360, P)
+    assert plan.n_samples == 36
+    assert (plan.out_height, plan.out_width) == (224, 392)
+    assert plan.visual_tokens == 18 * 8 * 14  # 12.5 % more than the 18 * 7 * 14 of a truncated cap
 
 
 def test_requested_rate_is_what_the_policy_sees():

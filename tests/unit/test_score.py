@@ -11,6 +11,7 @@ import pytest
 from pycocotools import mask as mask_utils
 
 from stvg.evaluation.score import main, score
+from tests.reference import llava_st
 
 
 def write(path: Path, obj) -> Path:
@@ -78,9 +79,13 @@ def test_hcstvg_bad_entries_warn_naming_the_entry_and_score_zero(tmp_path: Path,
 
 def test_missing_video_and_reversed_span_are_counted(tmp_path: Path, hcstvg: Path) -> None:
     sub = write(tmp_path / "sub.json", {"a.mp4": {"st_frame": 9, "ed_frame": 5, "bbox": {}}})
-    out, warnings = score("hcstvg-v2", sub, hcstvg)
+    out, warnings = score("hcstvg-v2", sub, hcstvg, protocol="tubedetr")
     assert out["n_reversed"] == 1 and out["n_missing"] == 1 and out["m_vIoU"] == 0.0
     assert any("'b.mkv'" in m for m in warnings.messages)
+    # the HC-STVG script scores a reversed entry's boxes as given (here: none)
+    official, warnings = score("hcstvg-v2", sub, hcstvg)
+    assert official["n_reversed"] == 0 and official["n_missing"] == 1 and official["m_vIoU"] == 0.0
+    assert any("'a.mp4'" in m and "scored as given" in m for m in warnings.messages)
 
 
 def test_protocol_and_threshold_flags_change_the_numbers(tmp_path: Path, hcstvg: Path) -> None:
@@ -117,12 +122,24 @@ def test_a_copy_of_the_gt_tubes_scores_one_under_every_protocol(
     )
     out = run(capsys, "hcstvg-v2", str(sub), str(hcstvg3), "--protocol", protocol)
     assert out["protocol"] == protocol and out["n"] == 3 and out["n_warnings"] == 0
-    assert out["m_tIoU"] == pytest.approx(1.0) and out["m_vIoU"] == pytest.approx(1.0)
+    # ST-Align rounds the normalised GT end-points to 3 decimals (LLaVA-ST): a copy scores just under 1
+    tiou = pytest.approx(COPY_TIOU_ST_ALIGN, abs=1e-12) if protocol == "st-align" else pytest.approx(1.0)
+    assert out["m_tIoU"] == tiou and out["m_vIoU"] == pytest.approx(1.0)
     assert out["vIoU@0.5"] == 1.0
     exclusive = {k: {**v, "ed_frame": v["ed_frame"] + 1} for k, v in json.loads(sub.read_text()).items()}
     sub_x = write(tmp_path / "sub_x.json", exclusive)
     out = run(capsys, "hcstvg-v2", str(sub_x), str(hcstvg3), "--protocol", protocol, "--end-exclusive")
-    assert out["m_tIoU"] == pytest.approx(1.0) and out["m_vIoU"] == pytest.approx(1.0)
+    assert out["m_tIoU"] == tiou and out["m_vIoU"] == pytest.approx(1.0)
+
+
+# the three GT tubes of hcstvg3 on 0-based frames 4..8, 0..9, 10..19 of a 0..19 segment, as LLaVA-ST
+COPY_TIOU_ST_ALIGN = (
+    sum(
+        llava_st.entry_scores((0, 19), g, {}, (g[0] / 19, g[1] / 19), {})[0]
+        for g in ((4, 8), (0, 9), (10, 19))
+    )
+    / 3
+)
 
 
 def test_protocols_differ_where_reference_says(tmp_path: Path, hcstvg3: Path) -> None:
@@ -136,24 +153,29 @@ def test_protocols_differ_where_reference_says(tmp_path: Path, hcstvg3: Path) ->
     assert off["m_tIoU"] == pytest.approx((1 / 8 + 1 + 3 / 10) / 3)
     assert off["m_vIoU"] == pytest.approx((1 / 8 + 0.5 + 3 / 10) / 3)
     assert off["vIoU@0.3"] == pytest.approx(1 / 3) and off["vIoU@0.5"] == 0.0  # 0.3 and 0.5 are not > R
-    # TubeDETR: HC-STVG frames sampled from [0, n_frames - 1): c's last frame never counts -> 2/9
+    # TubeDETR: HC-STVG frames sampled from range(0, n_frames - 1) in the annotation's 1-based
+    # numbering, so 1-based frames 19 and 20 never count: c -> 1 of 8
     tub = got["tubedetr"]
     assert tub["m_tIoU"] == pytest.approx(off["m_tIoU"])
-    assert tub["m_vIoU"] == pytest.approx((1 / 8 + 0.5 + 2 / 9) / 3)
+    assert tub["m_vIoU"] == pytest.approx((1 / 8 + 0.5 + 1 / 8) / 3)
     # STVG-R1: a one-frame overlap scores vIoU 0; thresholds >=; tIoU of the frame intervals
     r1 = got["stvg-r1"]
     assert r1["m_tIoU"] == pytest.approx(off["m_tIoU"])
     assert r1["m_vIoU"] == pytest.approx((0 + 0.5 + 3 / 10) / 3)
     assert r1["vIoU@0.3"] == pytest.approx(2 / 3) and r1["vIoU@0.5"] == pytest.approx(1 / 3)
-    # ST-Align: tIoU on the end-points as continuous values (a: 0/7, c: 2/9), vIoU as official, >=
+    # ST-Align: tIoU on the end-points normalised to the 0..19 segment, GT rounded to 3 decimals
+    # (a: 0, b: just under 1, c: about 2/9), vIoU as official here, >=
     sta = got["st-align"]
-    assert sta["m_tIoU"] == pytest.approx((0 + 1 + 2 / 9) / 3)
+    spans = (((4, 8), (8, 11)), ((0, 9), (0, 9)), ((10, 19), (17, 19)))
+    tious = [llava_st.entry_scores((0, 19), g, {}, (p[0] / 19, p[1] / 19), {})[0] for g, p in spans]
+    assert sta["m_tIoU"] == pytest.approx(sum(tious) / 3, abs=1e-12)
+    assert tious[1] < 1 and tious[2] == pytest.approx(2 / 9, abs=1e-3)
     assert sta["m_vIoU"] == pytest.approx(off["m_vIoU"])
     assert sta["vIoU@0.3"] == pytest.approx(2 / 3) and sta["tIoU@0.5"] == pytest.approx(1 / 3)
 
 
 @pytest.mark.parametrize("protocol", PROTOCOL_NAMES)
-def test_box_keys_outside_the_span_or_video_warn_and_are_ignored(
+def test_box_keys_outside_the_span_or_video_warn_and_count_as_the_scripts_say(
     tmp_path: Path, hcstvg3: Path, protocol: str
 ) -> None:
     a = perfect(5, 9)
@@ -165,15 +187,18 @@ def test_box_keys_outside_the_span_or_video_warn_and_are_ignored(
     sub = write(tmp_path / "sub.json", {"a.mp4": a, "b.mkv": b, "c.mp4": c})
     out, warnings = score("hcstvg-v2", sub, hcstvg3, protocol=protocol)  # used to raise MemoryError
     text = "\n".join(warnings.messages)
-    assert "'a.mp4'" in text and "'100000000000'" in text and "outside its frames 5..9 ignored" in text
+    fate = "counted" if protocol in ("official", "st-align") else "ignored"  # eval_hcvg, LLaVA-ST count them
+    assert "'a.mp4'" in text and "'100000000000'" in text and f"outside its frames 5..9 {fate}" in text
     assert "'1'" in text  # before st_frame
     assert "'6.0'" in text and "not an integer" in text
     assert "'b.mkv'" in text and "'21'" in text and "outside the video's frames 1..20 ignored" in text
     assert "'c.mp4'" in text and "'x'" in text
-    # a scores as a copy of its GT tube; b's union runs to frame 22 (TubeDETR: 19 sampled frames);
-    # ST-Align's union counts frames with a box, so b's empty frames 11..22 do not enter it; c scores 0
-    b_viou = {"official": 10 / 22, "stvg-r1": 10 / 22, "tubedetr": 10 / 19, "st-align": 1.0}[protocol]
-    assert out["m_vIoU"] == pytest.approx((1 + b_viou) / 3)
+    # a scores as a copy of its GT tube (ST-Align: its box on frame 1 joins P, 5 of 6); b's union runs
+    # to frame 22 (TubeDETR: the 18 sampled frames 1..18); ST-Align's union counts frames with a box,
+    # so b's empty frames 11..22 do not enter it; c scores 0
+    a_viou = 5 / 6 if protocol == "st-align" else 1.0
+    b_viou = {"official": 10 / 22, "stvg-r1": 10 / 22, "tubedetr": 10 / 18, "st-align": 1.0}[protocol]
+    assert out["m_vIoU"] == pytest.approx((a_viou + b_viou) / 3)
     assert out["n"] == 3 and out["n_warnings"] == len(warnings)
 
 

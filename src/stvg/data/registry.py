@@ -124,16 +124,18 @@ def load_split(
     return result
 
 
-def dataset_stats(fmt: str, path: str | Path, **options: Any) -> dict[str, int]:
-    """Counts for ``stvg data stats``: samples, videos, invalid (+ declarative/interrogative for VidSTG).
+def dataset_stats(fmt: str, path: str | Path, **options: Any) -> dict[str, Any]:
+    """Counts for ``stvg data stats``: samples, videos, invalid (+ declarative/interrogative for VidSTG),
+    and ``invalid_entries``: every invalid entry with its reason, in file order.
 
-    Invalid samples are counted, not fatal, so the stats describe any readable file.
+    Invalid samples are counted and named, not fatal, so the stats describe any readable file.
     """
     result = load_samples(fmt, path, skip_invalid=True, **options)
-    stats = {
+    stats: dict[str, Any] = {
         "samples": len(result.samples),
         "videos": len({s.video_id for s in result.samples}),
         "invalid": len(result.invalid),
+        "invalid_entries": [{"sample_id": bad.sample_id, "reason": bad.reason} for bad in result.invalid],
     }
     if fmt == "vidstg":
         for kind in ("declarative", "interrogative"):

@@ -19,7 +19,9 @@ Each answer that scores 0 for a reason carries a failure kind (``FAILURE_KINDS``
 metrics as ``failures/<kind>``.
 
 Native frames that were not tracked (``prompt.track_fps`` below native) read the nearest tracked
-frame in both, exactly as the ceiling does (``labels.ceiling.fill_untracked``).
+frame in both, exactly as the ceiling does (``labels.ceiling.fill_untracked``); mask boxes are read as
+the protocol reads them (``labels.ceiling.protocol_boxes``: ``stvg-r1`` ends them on the last pixel).
+Frames past the end of the video hold no box (the official loop finds no mask file there).
 
 Baselines: ``oracle`` answers each sample's voted label and its exact GT seconds (so its strict score
 equals the label stage's prompting ceiling, sample by sample); ``random`` answers a uniformly drawn
@@ -44,7 +46,7 @@ from stvg.evaluation.metrics import (
     score_tubes,
     tube_input,
 )
-from stvg.labels.ceiling import fill_untracked
+from stvg.labels.ceiling import fill_untracked, protocol_boxes, tracked_grid
 from stvg.records import Box, Sample
 from stvg.training.answer import ParsedAnswer, parse_answer
 
@@ -61,6 +63,7 @@ class TrackSource(Protocol):
     def has(self, video_id: str) -> bool: ...
     def boxes_by_frame(self, video_id: str) -> dict[int, dict[int, Box]]: ...
     def instance_ids(self, video_id: str) -> list[int]: ...
+    def summary(self, video_id: str) -> dict[str, Any]: ...
 
 
 @dataclass(frozen=True)
@@ -158,8 +161,9 @@ def score_answers(
     repaired_items: list[TubeInput] = []
     for sample, text in zip(samples, texts, strict=True):
         parsed = parse(text)
-        tracks = db.boxes_by_frame(sample.video_id) if db.has(sample.video_id) else {}
-        tracked = sorted(tracks)
+        has = db.has(sample.video_id)
+        tracks = _protocol_tracks(db.boxes_by_frame(sample.video_id), protocol) if has else {}
+        tracked = tracked_grid(db.summary(sample.video_id), tracks) if has else []
         span = (parsed.start_s, parsed.end_s) if parsed.ok else None
         in_video = bool(parsed.ok and any(parsed.target_id in objs for objs in tracks.values()))
         item = tube_input(sample, span, {}, protocol)
@@ -167,10 +171,10 @@ def score_answers(
         strict_boxes: dict[int, Box] = {}
         repaired_boxes: dict[int, Box] = {}
         if span is not None:
-            frames = read_frames(item, protocol).tolist()
+            frames = _existing(read_frames(item, protocol).tolist(), sample.n_frames)
             own = {f: objs[parsed.target_id] for f, objs in tracks.items() if parsed.target_id in objs}
             strict_boxes = fill_untracked(own, frames, tracked)
-            dense = {f: tracks[t] for f, t in _nearest_map(frames, tracked).items()}
+            dense = {f: tracks.get(t, {}) for f, t in _nearest_map(frames, tracked).items()}
             repaired = repaired_tube(dense, int(parsed.target_id), frames)  # type: ignore[arg-type]
             repaired_boxes, counts = repaired.boxes, repaired.fallback_counts
         parsed_all.append(parsed)
@@ -237,6 +241,18 @@ def summarise(
     for kind in FAILURE_KINDS:
         out[f"failures/{kind}"] = float(sum(a.failure == kind for a in answers))
     return out
+
+
+def _protocol_tracks(
+    tracks: Mapping[int, Mapping[int, Box]], protocol: TubeProtocol
+) -> dict[int, dict[int, Box]]:
+    """Every frame's mask boxes as ``protocol`` reads them (``labels.ceiling.protocol_boxes``)."""
+    return {f: protocol_boxes(objs, protocol) for f, objs in tracks.items()}
+
+
+def _existing(frames: Sequence[int], n_frames: int) -> list[int]:
+    """The frames that exist in the video (all of them when its length is unknown)."""
+    return [f for f in frames if 0 <= f < n_frames] if n_frames > 0 else list(frames)
 
 
 def _nearest_map(frames: Sequence[int] | range, tracked: Sequence[int]) -> dict[int, int]:

@@ -1,20 +1,26 @@
 """Predicted box tubes from an answered instance ID: strict, and with the official inference-time ID repair.
 
 STVG-R1's ``evaluate.py`` silently substitutes a box when the answered ID has no mask on a frame
-(REFERENCE 3.4). We keep that behaviour available but *separate*: ``strict_tube`` uses only the
-answered ID's own boxes (a missing frame scores IoU 0), and ``repaired_tube`` applies the three
-fallbacks in the official order and says, per frame, which one produced the box, so a reported
-score can never rest on a hidden heuristic:
+(REFERENCE 3.4, 7). We keep that behaviour available but *separate*: ``strict_tube`` uses only the
+answered ID's own boxes (a missing frame scores IoU 0), and ``repaired_tube`` reproduces the
+official fallbacks exactly and says, per frame, which rule produced the box, so a reported score
+can never rest on a hidden heuristic. The official loop keeps an *anchor* box (its
+``current_bbox``): the ID's own box on the last frame it had one. On a frame without the ID:
 
-1. ``previous``: continue from the previous frame's chosen box: the current-frame box that overlaps
-   it best, or the largest box when none overlaps;
-2. ``nearest``: without a previous box, the answered ID's box in the nearest frame that has it, then
-   the current-frame box that overlaps that best;
-3. ``largest``: otherwise the largest box in the frame.
+1. with an anchor: the frame's box that overlaps the anchor best (``previous``), else the frame's
+   largest box (``largest``), re-picked on every such frame (the anchor does not move to it);
+   on a frame with no box at all, the ID's own box on its last frame (``nearest``), which becomes
+   the anchor;
+2. without an anchor yet: the ID's box on the nearest frame that has it (the earlier one on a tie),
+   or the frame's box overlapping that one best (``nearest``); that box becomes the anchor;
+3. otherwise the frame's largest box (``largest``).
 
-``frames`` should be the frames the metric reads (``metrics.read_frames``): the official code runs
-its fallbacks in its loop over the GT-predicted overlap, so the ``previous`` chain starts at the
-first scored frame, and a fallback counted anywhere else would not change the score.
+"Best overlap" means the highest box IoU above 0 and "largest" the largest area above 0, the first
+in ascending ID order on ties (the official objects are written in ID order).
+
+``frames`` are the frames the official loop visits: the GT-predicted overlap, on the frames that
+exist (``metrics.read_frames`` within the video; frames past its end have no mask file and are
+skipped). A frame of ``frames`` missing from ``boxes_by_frame`` exists but holds no box.
 """
 
 from __future__ import annotations
@@ -60,44 +66,71 @@ def strict_tube(
 def repaired_tube(
     boxes_by_frame: Mapping[int, Mapping[int, Box]], instance_id: int, frames: Iterable[int]
 ) -> PredictedTube:
-    """The answered ID's boxes on ``frames``, with the official fallbacks where it is absent.
-
-    Only ``frames`` are filled and counted; the ``previous`` chain follows them in order, so a box
-    on a frame outside them never seeds it (``nearest`` may still anchor on any frame of the ID).
-    """
-    frames = sorted(frames)
-    id_frames = np.array(
-        sorted(f for f, objs in boxes_by_frame.items() if instance_id in objs), dtype=np.int64
-    )
+    """The answered ID's boxes on ``frames``, with the official fallbacks where it is absent."""
+    order = sorted(frames)
+    objects = {f: _in_id_order(boxes_by_frame.get(f, {})) for f in order}
+    own_frames = [f for f in order if instance_id in objects[f]]
     boxes: dict[int, Box] = {}
     source: dict[int, str] = {}
-    previous: Box | None = None
-    for f in frames:
-        objs = boxes_by_frame.get(f, {})
+    anchor: Box | None = None  # the official current_bbox
+    last_own: int | None = None  # the official last_valid_frame
+    for f in order:
+        objs = objects[f]
         if instance_id in objs:
-            boxes[f], source[f] = objs[instance_id], "id"
-        elif objs:
-            candidates = list(objs.values())
-            if previous is not None:
-                boxes[f], source[f] = _best_overlap_or_largest(candidates, previous), "previous"
-            elif id_frames.size:
-                nearest = int(id_frames[np.argmin(np.abs(id_frames - f))])
-                anchor = boxes_by_frame[nearest][instance_id]
-                boxes[f], source[f] = _best_overlap_or_largest(candidates, anchor), "nearest"
-            else:
-                boxes[f], source[f] = _largest(candidates), "largest"
-        else:
+            anchor, last_own = objs[instance_id], f
+            boxes[f], source[f] = anchor, "id"
             continue
-        previous = boxes[f]
+        box, how = None, ""
+        if anchor is not None:
+            box, how = _continue(objs, anchor)
+            if box is None and last_own is not None:
+                box, how = _overlap_or(objs, objects[last_own][instance_id]), "nearest"
+                anchor = box
+        elif own_frames:
+            near = min(own_frames, key=lambda g: abs(g - f))  # the earlier frame on a tie
+            box, how = _overlap_or(objs, objects[near][instance_id]), "nearest"
+            anchor = box
+            last_own = max((g for g in own_frames if g <= f), default=last_own)
+        if box is None:
+            box, how = _largest(objs), "largest"
+        if box is not None:
+            boxes[f], source[f] = box, how
     return PredictedTube(boxes, source)
 
 
-def _largest(candidates: list[Box]) -> Box:
-    return candidates[int(np.argmax(box_area(np.asarray(candidates))))]
+def _in_id_order(objs: Mapping[int, Box]) -> dict[int, Box]:
+    return {i: objs[i] for i in sorted(objs)}
 
 
-def _best_overlap_or_largest(candidates: list[Box], anchor: Box) -> Box:
+def _largest(objs: Mapping[int, Box]) -> Box | None:
+    """The first box of largest positive area; None when no box has an area."""
+    if not objs:
+        return None
+    candidates = list(objs.values())
+    areas = box_area(np.asarray(candidates, dtype=np.float64))
+    best = int(np.argmax(areas))
+    return candidates[best] if areas[best] > 0 else None
+
+
+def _best_overlap(objs: Mapping[int, Box], anchor: Box) -> Box | None:
+    """The first box of highest IoU with ``anchor``; None when nothing overlaps it."""
+    if not objs:
+        return None
+    candidates = list(objs.values())
     ious = pairwise_box_iou(np.asarray([anchor]), np.asarray(candidates))[0]
-    if ious.max() <= 0:
-        return _largest(candidates)
-    return candidates[int(np.argmax(ious))]
+    best = int(np.argmax(ious))
+    return candidates[best] if ious[best] > 0 else None
+
+
+def _continue(objs: Mapping[int, Box], anchor: Box) -> tuple[Box | None, str]:
+    """Step 1: the best overlap with the anchor, else the largest box (None on a frame with no box)."""
+    box = _best_overlap(objs, anchor)
+    if box is not None:
+        return box, "previous"
+    return _largest(objs), "largest"
+
+
+def _overlap_or(objs: Mapping[int, Box], reference: Box) -> Box:
+    """The frame's best overlap with ``reference``, else ``reference`` itself."""
+    box = _best_overlap(objs, reference)
+    return reference if box is None else box

@@ -3,32 +3,43 @@
 Tube metrics (HC-STVG, VidSTG, ST-Align) are computed on padded per-sample frame windows
 (``TubeBatch``): one row per sample, one column per frame from ``origin`` on, so a whole benchmark is
 scored with a few array operations. ``score_tube`` (one sample) packs a batch of one, so the label
-stage's prompting ceiling and the evaluate stage cannot drift apart.
+stage's prompting ceiling and the evaluate stage cannot drift apart. Box IoU is float64 throughout,
+so a score exactly at a threshold is decided as the official float64 code decides it.
 
-Protocols (REFERENCE Part 3, section 9):
+Protocols (REFERENCE Part 3, section 9, and section 7 "exact official behaviour"):
 
-- ``official`` (default) — HC-STVG challenge: every frame, inclusive ends,
-  vIoU = sum of box IoU over S_i / |S_u|, tIoU = |S_i| / |S_u| on frames, vIoU@R counts ``>``.
-- ``tubedetr`` — frames sampled at 5 fps (kept when floor(f * 5 / fps) increases) from
-  [0, n_frames - 1) for HC-STVG-style videos, [first, last) of the clip (VidSTG ``used_segment``)
-  when the sample has one and [0, n_frames) otherwise, uniformly capped at 200;
-  numerator and denominator count sampled frames only; tIoU on raw frames; ``>``.
-- ``stvg-r1`` — the official STVG-R1 ``evaluate.py``: GT frames from int(t * fps) of the GT times,
-  an overlap of one frame or less scores vIoU 0, the GT box of frame f is read one frame late
-  (the 1-based ``st_frame`` slip: the first GT frame has no box), tIoU in seconds, ``>=``.
-  The GT-side quirks belong to answers in seconds; a tube submitted in the annotation's frames is
-  scored with ``for_frame_submission`` (its tIoU compares the frame intervals, so an exact copy of
-  the GT tube scores 1). The code's silent box fallbacks live in ``evaluation.fallbacks``, not here.
+- ``official`` (default) — HC-STVG challenge ``eval_hcvg.py``: every frame, inclusive ends;
+  S_i = the GT frames that have a predicted box (a hole inside the predicted span is not in S_i, a
+  submitted box outside it is), |S_u| = max(ends) - min(starts) + 1 from the spans, even a reversed
+  one; tIoU = |S_i| / |S_u|, vIoU = sum of box IoU over S_i / |S_u|; vIoU@R counts ``>``.
+- ``tubedetr`` — ``hcstvg_eval.py`` / ``vidstg_eval.py``: frames sampled at 5 fps (kept when
+  floor(f * 5 / fps) increases), uniformly capped at 200; numerator and denominator count sampled
+  frames only; tIoU on raw frames; ``>``. HC-STVG-format videos sample ``range(0, n_frames - 1)``
+  in the annotation's own numbering (TubeDETR reads the 1-based ``st_frame`` as a frame index), so
+  the grid is that of frames t - 1 here; VidSTG samples its ``used_segment`` [first, last),
+  other data [0, n_frames).
+- ``stvg-r1`` — the official STVG-R1 ``evaluate.py``: GT and answered frames are int(t * fps) at
+  both ends, not clipped to the video (frames past the end have no mask, score 0 and still count
+  in |S_u|); an overlap of one frame or less scores vIoU 0; the GT box of frame f is read one frame
+  late (the 1-based ``st_frame`` slip: the first GT frame has no box); tIoU in seconds; ``>=``;
+  boxes from masks end on their last pixel (``rle_to_bbox``; ``mask_box``). A tube submitted in
+  the annotation's frames is scored with ``for_frame_submission`` (its tIoU compares the frame
+  intervals, so an exact copy of the GT tube scores 1). The code's box fallbacks live in
+  ``evaluation.fallbacks``, not here.
 - ``st-align`` — LLaVA-ST ``eval_stvg``: 100 frames sampled uniformly over the segment,
-  vIoU = sum of IoU over G ∩ P / |G ∪ P| (frames with a GT / predicted box; predicted boxes count
-  on the predicted span only), tIoU on frame end-points as continuous values, ``>=``.
+  vIoU = sum of IoU over G ∩ P / |G ∪ P| (G / P = the sampled frames with a GT / predicted box;
+  a submission's boxes count wherever it puts them, an answer's on its span); tIoU on the segment
+  normalised to [0, 1], the GT end-points rounded to 3 decimals first as LLaVA-ST does; ``>=``.
 
-Every failure scores tIoU = vIoU = 0 and is still counted: a missing prediction, a reversed span, a
-zero-length union (seconds). An answer in seconds becomes frames floor(s * fps) .. ceil(e * fps) - 1
-(the frames the interval overlaps; ``seconds_to_span``), clipped to the video; REFERENCE 9 writes
-floor for both ends, which makes a span ending on a frame boundary one frame too long, so only the
-``stvg-r1`` preset keeps that (``end_frame_rule="floor"``). A 1e-6 frame tolerance makes
-frame -> seconds -> frame round-trip exactly (plain ``int(t * fps)`` maps 3 / 29.97 s to frame 2).
+Every failure scores tIoU = vIoU = 0 and is still counted: a missing prediction, a reversed answer
+(in seconds; a reversed frame span too, except under ``official`` and ``st-align`` whose scripts
+score a submitted one as given: ``reversed_fails``), a zero-length union (seconds). Departures, kept on purpose: where the official code raises on a
+zero-length union (``evaluate.py``, LLaVA-ST) the sample is dropped from its means; here it counts 0.
+An answer in seconds becomes frames floor(s * fps) .. ceil(e * fps) - 1 (the frames the interval
+overlaps; ``seconds_to_span``), clipped to the video; REFERENCE 9 writes floor for both ends, which
+makes a span ending on a frame boundary one frame too long, so only ``stvg-r1`` keeps the code's
+int(t * fps) (``time_to_frame="int"``). A 1e-6 frame tolerance makes frame -> seconds -> frame
+round-trip exactly (plain ``int(t * fps)`` maps 3 / 29.97 s to frame 2).
 """
 
 from __future__ import annotations
@@ -48,14 +59,17 @@ ThresholdOp = Literal[">", ">="]
 FrameSampling = Literal["all", "tubedetr", "uniform100"]
 TiouMode = Literal["frames", "seconds", "continuous"]
 UnionMode = Literal["span", "boxes"]
-EndFrameRule = Literal["interval", "floor"]
+IntersectionMode = Literal["span", "boxes"]
+TimeToFrame = Literal["interval", "int"]
+MaskBox = Literal["exclusive", "last_pixel"]
 
 FAILURES = ("missing", "reversed", "empty_union")  # codes 1, 2, 3 in TubeScores.failure; 0 = scored
 _FAILURE_CODE = {name: i + 1 for i, name in enumerate(FAILURES)}
 _FRAME_EPS = 1e-6  # frames; see the module docstring
 _CHUNK_ELEMENTS = 1 << 16  # frames per vectorised chunk: keeps each (rows, L) plane in L2 cache
 _PACK_CHUNK = 1024  # samples per packed batch in score_tubes: bounds the padded (4, n, L) box planes
-HCSTVG_LIKE = ("hcstvg-v1", "hcstvg-v2", "synthetic")  # TubeDETR samples [0, n_frames - 1) for these
+HCSTVG_LIKE = ("hcstvg-v1", "hcstvg-v2", "synthetic")  # 1-based st_frame; TubeDETR samples [0, n - 1)
+MAX_FRAME = 10**15  # |frame| clamp of unclipped answers: int64-safe, far outside any video
 
 
 @dataclass(frozen=True)
@@ -68,9 +82,14 @@ class TubeProtocol:
     end_inclusive: bool = True  # a submitted end frame is the last frame (False: one past it)
     min_overlap_frames: int = 1  # vIoU is 0 below this many overlapping frames (stvg-r1: 2)
     tiou: TiouMode = "frames"
-    gt_frames_from_times: bool = False  # GT frames = floor(GT seconds * fps) (stvg-r1)
+    intersection: IntersectionMode = "span"  # S_i: GT frames in the predicted span | with a predicted box
+    reversed_fails: bool = True  # a reversed frame span scores 0 (official, st-align: scored as given)
+    gt_frames_from_times: bool = False  # GT frames = int(GT seconds * fps) (stvg-r1)
     gt_box_offset: int = 0  # GT box of frame f is the box of frame f - offset (stvg-r1: 1)
-    end_frame_rule: EndFrameRule = "interval"  # seconds -> last frame (stvg-r1: "floor", int(t * fps))
+    time_to_frame: TimeToFrame = "interval"  # seconds -> frames (stvg-r1: "int", int(t * fps), unclipped)
+    annotation_grid: bool = False  # tubedetr: sample HC-STVG-format videos in the 1-based numbering
+    gt_tiou_decimals: int | None = None  # st-align: normalised GT end-points rounded (LLaVA-ST: 3)
+    mask_box: MaskBox = "exclusive"  # boxes of masks: x2 = last column + 1 | the last column (stvg-r1)
     union: UnionMode = "span"
     sample_fps: float = 5.0  # tubedetr sampling rate
     max_sampled_frames: int = 200  # tubedetr cap
@@ -80,8 +99,8 @@ class TubeProtocol:
 
 
 PROTOCOLS: dict[str, TubeProtocol] = {
-    "official": TubeProtocol(),
-    "tubedetr": TubeProtocol(name="tubedetr", frames="tubedetr"),
+    "official": TubeProtocol(intersection="boxes", reversed_fails=False),
+    "tubedetr": TubeProtocol(name="tubedetr", frames="tubedetr", annotation_grid=True),
     "stvg-r1": TubeProtocol(
         name="stvg-r1",
         threshold_op=">=",
@@ -89,7 +108,8 @@ PROTOCOLS: dict[str, TubeProtocol] = {
         tiou="seconds",
         gt_frames_from_times=True,
         gt_box_offset=1,
-        end_frame_rule="floor",
+        time_to_frame="int",
+        mask_box="last_pixel",
     ),
     "st-align": TubeProtocol(
         name="st-align",
@@ -97,6 +117,8 @@ PROTOCOLS: dict[str, TubeProtocol] = {
         threshold_op=">=",
         tiou="continuous",
         union="boxes",
+        reversed_fails=False,
+        gt_tiou_decimals=3,
         tiou_thresholds=(0.5,),
     ),
 }
@@ -175,20 +197,29 @@ def seconds_to_frame(t: float, fps: float, n_frames: int) -> int:
 
 
 def seconds_to_span(
-    start_s: float, end_s: float, fps: float, n_frames: int, rule: EndFrameRule = "interval"
+    start_s: float, end_s: float, fps: float, n_frames: int, rule: TimeToFrame = "interval"
 ) -> tuple[int, int]:
     """Inclusive frames of a span in seconds.
 
     ``interval``: the frames the interval overlaps, floor(s * fps) .. ceil(e * fps) - 1 (at least the
-    start frame); it inverts both HC-STVG's times (an ``ed_time`` on a frame boundary ends the
-    previous frame) and a GT tube written as [first / fps, (last + 1) / fps]. ``floor``: the official
-    STVG-R1 ``int(t * fps)`` for both ends, one frame longer when ``e * fps`` is a whole number.
+    start frame), clipped to the video; it inverts both HC-STVG's times (an ``ed_time`` on a frame
+    boundary ends the previous frame) and a GT tube written as [first / fps, (last + 1) / fps].
+    ``int``: the official STVG-R1 ``int(t * fps)`` for both ends, neither clipped to the video nor
+    reversed-checked (one frame longer than ``interval`` when ``e * fps`` is a whole number).
+
+    >>> seconds_to_span(18.0, 25.0, 30.0, 600), seconds_to_span(18.0, 25.0, 30.0, 600, "int")
+    ((540, 599), (540, 750))
     """
+    if rule == "int":
+        return _int_frame(start_s, fps), _int_frame(end_s, fps)
     first = seconds_to_frame(start_s, fps, n_frames)
-    if rule == "floor":
-        return first, seconds_to_frame(end_s, fps, n_frames)
     last = math.ceil(end_s * fps - _FRAME_EPS) - 1
     return first, int(min(max(last, first), max(n_frames - 1, 0)))
+
+
+def _int_frame(t: float, fps: float) -> int:
+    """``int(t * fps)`` (truncation, as the official code), kept within +-MAX_FRAME."""
+    return max(-MAX_FRAME, min(int(t * fps), MAX_FRAME))
 
 
 def tube_input(
@@ -197,10 +228,15 @@ def tube_input(
     pred_boxes: Boxes,
     protocol: TubeProtocol = PROTOCOLS["official"],
 ) -> TubeInput:
-    """Convert a policy answer (seconds + boxes on native frames) for ``sample`` into a ``TubeInput``."""
+    """Convert a policy answer (seconds + boxes on native frames) for ``sample`` into a ``TubeInput``.
+
+    The answer's tube is its boxes on the answered frames: a box outside them is not part of it (a
+    submission built from the answer would not carry it), which matters where a protocol counts
+    every GT frame that has a predicted box (``official``).
+    """
     if sample.gt_span_frames is None and sample.gt_span_s is None:
         raise ValueError(f"sample {sample.sample_id}: no GT span; it cannot be scored as a tube")
-    rule = protocol.end_frame_rule
+    rule = protocol.time_to_frame
     if sample.gt_span_frames is not None and not (
         protocol.gt_frames_from_times and sample.gt_span_s is not None
     ):
@@ -219,7 +255,7 @@ def tube_input(
         gt_span=gt_span,
         gt_boxes=sample.gt_boxes,
         pred_span=pred_span,
-        pred_boxes=pred_boxes,
+        pred_boxes=_within(pred_boxes, pred_span),
         n_frames=sample.n_frames,
         fps=sample.fps,
         gt_span_s=sample.gt_span_s,
@@ -227,6 +263,19 @@ def tube_input(
         segment=sample.clip_frames,
         dataset=sample.dataset,
     )
+
+
+def _within(boxes: Boxes, span: tuple[int, int] | None) -> Boxes:
+    """The boxes of ``boxes`` on the frames of ``span`` (none without a span)."""
+    if span is None:
+        return {}
+    lo, hi = span
+    if _is_dense(boxes):
+        first = int(boxes.first_frame)  # type: ignore[union-attr]
+        arr = np.asarray(boxes.boxes, dtype=np.float64).reshape(-1, 4)  # type: ignore[union-attr]
+        a, b = max(lo - first, 0), max(min(hi - first + 1, len(arr)), 0)
+        return DenseBoxes(first + a, arr[a:b]) if a < b else {}
+    return {f: box for f, box in boxes.items() if lo <= f <= hi}  # type: ignore[union-attr]
 
 
 # ----------------------------------------------------------------------------------------------- frame sampling
@@ -237,11 +286,12 @@ def tubedetr_frame_ids(
 ) -> list[int]:
     """TubeDETR's evaluated frames in [start, end): kept when floor(f * r) increases, r = sample_fps / fps.
 
-    More than ``max_len`` frames are subsampled uniformly (``ids[j * n // max_len]``).
+    ``start`` is always kept (also for an empty range, as TubeDETR starts its list with it). More
+    than ``max_len`` frames are subsampled uniformly (``ids[j * n // max_len]``).
     """
     rate = min(sample_fps / video_fps, 1.0) if video_fps > 0 else 1.0
     if end <= start:
-        return []
+        return [start]
     f = np.arange(start, end)
     q = np.floor(f * rate).astype(np.int64)
     keep = np.ones(len(f), dtype=bool)
@@ -261,15 +311,24 @@ def uniform_frame_ids(first: int, last: int, n: int = 100) -> list[int]:
 
 
 def evaluated_frame_ids(item: TubeInput, protocol: TubeProtocol) -> list[int] | None:
-    """Frames a protocol looks at for this sample; None means every frame."""
+    """Frames a protocol looks at for this sample (0-based, as every frame here); None = every frame."""
     if protocol.frames == "all":
         return None
     if protocol.frames == "tubedetr":
         if item.segment is not None:  # range(begin_fid, end_fid): the segment's last frame is never sampled
-            start, end = item.segment[0], item.segment[1]
-        else:
-            start, end = 0, item.n_frames - 1 if item.dataset in HCSTVG_LIKE else item.n_frames
-        return tubedetr_frame_ids(start, end, item.fps, protocol.sample_fps, protocol.max_sampled_frames)
+            return tubedetr_frame_ids(
+                item.segment[0], item.segment[1], item.fps, protocol.sample_fps, protocol.max_sampled_frames
+            )
+        hcstvg = item.dataset in HCSTVG_LIKE
+        ids = tubedetr_frame_ids(
+            0,
+            item.n_frames - 1 if hcstvg else item.n_frames,
+            item.fps,
+            protocol.sample_fps,
+            protocol.max_sampled_frames,
+        )
+        shift = 1 if hcstvg and protocol.annotation_grid else 0  # annotation frame t is frame t - 1 here
+        return [i - shift for i in ids]
     first, last = item.segment if item.segment is not None else (0, item.n_frames - 1)
     return uniform_frame_ids(first, last, protocol.uniform_frames)
 
@@ -283,17 +342,17 @@ class TubeBatch:
 
     Boxes are stored coordinate-major, (4, N, L): each coordinate plane is contiguous, which makes the
     IoU kernel about 2.5x faster than (N, L, 4). For span protocols the window is the GT span (only
-    GT frames can add to the numerator), ``pack_tubes`` fills boxes on S_i only and ``union_count``
-    holds the denominator, counted at packing; for box-presence protocols (ST-Align) the window covers
-    the GT boxes and the predicted span, within the video, and the denominator is counted here from
-    the boxes.
+    GT frames can add to the numerator), ``pack_tubes`` fills boxes on the frames the metric reads
+    and ``union_count`` holds the denominator, counted at packing; for box-presence protocols
+    (ST-Align) the window covers the GT boxes and the predicted boxes, within the video, and the
+    denominator is counted here from the boxes.
     """
 
     origin: np.ndarray  # (N,) int64, first frame of each window
     gt_span: np.ndarray  # (N, 2) int64, inclusive
     pred_span: np.ndarray  # (N, 2) int64, inclusive; rows of failed samples are ignored
-    gt_boxes: np.ndarray  # (4, N, L) float32 x1, y1, x2, y2 planes, NaN = no box
-    pred_boxes: np.ndarray  # (4, N, L) float32, NaN = no box
+    gt_boxes: np.ndarray  # (4, N, L) float64 x1, y1, x2, y2 planes, NaN = no box
+    pred_boxes: np.ndarray  # (4, N, L) float64, NaN = no box
     counted: np.ndarray | None = None  # (N, L) bool, frames the protocol evaluates; None = all
     union_count: np.ndarray | None = None  # (N,) denominators |S_u|; None = count boxes (G ∪ P)
     failure: np.ndarray | None = None  # (N,) int8 codes, None = all scored
@@ -348,7 +407,9 @@ def _check_preds(items: Sequence[TubeInput], protocol: TubeProtocol) -> tuple[np
     pr_s = _span_or_nan([it.pred_span_s for it in items])
     gt_s = _span_or_nan([it.gt_span_s for it in items])
     failure = np.where(has, 0, _FAILURE_CODE["missing"]).astype(np.int8)
-    rev = has & ((span[:, 1] < span[:, 0]) | (pr_s[:, 1] < pr_s[:, 0]))  # NaN compares False
+    rev = has & (pr_s[:, 1] < pr_s[:, 0])  # an answer in seconds; NaN compares False
+    if protocol.reversed_fails:
+        rev |= has & (span[:, 1] < span[:, 0])
     failure[rev] = _FAILURE_CODE["reversed"]
     empty = has & ~rev & (np.fmax(gt_s[:, 1], pr_s[:, 1]) - np.fmin(gt_s[:, 0], pr_s[:, 0]) <= 0)
     empty &= ~np.isnan(gt_s[:, 0]) & ~np.isnan(pr_s[:, 0])
@@ -381,12 +442,17 @@ def _read_window(
     """(N, 2) inclusive frames whose predicted box the metric can read (empty rows: lo > hi).
 
     Span protocols read boxes only on S_i = GT ∩ predicted span (shorter than ``min_overlap_frames``:
-    none); box-presence protocols (ST-Align) count predicted boxes on the predicted span, within the
-    frames that exist. A box anywhere else cannot change the score.
+    none); ``intersection="boxes"`` (HC-STVG) reads a predicted box on any GT frame; box-presence
+    protocols (ST-Align) count every predicted box within the frames that exist (LLaVA-ST's P is the
+    frames its answer gave a box, whatever its time span). A box anywhere else cannot change the
+    score. An answer's boxes are its boxes on its span (``tube_input``), so for answers every
+    protocol reads within the span.
     """
     if protocol.union == "boxes":
         bounds = _frame_bounds(items)
-        lo, hi = np.maximum(pred_span[:, 0], bounds[:, 0]), np.minimum(pred_span[:, 1], bounds[:, 1])
+        lo, hi = bounds[:, 0].copy(), bounds[:, 1].copy()
+    elif protocol.intersection == "boxes":
+        lo, hi = gt_span[:, 0].copy(), gt_span[:, 1].copy()
     else:
         lo = np.maximum(gt_span[:, 0], pred_span[:, 0])
         hi = np.minimum(gt_span[:, 1], pred_span[:, 1])
@@ -396,14 +462,17 @@ def _read_window(
 
 
 def read_frames(item: TubeInput, protocol: TubeProtocol = PROTOCOLS["official"]) -> np.ndarray:
-    """Sorted frames on which ``protocol`` reads this sample's predicted box (none if it fails).
+    """Sorted frames of the predicted span on which ``protocol`` reads this sample's predicted box
+    (none if it fails).
 
-    A box, or a box fallback, on any other frame cannot change the sample's vIoU; the evaluate stage
-    applies and counts its ID-repair fallbacks on these frames only.
+    A box, or a box fallback, on any other frame of the answer cannot change the sample's scores; the
+    evaluate stage builds the answered tube, and applies and counts its ID-repair fallbacks, on these
+    frames only. Frames past the end of the video are included (the metric reads them; no box exists).
     """
     failure, pred_span = _check_preds([item], protocol)
     gt_span = np.asarray([item.gt_span], dtype=np.int64)
     lo, hi = _read_window([item], protocol, gt_span, pred_span, failure)[0]
+    lo, hi = max(lo, pred_span[0, 0]), min(hi, pred_span[0, 1])
     frames = np.arange(lo, hi + 1, dtype=np.int64)
     ids = evaluated_frame_ids(item, protocol)
     return frames if ids is None else np.intersect1d(frames, np.asarray(ids, dtype=np.int64))
@@ -412,7 +481,7 @@ def read_frames(item: TubeInput, protocol: TubeProtocol = PROTOCOLS["official"])
 def _gather(
     tubes: Sequence[Boxes], lo: np.ndarray, hi: np.ndarray, shift: int = 0
 ) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
-    """(row, frame, (4, K) float32 boxes) of the boxes of ``tubes[i]`` whose frame + ``shift`` lies
+    """(row, frame, (4, K) float64 boxes) of the boxes of ``tubes[i]`` whose frame + ``shift`` lies
     in lo[i]..hi[i].
 
     Dict tubes are read with a few C-level passes over all of them at once (keys, then only the
@@ -439,7 +508,7 @@ def _gather(
         keep = (frames >= np.repeat(lo[idx], lens)) & (frames <= np.repeat(hi[idx], lens))
         rows_d.append(np.repeat(idx, lens)[keep])
         frames_d.append(frames[keep])
-        boxes_d.append(np.concatenate(arrs)[keep].T.astype(np.float32))
+        boxes_d.append(np.concatenate(arrs)[keep].T.astype(np.float64))
     maps = [tubes[i] for i in map_rows]
     if maps:
         idx = np.asarray(map_rows, dtype=np.int64)
@@ -462,9 +531,9 @@ def _gather(
         rows = np.repeat(idx, lens)
         rows_d.append(rows if count == len(keep) else rows[keep])
         frames_d.append(keys if count == len(keep) else keys[keep])
-        boxes_d.append(flat.reshape(count, 4).T.astype(np.float32))
+        boxes_d.append(flat.reshape(count, 4).T)
     if not rows_d:
-        return np.zeros(0, np.int64), np.zeros(0, np.int64), np.zeros((4, 0), np.float32)
+        return np.zeros(0, np.int64), np.zeros(0, np.int64), np.zeros((4, 0), np.float64)
     return np.concatenate(rows_d), np.concatenate(frames_d), np.concatenate(boxes_d, axis=1)
 
 
@@ -545,8 +614,8 @@ def pack_tubes(items: Sequence[TubeInput], protocol: TubeProtocol = PROTOCOLS["o
         origin, hi = gt_span[:, 0].copy(), gt_span[:, 1]
     p_rows, p_frames, p_boxes = _gather([it.pred_boxes for it in items], read[:, 0], read[:, 1])
     length = int(max((hi - origin + 1).max(initial=1), 1))
-    gt_boxes = np.full((4, n, length), np.nan, dtype=np.float32)
-    pred_boxes = np.full((4, n, length), np.nan, dtype=np.float32)
+    gt_boxes = np.full((4, n, length), np.nan, dtype=np.float64)
+    pred_boxes = np.full((4, n, length), np.nan, dtype=np.float64)
     _scatter(gt_boxes, origin, g_rows, g_frames, g_boxes)
     _scatter(pred_boxes, origin, p_rows, p_frames, p_boxes)
 
@@ -592,7 +661,7 @@ def _span_tious(
     a submission equal to the GT tube scores 1 (dividing by fps would not change the ratio).
     """
     if protocol.tiou == "continuous":
-        out = temporal_iou(pred_span[:, 0], pred_span[:, 1], gt_span[:, 0], gt_span[:, 1])
+        out = _normalised_tiou(items, protocol, gt_span, pred_span)
     else:
         pr_s = _span_or_nan([it.pred_span_s for it in items])
         gt_s = _span_or_nan([it.gt_span_s for it in items])
@@ -609,11 +678,34 @@ def _span_tious(
     return out
 
 
+def _normalised_tiou(
+    items: Sequence[TubeInput], protocol: TubeProtocol, gt_span: np.ndarray, pred_span: np.ndarray
+) -> np.ndarray:
+    """tIoU of frame end-points on the segment normalised to [0, 1] (LLaVA-ST ``eval_stvg``).
+
+    The GT end-points are rounded to ``gt_tiou_decimals`` with Python's ``round`` (as LLaVA-ST does;
+    numpy's rounding differs on values such as 0.0005). A one-frame segment scores 0 (LLaVA-ST
+    divides by zero there).
+    """
+    seg = np.array(
+        [it.segment if it.segment is not None else (0, it.n_frames - 1) for it in items], dtype=np.float64
+    ).reshape(-1, 2)
+    length = seg[:, 1] - seg[:, 0]
+    scale = np.where(length > 0, length, 1.0)[:, None]
+    gt = (gt_span - seg[:, :1]) / scale
+    if protocol.gt_tiou_decimals is not None:
+        digits = protocol.gt_tiou_decimals
+        gt = np.array([round(float(v), digits) for v in gt.ravel()], dtype=np.float64).reshape(-1, 2)
+    pr = (pred_span - seg[:, :1]) / scale
+    return np.where(length > 0, temporal_iou(pr[:, 0], pr[:, 1], gt[:, 0], gt[:, 1]), 0.0)
+
+
 def plane_box_iou(a: np.ndarray, b: np.ndarray) -> np.ndarray:
     """Box IoU of coordinate-major box planes (4, ...) -> (...); 0 where a box is missing (NaN).
 
-    The same definition as ``geometry.box_iou`` (no +1, degenerate boxes have area 0), written in
-    place in float32 because it is the hot loop of every benchmark score.
+    The same definition and the same float64 arithmetic as ``geometry.box_iou`` (no +1, degenerate
+    boxes have area 0), written in place because it is the hot loop of every benchmark score. Float32
+    would flip scores that sit exactly on a threshold (a box IoU of 0.3 is 0.30000001 there).
     """
     iw = np.minimum(a[2], b[2])
     iw -= np.maximum(a[0], b[0])
@@ -641,15 +733,17 @@ def score_batch(batch: TubeBatch, protocol: TubeProtocol = PROTOCOLS["official"]
     """tIoU and vIoU of every sample of a packed batch, vectorised over samples and frames."""
     n = len(batch)
     failure = batch.failure if batch.failure is not None else np.zeros(n, dtype=np.int8)
-    viou = np.zeros(n)
+    viou, boxed_tiou = np.zeros(n), np.zeros(n)
     rows = max(1, _CHUNK_ELEMENTS // max(batch.gt_boxes.shape[2], 1))  # 5-10x faster than huge chunks
     for a in range(0, n, rows):
         b = min(a + rows, n)
-        viou[a:b] = _viou_chunk(batch, protocol, a, b)
+        viou[a:b], boxed_tiou[a:b] = _viou_chunk(batch, protocol, a, b)
     if batch.min_overlap is not None:
         viou[~batch.min_overlap] = 0.0
     if batch.tiou_override is not None:
         tiou = batch.tiou_override.astype(np.float64).copy()
+    elif protocol.intersection == "boxes" and protocol.union == "span":
+        tiou = boxed_tiou  # |S_i| / |S_u|, S_i = the GT frames with a predicted box
     else:
         gs, ge = batch.gt_span[:, 0], batch.gt_span[:, 1]
         ps, pe = batch.pred_span[:, 0], batch.pred_span[:, 1]
@@ -662,10 +756,11 @@ def score_batch(batch: TubeBatch, protocol: TubeProtocol = PROTOCOLS["official"]
     return TubeScores(tiou=tiou, viou=viou, failure=failure.copy())
 
 
-def _viou_chunk(batch: TubeBatch, protocol: TubeProtocol, a: int, b: int) -> np.ndarray:
+def _viou_chunk(batch: TubeBatch, protocol: TubeProtocol, a: int, b: int) -> tuple[np.ndarray, np.ndarray]:
+    """(vIoU, |S_i| / denominator) of rows a..b-1."""
     gt = batch.gt_boxes[:, a:b]
     pr = batch.pred_boxes[:, a:b]
-    iou = plane_box_iou(gt, pr)  # (n, L) float32
+    iou = plane_box_iou(gt, pr)  # (n, L) float64
     if protocol.union == "boxes":
         has_gt = ~np.isnan(gt[0])
         has_pr = ~np.isnan(pr[0])
@@ -675,16 +770,23 @@ def _viou_chunk(batch: TubeBatch, protocol: TubeProtocol, a: int, b: int) -> np.
             union &= batch.counted[a:b]
         den = union.sum(axis=1)
     else:
-        col = np.arange(iou.shape[1])[None, :]
-        first = np.maximum(batch.gt_span[a:b, 0], batch.pred_span[a:b, 0]) - batch.origin[a:b]
-        last = np.minimum(batch.gt_span[a:b, 1], batch.pred_span[a:b, 1]) - batch.origin[a:b]
-        inter = (col >= first[:, None]) & (col <= last[:, None])
+        if protocol.intersection == "boxes":
+            # S_i = the frames of the GT window with a predicted box (boxes are packed on it only)
+            inter = ~np.isnan(pr[0])
+        else:
+            col = np.arange(iou.shape[1])[None, :]
+            first = np.maximum(batch.gt_span[a:b, 0], batch.pred_span[a:b, 0]) - batch.origin[a:b]
+            last = np.minimum(batch.gt_span[a:b, 1], batch.pred_span[a:b, 1]) - batch.origin[a:b]
+            inter = (col >= first[:, None]) & (col <= last[:, None])
         if batch.counted is not None:
             inter &= batch.counted[a:b]
         assert batch.union_count is not None, "span protocols need union_count (pack_tubes sets it)"
         den = batch.union_count[a:b]
-    num = np.einsum("nl,nl->n", iou, inter.astype(np.float32), dtype=np.float64)
-    return np.where(den > 0, num / np.maximum(den, 1), 0.0)
+    # summed frame by frame in frame order (cumsum is sequential), as the official loops add them: a
+    # vIoU exactly on a threshold then compares as it does there
+    num = np.cumsum(np.where(inter, iou, 0.0), axis=1)[:, -1] if iou.shape[1] else np.zeros(len(iou))
+    safe = np.maximum(den, 1)
+    return np.where(den > 0, num / safe, 0.0), np.where(den > 0, inter.sum(axis=1) / safe, 0.0)
 
 
 def score_tubes(items: Sequence[TubeInput], protocol: TubeProtocol = PROTOCOLS["official"]) -> TubeScores:

@@ -20,13 +20,21 @@ Prints one JSON line (fractions in [0, 1], plus counts). Formats:
   ``J``, ``F``, ``J&F``. MeViS files are read here directly (they are the metric's own inputs).
 
 Tube submissions are in the annotation's own frames, so every protocol scores an exact copy of the GT
-tubes 1 (``metrics.for_frame_submission``: STVG-R1's GT-side quirks belong to answers in seconds).
+tubes 1 (``metrics.for_frame_submission``: STVG-R1's GT-side quirks belong to answers in seconds),
+except ``st-align``'s tIoU, which rounds the GT end-points to 3 decimals as LLaVA-ST does.
+
+Under ``--protocol official`` a box keyed outside the entry's own st_frame..ed_frame still counts
+on a GT frame, as in ``eval_hcvg.py`` (its S_i is every GT frame the bbox dict has), and under
+``st-align`` on a sampled frame (LLaVA-ST's P is every frame its answer gave a box); both score a
+reversed st_frame..ed_frame as their scripts do. ``tubedetr`` and ``stvg-r1`` read boxes inside
+the entry's span only and score a reversed span 0.
 
 A bad submission never crashes the scorer and is never skipped silently: an unknown key, a malformed
-entry, box or frame key, a box keyed outside its own st_frame..ed_frame or outside the video (ignored),
-a reversed span, missing frames, or a MeViS folder that is no video / expression of the annotation each
-log a warning naming the entry; the affected sample or frame scores 0 and still counts. The JSON
-carries ``n_warnings``. Exit code 2 means the files themselves could not be read.
+entry, box or frame key, a box keyed outside its own st_frame..ed_frame (ignored, or counted under
+``official``) or outside the video (ignored), a reversed span, missing frames, or a MeViS folder that
+is no video / expression of the annotation each log a warning naming the entry; the affected sample
+or frame scores 0 and still counts. The JSON carries ``n_warnings``. Exit code 2 means the files
+themselves could not be read.
 """
 
 from __future__ import annotations
@@ -45,8 +53,10 @@ from typing import Any
 import numpy as np
 
 from stvg.evaluation.metrics import (
+    MAX_FRAME,
     TubeInput,
     TubeProtocol,
+    TubeScores,
     aggregate_by_group,
     aggregate_tubes,
     for_frame_submission,
@@ -61,7 +71,6 @@ TUBE_FORMATS = ("hcstvg-v1", "hcstvg-v2", "synthetic", "vidstg", "st-align")
 FORMATS = (*TUBE_FORMATS, "charades-sta", "mevis")
 FRAME_BASE = {"hcstvg-v1": 1, "hcstvg-v2": 1, "synthetic": 1, "vidstg": 0, "st-align": 0}
 ST_ALIGN_LIMIT = 2000  # LLaVA-ST evaluates loaded_data[:2000]
-MAX_FRAME = 10**15  # |frame| clamp: int64-safe arithmetic, still far outside any video
 _FRAME_KEY = re.compile(r"[+-]?[0-9]+")
 
 
@@ -102,12 +111,19 @@ def _clamp(v: int) -> int:
 
 
 def parse_tube_entry(
-    key: str, entry: Any, base: int, sample: Sample, warn: Warnings, end_inclusive: bool = True
+    key: str,
+    entry: Any,
+    base: int,
+    sample: Sample,
+    warn: Warnings,
+    end_inclusive: bool = True,
+    keep_off_span: bool = False,
 ) -> tuple[tuple[int, int] | None, dict[int, tuple[float, float, float, float]]]:
     """(inclusive 0-based span, boxes) of one tube submission entry; (None, {}) when unusable.
 
-    Only boxes the entry itself claims are kept: a box keyed outside its st_frame..ed_frame or
-    outside the video is ignored with a warning, so no key, however large, reaches the scorer.
+    A box keyed outside the video is ignored with a warning, so no key, however large, reaches the
+    scorer; one keyed outside the entry's st_frame..ed_frame is ignored too unless ``keep_off_span``
+    (the HC-STVG script counts it), and named in a warning either way.
     """
     if not isinstance(entry, Mapping):
         warn(f"entry {key!r}: expected an object with st_frame, ed_frame, bbox; got {type(entry).__name__}")
@@ -121,8 +137,10 @@ def parse_tube_entry(
         return None, {}
     first, last = _clamp(int(st) - base), _clamp(int(ed) - base - (0 if end_inclusive else 1))
     if last < first:
-        warn(f"entry {key!r}: reversed or empty span st_frame={st}, ed_frame={ed}; scored 0")
-        return (first, last), {}
+        if not keep_off_span:
+            warn(f"entry {key!r}: reversed or empty span st_frame={st}, ed_frame={ed}; scored 0")
+            return (first, last), {}
+        warn(f"entry {key!r}: reversed or empty span st_frame={st}, ed_frame={ed}; scored as given")
     video = _frame_range(sample)
     boxes: dict[int, tuple[float, float, float, float]] = {}
     bad: list[str] = []
@@ -133,12 +151,13 @@ def parse_tube_entry(
             bad.append(f"frame {frame_key!r} is not an integer")
             continue
         frame = int(str(frame_key)) - base
-        if not first <= frame <= last:
-            off_span.append(repr(frame_key))
-            continue
         if video is not None and not video[0] <= frame <= video[1]:
             off_video.append(repr(frame_key))
             continue
+        if not first <= frame <= last:
+            off_span.append(repr(frame_key))
+            if not keep_off_span:
+                continue
         if not (isinstance(box, list | tuple) and len(box) == 4 and all(_number(v) for v in box)):
             bad.append(f"frame {frame_key}: box {box!r} is not [x1, y1, x2, y2]")
             continue
@@ -149,8 +168,9 @@ def parse_tube_entry(
     if bad:
         warn(f"entry {key!r}: {len(bad)} malformed box(es) scored IoU 0, e.g. {'; '.join(bad[:3])}")
     if off_span:
+        fate = "counted on GT frames (HC-STVG rule)" if keep_off_span else "ignored"
         warn(
-            f"entry {key!r}: {len(off_span)} box(es) keyed outside its frames {st}..{ed} ignored, "
+            f"entry {key!r}: {len(off_span)} box(es) keyed outside its frames {st}..{ed} {fate}, "
             f"e.g. frame {', '.join(off_span[:3])}"
         )
     if off_video and video is not None:
@@ -159,10 +179,11 @@ def parse_tube_entry(
             f"{video[0] + base}..{video[1] + base} ignored, e.g. frame {', '.join(off_video[:3])}"
         )
     lo, hi = (first, last) if video is None else (max(first, video[0]), min(last, video[1]))
-    if hi >= lo and hi - lo + 1 > len(boxes):
+    in_span = sum(1 for f in boxes if first <= f <= last)
+    if hi >= lo and hi - lo + 1 > in_span:
         example = next(f for f in range(lo, hi + 1) if f not in boxes)  # at most len(boxes) + 1 steps
         warn(
-            f"entry {key!r}: no box on {hi - lo + 1 - len(boxes)} of the frames {st}..{ed} "
+            f"entry {key!r}: no box on {hi - lo + 1 - in_span} of the frames {st}..{ed} "
             f"(e.g. frame {example + base}); those frames score IoU 0"
         )
     if video is not None and (first < video[0] or last > video[1]):
@@ -173,10 +194,10 @@ def parse_tube_entry(
     return (first, last), boxes
 
 
-def score_tube_submission(
+def tube_submission_scores(
     fmt: str, submission: Mapping[str, Any], samples: list[Sample], protocol: TubeProtocol, warn: Warnings
-) -> dict[str, Any]:
-    """Tube metrics of a submission dict against loaded samples.
+) -> tuple[list[Sample], TubeScores]:
+    """The scored samples and their per-sample scores for a submission dict.
 
     The submission's frames are the annotation's own, so the protocol is applied as
     ``for_frame_submission`` describes; spans are made inclusive while parsing.
@@ -194,6 +215,7 @@ def score_tube_submission(
         warn(
             f"{len(missing)} annotated sample(s) have no entry and score 0, e.g. {', '.join(map(repr, missing[:3]))}"
         )
+    keep_off_span = protocol.intersection == "boxes" or protocol.union == "boxes"
     items = []
     for key, s in by_key.items():
         if s.gt_span_frames is None:
@@ -203,7 +225,9 @@ def score_tube_submission(
         span, boxes = (
             (None, {})
             if key not in submission
-            else parse_tube_entry(key, submission[key], FRAME_BASE[fmt], s, warn, protocol.end_inclusive)
+            else parse_tube_entry(
+                key, submission[key], FRAME_BASE[fmt], s, warn, protocol.end_inclusive, keep_off_span
+            )
         )
         items.append(
             TubeInput(
@@ -218,10 +242,19 @@ def score_tube_submission(
                 dataset=s.dataset,
             )
         )
-    scores = score_tubes(items, replace(for_frame_submission(protocol), end_inclusive=True))
+    return list(by_key.values()), score_tubes(
+        items, replace(for_frame_submission(protocol), end_inclusive=True)
+    )
+
+
+def score_tube_submission(
+    fmt: str, submission: Mapping[str, Any], samples: list[Sample], protocol: TubeProtocol, warn: Warnings
+) -> dict[str, Any]:
+    """Tube metrics of a submission dict against loaded samples (``tube_submission_scores``, aggregated)."""
+    scored, scores = tube_submission_scores(fmt, submission, samples, protocol, warn)
     out: dict[str, Any] = {"format": fmt, "protocol": protocol.name, "threshold_op": protocol.threshold_op}
     if fmt == "vidstg":
-        out.update(aggregate_by_group(scores, [s.sentence_type for s in by_key.values()], protocol))
+        out.update(aggregate_by_group(scores, [s.sentence_type for s in scored], protocol))
     else:
         out.update(aggregate_tubes(scores, protocol))
     return out

@@ -2,24 +2,46 @@
 
 It is scored by ``evaluation.metrics.score_tube``, the same function the evaluate stage uses, so the
 ceiling is directly comparable with the policy's numbers: the predicted time span is the GT span in
-seconds and the predicted boxes are the voted instance's tracked boxes (the mask database's tube).
-Native frames that were not tracked (``prompt.track_fps`` below the native rate) take the box of the
-nearest tracked frame (the earlier one on a tie), or none when the instance is absent there.
+seconds and the predicted boxes are the voted instance's tracked boxes (the mask database's tube),
+read as the protocol reads mask boxes (``TubeProtocol.mask_box``). Native frames that were not
+tracked (``prompt.track_fps`` below the native rate) take the box of the nearest tracked frame (the
+earlier one on a tie), or none when the instance is absent there (``tracked_grid``).
 """
 
 from __future__ import annotations
 
 from collections.abc import Mapping, Sequence
+from typing import Any
 
 from stvg.evaluation.metrics import PROTOCOLS, TubeProtocol, TubeScore, score_tube, seconds_to_span
+from stvg.geometry import last_pixel_box
 from stvg.labels.voting import nearest_tracked
 from stvg.records import Box, Sample
+
+
+def tracked_grid(summary: Mapping[str, Any], tracks: Mapping[int, Any]) -> list[int]:
+    """Native frames the prompt stage tracked: all of them when it tracked at the native rate (its
+    summary's ``tracked_frames`` equals ``n_frames``), else the frames holding a box.
+
+    A tracked frame without any box is then a frame where no instance is (the official code reads an
+    empty mask file there), not one to borrow a neighbour's boxes for.
+    """
+    n = int(summary.get("n_frames") or 0)
+    tracked = int(summary.get("tracked_frames") or 0)
+    return list(range(n)) if n > 0 and tracked >= n else sorted(tracks)
+
+
+def protocol_boxes(boxes: Mapping[int, Box], protocol: TubeProtocol) -> dict[int, Box]:
+    """Mask boxes (x2 one past the last pixel) as ``protocol`` reads them (``mask_box``)."""
+    if protocol.mask_box == "last_pixel":
+        return {f: last_pixel_box(b) for f, b in boxes.items()}
+    return dict(boxes)
 
 
 def fill_untracked(tube: Mapping[int, Box], frames: Sequence[int], tracked: Sequence[int]) -> dict[int, Box]:
     """Boxes of ``tube`` on ``frames``, reading each untracked frame from its nearest tracked frame."""
     out: dict[int, Box] = {}
-    for f, t in zip(frames, nearest_tracked(frames, tracked)):
+    for f, t in zip(frames, nearest_tracked(frames, tracked), strict=True):
         if t is not None and t in tube:
             out[int(f)] = tube[t]
     return out
@@ -31,11 +53,12 @@ def prompting_ceiling(
     tracked_frames: Sequence[int],
     protocol: TubeProtocol = PROTOCOLS["official"],
 ) -> TubeScore:
-    """Score of answering the voted instance (``tube``: tracked frame -> xyxy) with the GT time span."""
+    """Score of answering the voted instance (``tube``: tracked frame -> mask xyxy) with the GT time span."""
     if sample.gt_span_s is None:
         raise ValueError(f"sample {sample.sample_id}: no GT time span, so no prompting ceiling")
-    start, end = seconds_to_span(*sample.gt_span_s, sample.fps, sample.n_frames, protocol.end_frame_rule)
+    start, end = seconds_to_span(*sample.gt_span_s, sample.fps, sample.n_frames, protocol.time_to_frame)
     gt_frames = [*sample.gt_boxes, *(sample.gt_span_frames or ())]
     lo, hi = min([start, *gt_frames]), max([end, *gt_frames])  # every frame any protocol may read
     frames = list(range(max(lo - 1, 0), min(hi + 1, sample.n_frames - 1) + 1))
-    return score_tube(sample, sample.gt_span_s, fill_untracked(tube, frames, tracked_frames), protocol)
+    boxes = fill_untracked(protocol_boxes(tube, protocol), frames, tracked_frames)
+    return score_tube(sample, sample.gt_span_s, boxes, protocol)

@@ -1,18 +1,27 @@
 """Label reconstruction: which tracked instance is the GT tube, by per-frame best IoU and majority vote.
 
 Like the official ``trainjson.py``: on every GT frame the instance whose tracked box (tight box of its
-mask) has the highest IoU with the GT box casts a vote, and the label is the most voted instance.
+mask) has the highest IoU with the GT box casts a vote (only a positive IoU votes), and the label is
+the most voted instance. By default the official rules hold (``label.*`` in params.yaml):
+
+- ``frame_alignment: official`` — GT box k is compared with the mask of frame ``st_frame + k``,
+  the 1-based ``st_frame`` read as a 0-based frame index: one frame *after* the box's own frame on
+  HC-STVG-format data (here: the box of frame g votes on the masks of frame g + 1; a GT frame whose
+  partner is past the video's end casts no vote). Other formats number frames from 0 and have no
+  slip. ``annotation`` compares each GT box with its own frame.
+- ``box_convention: official`` — IoU with the +1 pixel convention on GT boxes (x + w) and mask boxes
+  ending on their last pixel; ``exclusive`` is the no-+1 IoU of the metrics (``geometry.box_iou``).
+- Ties: within a frame, equal IoUs go to the lower instance ID (the official objects are in ID
+  order). Between instances with equal vote counts, ``tie_break: official`` keeps the one that won
+  a frame first (``Counter.most_common``); ``iou_sum`` prefers the higher summed IoU over all GT
+  frames, then the lower ID.
+
 Departures, all deliberate:
 
-- IoU without +1 (``geometry``); the official script uses the +1 pixel convention.
-- A frame casts a vote only when its best IoU is > 0 (as the script: "only positive IoU counts");
-  there is no other minimum, but every IoU is recorded.
 - GT frames that were not tracked (``prompt.track_fps`` below the native rate) are looked up on the
   nearest tracked frame (the earlier one on a tie); ``n_untracked`` counts them.
-- Ties are broken deterministically: within a frame, equal IoUs go to the lower instance ID; between
-  instances with equal vote counts, the higher summed IoU over all GT frames wins, then the lower ID
-  (the script's ``Counter.most_common`` keeps whichever won a frame first).
-- A confidence is kept and thresholds (``LabelParams``) decide kept / flagged / dropped with reasons.
+- A confidence is kept and thresholds (``LabelParams``) decide kept / flagged / dropped with reasons
+  (the official script keeps the bare majority: set the thresholds to 0 to reproduce it).
 
 Confidence fields (all fractions of ``n_gt_frames``, the GT frames with a box, unless noted):
 ``vote_share`` = winner's votes; ``margin`` = (winner's - runner-up's votes); ``presence`` = frames
@@ -29,7 +38,8 @@ from typing import Literal
 import numpy as np
 
 from stvg.config import LabelParams
-from stvg.geometry import box_iou
+from stvg.evaluation.metrics import HCSTVG_LIKE
+from stvg.geometry import box_iou, box_iou_plus_one, last_pixel_box
 
 Box = tuple[float, float, float, float]
 Status = Literal["kept", "flagged", "dropped"]
@@ -75,38 +85,79 @@ def vote_target(
     gt_boxes: Mapping[int, Sequence[float]],
     tracks: Mapping[int, Mapping[int, Sequence[float]]],
     params: LabelParams,
+    frame_shift: int = 0,
+    n_frames: int | None = None,
+    tracked: Sequence[int] | None = None,
 ) -> Vote:
     """Vote the target instance of one sample.
 
     ``gt_boxes``: native frame -> GT xyxy. ``tracks``: tracked frame -> {instance ID: xyxy} (the mask
-    database's ``boxes_by_frame``).
+    database's ``boxes_by_frame``). The GT box of frame g votes on the masks of frame g +
+    ``frame_shift`` (``label_frame_shift``); with ``n_frames``, a partner frame past the video's end
+    casts no vote (the official script finds no mask file there). ``tracked``: the frames the prompt
+    stage tracked (``labels.ceiling.tracked_grid``; default: the frames of ``tracks``); a tracked
+    frame without any box casts no vote.
     """
     frames = sorted(int(f) for f in gt_boxes)
     n = len(frames)
     if n == 0:
         return _dropped(("no_gt_boxes",), 0, 0)
-    lookup = nearest_tracked(frames, list(tracks))
-    n_untracked = sum(1 for f, t in zip(frames, lookup) if t != f)
+    partners = [f + frame_shift for f in frames]
+    exists = [n_frames is None or 0 <= g < n_frames for g in partners]
+    lookup = nearest_tracked(partners, list(tracks) if tracked is None else tracked)
+    n_untracked = sum(1 for g, t, ok in zip(partners, lookup, exists, strict=True) if ok and t != g)
+    iou = box_iou_plus_one if params.box_convention == "official" else box_iou
     votes: dict[int, int] = {}
+    first_win: dict[int, int] = {}  # instance -> position of the first frame it won (Counter order)
     iou_sum: dict[int, float] = {}
     iou_of: dict[int, list[float]] = {}  # instance -> its IoU on each GT frame where it is present
-    for f, t in zip(frames, lookup):
-        present = tracks.get(t, {}) if t is not None else {}
+    for pos, (f, t, ok) in enumerate(zip(frames, lookup, exists, strict=True)):
+        present = tracks.get(t, {}) if ok and t is not None else {}
         if not present:
             continue
         ids = sorted(int(i) for i in present)
-        ious = box_iou(
-            np.asarray(gt_boxes[f], dtype=np.float64), np.asarray([present[i] for i in ids], dtype=np.float64)
-        )
-        for i, v in zip(ids, ious.tolist()):
+        ious = iou(*_voting_boxes(gt_boxes[f], [present[i] for i in ids], params.box_convention))
+        for i, v in zip(ids, ious.tolist(), strict=True):
             iou_of.setdefault(i, []).append(v)
             iou_sum[i] = iou_sum.get(i, 0.0) + v
         best = int(np.argmax(ious))  # first maximum = lowest ID on a tie
         if ious[best] > 0:
             votes[ids[best]] = votes.get(ids[best], 0) + 1
+            first_win.setdefault(ids[best], pos)
     if not votes:
         return _dropped(("no_overlapping_instance",), n, n_untracked)
-    ranking = sorted(votes, key=lambda i: (-votes[i], -iou_sum.get(i, 0.0), i))
+    if params.tie_break == "official":
+        ranking = sorted(votes, key=lambda i: (-votes[i], first_win[i]))
+    else:
+        ranking = sorted(votes, key=lambda i: (-votes[i], -iou_sum.get(i, 0.0), i))
+    return _vote(ranking, votes, iou_of, n, n_untracked, params)
+
+
+def label_frame_shift(dataset: str, alignment: str) -> int:
+    """Frames between a GT box and the masks it votes on: 1 under the official alignment on
+    HC-STVG-format data (its 1-based ``st_frame`` used as a 0-based index), else 0."""
+    return 1 if alignment == "official" and dataset in HCSTVG_LIKE else 0
+
+
+def _voting_boxes(
+    gt: Sequence[float], boxes: list[Sequence[float]], convention: str
+) -> tuple[np.ndarray, np.ndarray]:
+    """(GT box, candidate boxes) as the IoU of ``convention`` reads them: the official script's mask
+    boxes end on their last pixel (our mask boxes end one past it)."""
+    if convention == "official":
+        boxes = [last_pixel_box(b) for b in boxes]
+    return np.asarray(gt, dtype=np.float64), np.asarray(boxes, dtype=np.float64)
+
+
+def _vote(
+    ranking: list[int],
+    votes: dict[int, int],
+    iou_of: dict[int, list[float]],
+    n: int,
+    n_untracked: int,
+    params: LabelParams,
+) -> Vote:
+    """The ``Vote`` of a ranking (winner first) with its confidence and decision."""
     winner = ranking[0]
     runner_up = ranking[1] if len(ranking) > 1 else None
     winner_ious = iou_of[winner]

@@ -2,7 +2,12 @@
 
 Style follows the official ``mask2marker.py``: the ID number only, red, Hershey Simplex,
 anti-aliased, no background box, font scale ``(font_px / 30) * max(H, W) / font_ref_px`` (20 px at a
-336-px reference) and thickness ``max(2, int(2 * scale))``, text centred on the anchor.
+336-px reference) and thickness ``max(2, int(2 * scale))``.
+
+Placement (``prompt.label_placement``): by default the text is centred on the anchor and kept
+inside the frame, so the number sits "at the centre" of the object as the paper says; the official
+code passes the anchor to ``cv2.putText`` as the text's bottom-left corner, unclipped (``official``),
+which draws the number up and to the right of the centre and lets it leave the frame at the edges.
 
 Anchor (departure from the code, which the paper's "centre" wording does not settle): by default the
 peak of the mask's distance transform, i.e. the interior point farthest from the mask border,
@@ -98,12 +103,21 @@ def draw_ids(
             continue
         x, y = label_anchor(mask, p.label_anchor)
         text = str(int(instance_id))
-        (tw, th), baseline = cv2.getTextSize(text, FONT, scale, thickness)
-        # Centre the text box on the anchor, then clip it inside the image.
-        ox = min(max(x - tw // 2, 0), max(w - tw, 0))
-        oy = min(max(y + th // 2, th), max(h - baseline, th))
-        cv2.putText(out, text, (ox, oy), FONT, scale, ID_COLOR_RGB, thickness, cv2.LINE_AA)
+        origin = (
+            (x, y) if p.label_placement == "official" else _centred_origin(text, x, y, scale, thickness, h, w)
+        )
+        cv2.putText(out, text, origin, FONT, scale, ID_COLOR_RGB, thickness, cv2.LINE_AA)
     return out
+
+
+def _centred_origin(
+    text: str, x: int, y: int, scale: float, thickness: int, h: int, w: int
+) -> tuple[int, int]:
+    """``putText`` origin (bottom-left) that centres the text on (x, y), clipped inside the image."""
+    (tw, th), baseline = cv2.getTextSize(text, FONT, scale, thickness)
+    ox = min(max(x - tw // 2, 0), max(w - tw, 0))
+    oy = min(max(y + th // 2, th), max(h - baseline, th))
+    return ox, oy
 
 
 def write_video(

@@ -127,8 +127,8 @@ def smart_resize(
     height: int,
     width: int,
     factor: int = IMAGE_FACTOR,
-    min_pixels: int = 4 * 28 * 28,
-    max_pixels: int = 16384 * 28 * 28,
+    min_pixels: float = 4 * 28 * 28,
+    max_pixels: float = 16384 * 28 * 28,
 ) -> tuple[int, int]:
     """Frame size with both sides multiples of ``factor``, pixels within [min, max], aspect kept."""
     if min(height, width) <= 0:
@@ -148,10 +148,13 @@ def smart_resize(
     return h_bar, w_bar
 
 
-def frame_pixel_cap(nframes: int, p: PromptParams) -> int:
-    """Per-frame pixel cap: the total budget shared by the sampled frames (qwen-vl-utils' rule)."""
-    cap = max(min(p.max_frame_pixels, p.total_pixels / nframes * FRAME_FACTOR), int(p.min_pixels * 1.05))
-    return int(cap)
+def frame_pixel_cap(nframes: int, p: PromptParams) -> float:
+    """Per-frame pixel cap: the total budget shared by the sampled frames (qwen-vl-utils' rule).
+
+    Kept a float, as qwen-vl-utils keeps it: truncating it shrinks some frames by a whole 28-px step
+    (640x360, 36 frames: 196x392 instead of 224x392).
+    """
+    return max(min(p.max_frame_pixels, p.total_pixels / nframes * FRAME_FACTOR), int(p.min_pixels * 1.05))
 
 
 def linspace_indices(total_frames: int, nframes: int) -> list[int]:

@@ -32,6 +32,7 @@ from stvg.evaluation.plots import write_plots
 from stvg.io import atomic_dir, read_jsonl, write_json_atomic, write_jsonl_atomic
 from stvg.records import Sample
 from stvg.stages.label import first_videos
+from stvg.training.answer import answer_parser
 
 log = logging.getLogger(__name__)
 POLICY = "policy"
@@ -79,6 +80,7 @@ def policy_answers(
         do_sample=e.do_sample,
         seed=e.seed,
         device=device,
+        normalize_query=e.normalize_query,
     )
     out = [""] * len(samples)
     for i, text in zip(have, texts, strict=True):
@@ -108,8 +110,9 @@ def run(
     if "random" in e.baselines:
         answers["random"] = random_answers(samples, db, e.seed)
 
+    parse = answer_parser(e.answer_parser)
     scored: dict[str, list[ScoredAnswer]] = {
-        name: score_answers(name, samples, texts, db, protocol) for name, texts in answers.items()
+        name: score_answers(name, samples, texts, db, protocol, parse) for name, texts in answers.items()
     }
     metrics: dict[str, float] = {}
     for name, rows in scored.items():
@@ -119,6 +122,7 @@ def run(
     summary = {
         "protocol": protocol.name,
         "threshold_op": protocol.threshold_op,
+        "answer_parser": e.answer_parser,
         "n_samples": len(samples),
         "n_prompted": sum(db.has(s.video_id) for s in samples),
         "policies": sorted(scored),

@@ -36,8 +36,8 @@ from tqdm import tqdm
 from stvg.config import LabelParams, Params, load_params
 from stvg.evaluation.metrics import TubeProtocol, TubeScores, aggregate_tubes, get_protocol
 from stvg.io import atomic_dir, write_json_atomic, write_jsonl_atomic
-from stvg.labels.ceiling import prompting_ceiling
-from stvg.labels.voting import sampled_span, vote_target
+from stvg.labels.ceiling import prompting_ceiling, tracked_grid
+from stvg.labels.voting import label_frame_shift, sampled_span, vote_target
 from stvg.records import Sample
 
 log = logging.getLogger(__name__)
@@ -91,7 +91,9 @@ def label_sample(
     if sample.gt_span_s is None:
         return {**record, "status": "dropped", "reason": "no_gt_span"}
     tracks = db.boxes_by_frame(sample.video_id)
-    vote = vote_target(sample.gt_boxes, tracks, params)
+    grid = tracked_grid(db.summary(sample.video_id), tracks)
+    shift = label_frame_shift(sample.dataset, params.frame_alignment)
+    vote = vote_target(sample.gt_boxes, tracks, params, shift, sample.n_frames or None, grid)
     record.update(
         status=vote.status,
         reason=vote.reason,
@@ -106,7 +108,7 @@ def label_sample(
     if vote.target_id is None:
         return record
     record["target_in_db"] = vote.target_id in set(db.instance_ids(sample.video_id))
-    score = prompting_ceiling(sample, db.tube(sample.video_id, vote.target_id), sorted(tracks), protocol)
+    score = prompting_ceiling(sample, db.tube(sample.video_id, vote.target_id), grid, protocol)
     record.update(ceiling_viou=score.viou, ceiling_tiou=score.tiou)
     span = sampled_span(db.sampling(sample.video_id).get("times_s", []), *sample.gt_span_s)
     record["sampled_start"], record["sampled_end"] = span if span is not None else (None, None)

@@ -41,10 +41,13 @@ def generate_answers(
     seed: int = 0,
     device: str | None = None,
     progress: bool = True,
+    normalize_query: bool = False,
 ) -> list[str]:
     """Completion text for each item (``{"video": (T,H,W,3) uint8 RGB, "sampling": dict, "query": str}``).
 
-    Items are answered in order, ``batch_size`` at a time (prompts left-padded).
+    Items are answered in order, ``batch_size`` at a time (prompts left-padded). The query goes into
+    the prompt as written, as the official evaluation does; ``normalize_query`` applies the training
+    normalisation (lower case, no trailing period) instead.
     """
     import torch
     from tqdm import tqdm
@@ -58,16 +61,15 @@ def generate_answers(
     device = device or ("cuda" if torch.cuda.is_available() else "cpu")
     model, processor = load_policy(policy_dir, device=device, dtype="auto")
     model.eval()
-    question = (
-        template.load_template(policy_dir) if Path(str(policy_dir)).is_dir() else template.QUESTION_TEMPLATE
-    )
+    question = template.load_template(policy_dir)  # the official text for a model that ships none
     gen_cfg = generation_settings(model.generation_config, max_new_tokens, do_sample)
     torch.manual_seed(seed)
     answers: list[str] = []
     batches = range(0, len(items), batch_size)
     for start in tqdm(batches, desc="generate", unit="batch", disable=not progress):
         chunk = items[start : start + batch_size]
-        texts = chat_texts(processor, [template.build_messages(it["query"], question) for it in chunk])
+        messages = [template.build_messages(it["query"], question, normalize_query) for it in chunk]
+        texts = chat_texts(processor, messages)
         enc = encode_video_prompts(
             processor, texts, [it["video"] for it in chunk], [it["sampling"] for it in chunk]
         )

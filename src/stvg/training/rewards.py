@@ -6,9 +6,15 @@ benchmark metrics use, so the training signal cannot drift from the evaluation.
 
 The official code sums tIoU and the ID match in one ``iou`` reward; here they are separate callables so
 TRL logs each mean/std, and their weights live in ``train.reward_weights`` (equal weights reproduce the
-official total, maximum 3). ``build_reward_funcs(..., gate_on_format=True)`` zeroes the task rewards of
-malformed completions: with an additive format reward, group normalisation can pay a whole group for
-formatting alone when the task rewards barely vary, which invites format-only gaming.
+official total, maximum 3). Answers are read with ``training.answer`` in the ``train.answer_parser``
+dialect (official by default). As in the official reward, the ID counts only when the answer also
+carries a time range (``id_needs_time``, ``train.reward_id_needs_time: true``): the official parser
+fails the whole answer without one, so both task rewards are 0. ``false`` pays the ID reward on any
+readable ID, a denser signal for a policy that has not learnt the range format yet, at the price of
+rewarding answers the official evaluation scores 0.
+``build_reward_funcs(..., gate_on_format=True)`` zeroes the task rewards of malformed completions:
+with an additive format reward, group normalisation can pay a whole group for formatting alone when
+the task rewards barely vary, which invites format-only gaming.
 """
 
 from __future__ import annotations
@@ -18,7 +24,7 @@ from collections.abc import Callable, Sequence
 from typing import Any
 
 from stvg.geometry import temporal_iou
-from stvg.training.answer import ParsedAnswer, has_valid_format, parse_answer
+from stvg.training.answer import DEFAULT_DIALECT, Dialect, ParsedAnswer, has_valid_format, parse_answer
 
 RewardFunc = Callable[..., list[float]]
 REWARD_NAMES = ("format", "tiou", "object")
@@ -45,24 +51,30 @@ def _log_reasons(parsed: Sequence[ParsedAnswer], kwargs: dict[str, Any]) -> None
         log_metric("parse_rate", sum(p.ok for p in parsed) / len(parsed))
 
 
-def format_reward(completions: Sequence[Any], **kwargs: Any) -> list[float]:
+def format_reward(
+    completions: Sequence[Any], dialect: Dialect = DEFAULT_DIALECT, **kwargs: Any
+) -> list[float]:
     """1.0 when the whole completion is ``<think>…</think>`` then ``<answer>…</answer>``, else 0.0.
 
     >>> format_reward(["<think>a</think><answer>Target ID: 1, Time range: 0.00 to 1.00</answer>", "hi"])
     [1.0, 0.0]
     """
-    return [1.0 if has_valid_format(completion_text(c)) else 0.0 for c in completions]
+    return [1.0 if has_valid_format(completion_text(c), dialect) else 0.0 for c in completions]
 
 
 def tiou_reward(
-    completions: Sequence[Any], start_s: Sequence[float], end_s: Sequence[float], **kwargs: Any
+    completions: Sequence[Any],
+    start_s: Sequence[float],
+    end_s: Sequence[float],
+    dialect: Dialect = DEFAULT_DIALECT,
+    **kwargs: Any,
 ) -> list[float]:
     """Temporal IoU (seconds) of the answered range with the ground truth; 0.0 when unparsable.
 
-    >>> tiou_reward(["<answer>Target ID: 1, Time range: 5.00 to 15.00</answer>", "none"], [10.0, 1.0], [20.0, 2.0])
+    >>> tiou_reward(["<answer>Target ID: 1, Time range: 5.00 to 15.00.</answer>", "none"], [10.0, 1.0], [20.0, 2.0])
     [0.3333333333333333, 0.0]
     """
-    parsed = [parse_answer(completion_text(c)) for c in completions]
+    parsed = [parse_answer(completion_text(c), dialect) for c in completions]
     _log_reasons(parsed, kwargs)
     rewards = []
     for p, gs, ge in zip(parsed, start_s, end_s, strict=True):
@@ -70,37 +82,55 @@ def tiou_reward(
     return rewards
 
 
-def object_reward(completions: Sequence[Any], target_id: Sequence[int], **kwargs: Any) -> list[float]:
+def object_reward(
+    completions: Sequence[Any],
+    target_id: Sequence[int],
+    dialect: Dialect = DEFAULT_DIALECT,
+    id_needs_time: bool = True,
+    **kwargs: Any,
+) -> list[float]:
     """1.0 when the answered object ID equals the ground-truth ID, else 0.0 (an ID not in the video scores 0).
 
-    >>> object_reward(["<answer>Target ID: 3, Time range: 1 to 2</answer>", "<answer>Target ID: 4</answer>"], [3, 3])
-    [1.0, 0.0]
+    With ``id_needs_time`` (the official rule) an answer without a usable time range earns nothing.
+
+    >>> texts = ["<answer>Target ID: 3, Time range: 1 to 2</answer>", "<answer>Target ID: 3</answer>"]
+    >>> object_reward(texts, [3, 3]), object_reward(texts, [3, 3], id_needs_time=False)
+    ([1.0, 0.0], [1.0, 1.0])
     """
     rewards = []
     for c, gt in zip(completions, target_id, strict=True):
-        p = parse_answer(completion_text(c))
-        # The ID is usable even when the time range is not: the two rewards are scored independently.
-        rewards.append(1.0 if p.target_id is not None and p.target_id == int(gt) else 0.0)
+        p = parse_answer(completion_text(c), dialect)
+        usable = p.ok or not id_needs_time
+        rewards.append(1.0 if usable and p.target_id is not None and p.target_id == int(gt) else 0.0)
     return rewards
 
 
 REWARDS: dict[str, RewardFunc] = {"format": format_reward, "tiou": tiou_reward, "object": object_reward}
 
 
-def _gated(func: RewardFunc, name: str) -> RewardFunc:
-    def gated(completions: Sequence[Any], **kwargs: Any) -> list[float]:
-        raw = func(completions, **kwargs)
+def _bound(func: RewardFunc, name: str, gate: bool, dialect: Dialect, **options: Any) -> RewardFunc:
+    """``func`` with the dialect (and options) fixed, optionally zeroed for malformed completions."""
+
+    def reward(completions: Sequence[Any], **kwargs: Any) -> list[float]:
+        raw = func(completions, dialect=dialect, **options, **kwargs)
+        if not gate:
+            return raw
         return [
-            r if has_valid_format(completion_text(c)) else 0.0 for r, c in zip(raw, completions, strict=True)
+            r if has_valid_format(completion_text(c), dialect) else 0.0
+            for r, c in zip(raw, completions, strict=True)
         ]
 
-    gated.__name__ = name
-    gated.__doc__ = f"{name} reward, counted only for well-formatted completions."
-    return gated
+    reward.__name__ = name
+    reward.__doc__ = f"{name} ({dialect} answers{', gated on the format' if gate else ''})."
+    return reward
 
 
 def build_reward_funcs(
-    weights: dict[str, float], gate_on_format: bool = False
+    weights: dict[str, float],
+    gate_on_format: bool = False,
+    *,
+    dialect: Dialect = DEFAULT_DIALECT,
+    id_needs_time: bool = True,
 ) -> tuple[list[RewardFunc], list[float]]:
     """The reward callables and their weights, in ``REWARD_NAMES`` order, for TRL's GRPOTrainer.
 
@@ -119,9 +149,8 @@ def build_reward_funcs(
     out_weights: list[float] = []
     for name in REWARD_NAMES:
         func = REWARDS[name]
-        if gate_on_format and name != "format":
-            func = _gated(func, func.__name__)
-        funcs.append(func)
+        options = {"id_needs_time": id_needs_time} if name == "object" else {}
+        funcs.append(_bound(func, func.__name__, gate_on_format and name != "format", dialect, **options))
         weight = float(weights.get(name, 0.0))
         if not math.isfinite(weight):
             raise ValueError(f"reward weight for {name!r} must be finite, got {weight}")

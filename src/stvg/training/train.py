@@ -149,7 +149,9 @@ def train(
         raise ValueError(
             "no training samples: the label file is empty (did the label stage drop everything?)"
         )
-    funcs, weights = build_reward_funcs(p.reward_weights, p.gate_on_format)
+    funcs, weights = build_reward_funcs(
+        p.reward_weights, p.gate_on_format, dialect=p.answer_parser, id_needs_time=p.reward_id_needs_time
+    )
     report_to = report_targets()
     args = grpo_config(p, ckpt_dir, weights, report_to)  # sets up the process group under accelerate
     batching = batch_semantics(args)
@@ -163,8 +165,7 @@ def train(
         _wait_for_everyone(args)  # unconditional (every rank must reach it); none sees old checkpoints
 
     # ------------------------------------------------------------------ data
-    question_template = template.load_template(base_model) if Path(str(base_model)).is_dir() else None
-    question_template = question_template or template.QUESTION_TEMPLATE
+    question_template = template.load_template(base_model)  # the official text when it ships none
     dataset = video_dataset(rows, load_frames, question_template)
 
     # ------------------------------------------------------------------ model
