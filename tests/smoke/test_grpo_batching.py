@@ -33,7 +33,7 @@ def test_prompts_per_optimizer_step_match_the_resolved_semantics(tmp_path: Path,
         seen[trainer_state.global_step].append(list(sample_id))
         return [float(len(str(c)) % 3) for c in completions]
 
-    monkeypatch.setattr(train_mod, "build_reward_funcs", lambda weights, gate: ([spy], [1.0]))
+    monkeypatch.setattr(train_mod, "build_reward_funcs", lambda weights, gate, **_: ([spy], [1.0]))
     model, processor = build_tiny_policy(TinyModelParams())
     save_policy(model, processor, tmp_path / "base")
     grpo = {
