@@ -86,6 +86,7 @@ def setup(tmp_path: Path, monkeypatch: pytest.MonkeyPatch):
 
 
 def run_stage(tmp: Path, weights: Path, params: Path, *videos: Path) -> tuple[int, dict]:
+    """Exit code and the stage summary merged with the run report (what this run did)."""
     out = tmp / "prompt"
     rc = stage.main(
         [
@@ -99,7 +100,10 @@ def run_stage(tmp: Path, weights: Path, params: Path, *videos: Path) -> tuple[in
             *map(str, videos),
         ]
     )
-    return rc, json.loads((out / "summary.json").read_text())
+    summary = json.loads((out / "summary.json").read_text())
+    report = json.loads((tmp / "prompt_run.json").read_text())
+    assert not set(summary) & set(report) - {"failed"}, "the hashed summary holds no run facts"
+    return rc, {**summary, **report}
 
 
 def test_incremental_and_param_change(setup):
@@ -251,3 +255,31 @@ def test_real_clips_decode_and_go_through_the_stage(shared_data, tmp_path, monke
         summ = db.summary(clip.name)
         assert summ["tracked_frames"] == 12 and summ["width"] > 0
         assert db.table(clip.name).frame.max() > 11, "track_fps thins native frames"
+
+
+def broken_rate(path: Path, seconds_per_frame: int) -> Path:
+    """Rewrite an mp4's sample duration (``stts``) so its header states ~0 fps: frames thousands of
+    seconds apart, which OpenCV cannot step through past the first one."""
+    data = bytearray(path.read_bytes())
+    at = data.index(b"stts") + 12  # box type, version/flags, entry count; then (count, delta) pairs
+    mdhd = data.index(b"mdhd") + 16  # past version/flags and the creation and modification times
+    timescale = int.from_bytes(data[mdhd : mdhd + 4], "big")
+    data[at + 4 : at + 8] = (seconds_per_frame * timescale).to_bytes(4, "big")
+    path.write_bytes(bytes(data))
+    return path
+
+
+def test_failures_name_their_real_cause(setup):
+    tmp, weights, params, vdir = setup
+    one_frame = write_squares(vdir / "one_frame.mp4", n=1)
+    slow = broken_rate(write_squares(vdir / "zero_fps.mp4", n=12), seconds_per_frame=16000)
+    good = write_squares(vdir / "good.mp4")
+    rc, s = run_stage(tmp, weights, params, one_frame, slow, good)
+    assert rc == 0 and s["processed"] == 1
+    errors = {f["video_id"]: f["error"] for f in s["failures"]}
+    # the detector did find the squares: the cause is the track length, and the message says so
+    assert "prompt.min_track_frames = 2" in errors["one_frame.mp4"], errors
+    assert "detector found 2 box(es) in 1 tracked frame(s)" in errors["one_frame.mp4"]
+    assert "check detector.weights" not in errors["one_frame.mp4"]
+    assert "frame rate" in errors["zero_fps.mp4"] and "6.25e-05 fps" in errors["zero_fps.mp4"], errors
+    assert "truncated" not in errors["zero_fps.mp4"]

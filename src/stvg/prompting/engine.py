@@ -92,6 +92,7 @@ class VideoResult:
     sampling: dict[str, Any]
     sampled_frames: np.ndarray  # (T, H, W, 3) uint8 RGB with red IDs
     rendered_frames: int  # frames in the prompted mp4
+    timings: dict[str, float] = field(default_factory=dict)  # seconds per step: never stored in the entry
 
 
 # ----------------------------------------------------------------------------------------------- helpers
@@ -600,8 +601,7 @@ def prompt_video(
         t_repair = time.perf_counter() - t0
         if not final:
             raise NoInstancesError(
-                f"{video_id or video}: nothing detected in {len(source.frame_indices)} tracked frames; "
-                "check detector.weights / detector.classes / detector.conf for this data set"
+                empty_reason(video_id or str(video), raw, repairs, len(source.frame_indices), p)
             )
         t0 = time.perf_counter()
         sampling, sampled, written = render(source, final, p, prompted_path, fps)
@@ -634,19 +634,53 @@ def prompt_video(
             "n_repairs": len(repairs),
             "id_map": {str(k): v for k, v in sorted(id_map.items())},
             "counts": raw.counts,
-            "timings": timings,
-            "frames_per_s": n_tracked / total if total > 0 else 0.0,
             "rendered_frames": written,
             "sampled_frames": len(sampled),
         }
         table = tracks_table(final, source.frame_indices, source.meta.fps)
         return VideoResult(
-            table=table, summary=summary, sampling=sampling, sampled_frames=sampled, rendered_frames=written
+            table=table,
+            summary=summary,
+            sampling=sampling,
+            sampled_frames=sampled,
+            rendered_frames=written,
+            timings=timings,
         )
     finally:
         close = getattr(source, "close", None)
         if close is not None and isinstance(video, str | Path):
             close()
+
+
+def empty_reason(
+    video_id: str, raw: RawTracking, repairs: Sequence[dict[str, Any]], n_tracked: int, p: PromptParams
+) -> str:
+    """Why a video ends with no instance, naming the step that removed them and the key to change."""
+    detections = int(raw.counts.get("detections", 0))
+    if detections == 0:
+        return (
+            f"{video_id}: nothing detected in {n_tracked} tracked frames; "
+            "check detector.weights / detector.classes / detector.conf for this data set"
+        )
+    found = f"{video_id}: the detector found {detections} box(es) in {n_tracked} tracked frame(s), but"
+    if not raw.tracks:
+        composites = int(raw.counts.get("composites", 0))
+        dropped = f"; {composites} were dropped as group boxes (prompt.drop_composites)" if composites else ""
+        return f"{found} no track was started from them{dropped}"
+    short = [r for r in repairs if r.get("kind") == "drop_short"]
+    if short:
+        longest = max(int(r["frames"]) for r in short)
+        fix = (
+            f"the video has only {n_tracked} tracked frame(s): prompt a longer video or lower "
+            "prompt.min_track_frames"
+            if n_tracked < p.min_track_frames
+            else "lower prompt.min_track_frames, or check the detector finds the objects on more frames"
+        )
+        return (
+            f"{found} every track was dropped as shorter than prompt.min_track_frames = "
+            f"{p.min_track_frames} frames (the longest had {longest}); {fix}"
+        )
+    return f"{found} ID repair removed every track (see prompt.size_filter_ratio)"
 
 
 def _with_oom_retry(

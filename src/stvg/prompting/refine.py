@@ -29,6 +29,8 @@ from stvg.geometry import box_iou, mask_to_box, pairwise_mask_iou
 from stvg.prompting.identity import box_mask
 from stvg.records import Detection
 
+GRABCUT_SEED = 0  # OpenCV RNG seed set before every GrabCut call (see ``refine_box``)
+
 
 @dataclass(frozen=True)
 class RefineParams:
@@ -107,6 +109,10 @@ def refine_box(
         roi = cv2.resize(roi, size, interpolation=cv2.INTER_AREA)
         labels = cv2.resize(labels, size, interpolation=cv2.INTER_NEAREST)
     bgd, fgd = np.zeros((1, 65), np.float64), np.zeros((1, 65), np.float64)
+    # GrabCut seeds its colour models with k-means++ drawn from OpenCV's process-wide RNG, whose state
+    # every earlier call advanced: reseeding makes the mask a function of this box alone, not of the
+    # boxes (and videos) the process refined before.
+    cv2.setRNGSeed(GRABCUT_SEED)
     try:
         cv2.grabCut(roi, labels, None, bgd, fgd, p.iterations, cv2.GC_INIT_WITH_MASK)
     except cv2.error:

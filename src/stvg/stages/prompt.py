@@ -6,10 +6,17 @@
 Videos come from ``data.train_annotation`` and ``data.test_annotation`` (``data.max_videos`` caps
 each split). Output is the mask database (``stvg.prompting.maskdb``): content-addressed, so a re-run
 prompts only new or changed videos, a changed prompting param, model or prompting code re-prompts all,
-and entries of
-videos no longer in the data set are pruned. Each video is isolated: an unreadable video, zero frames,
-nothing detected or GPU out-of-memory (after the engine's retries) is listed in ``summary.json`` under
-``failures`` and the other videos go on. The stage exits 1 only when every video failed.
+and entries of videos no longer in the data set are pruned. Each video is isolated: an unreadable
+video, zero frames, nothing detected or GPU out-of-memory (after the engine's retries) is listed in
+``summary.json`` under ``failures`` and the other videos go on. The stage exits 1 only when every
+video failed.
+
+Determinism: every file under ``--out`` (DVC hashes the folder: the prompted-data version) is a pure
+function of the videos, the output-relevant params, the model weights and the prompting code, so a
+run resumed after a kill, a run over a subset, or the videos in another order give the same bytes.
+What a run did and how long it took (videos prompted / reused / pruned, timings, host) goes to the
+run report, ``<out>_run.json`` beside the folder (``--report``), which DVC does not track and the
+flow logs to MLflow.
 """
 
 from __future__ import annotations
@@ -17,9 +24,12 @@ from __future__ import annotations
 import argparse
 import hashlib
 import logging
+import socket
 import sys
 import time
 from collections.abc import Callable
+from dataclasses import dataclass, field
+from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
@@ -47,6 +57,11 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
     )
     parser.add_argument(
         "--videos", nargs="*", default=None, help="prompt these files instead of the data set"
+    )
+    parser.add_argument(
+        "--report",
+        default=None,
+        help="run report (timings, host, what was prompted or reused); default: <out>_run.json beside --out",
     )
     return parser.parse_args(argv)
 
@@ -131,13 +146,26 @@ def tracker_factory(params: Params, device: str) -> Callable[[], Any] | None:
     return lambda: Sam2Tracker(predictor, p.offload_to_cpu)
 
 
+@dataclass
+class _Progress:
+    """What one run of the stage did (the run report; never part of the hashed output)."""
+
+    processed: list[str] = field(default_factory=list)
+    reused: list[str] = field(default_factory=list)
+    failures: list[dict[str, str]] = field(default_factory=list)
+    timings: dict[str, dict[str, float]] = field(default_factory=dict)  # video id -> seconds per step
+    tracked_frames: int = 0
+
+
 def run(
     params: Params, videos: dict[str, Path], detector_weights: Path, out: Path, device: str
-) -> dict[str, Any]:
-    """Prompt every video not already in the database; returns the stage summary."""
-    from stvg.prompting.detector import YoloDetector
-    from stvg.prompting.engine import prompt_video
-    from stvg.prompting.maskdb import MaskDB, entry_key, write_entry
+) -> tuple[dict[str, Any], dict[str, Any]]:
+    """Prompt every video not already in the database.
+
+    Returns the stage summary (a pure function of the inputs: it is hashed with the database) and
+    the run report (what this run did, how long it took, where: never hashed).
+    """
+    from stvg.prompting.maskdb import MaskDB, entry_key
     from stvg.prompting.video import content_hash
 
     t_start = time.perf_counter()
@@ -148,68 +176,94 @@ def run(
         "weights": model_hashes(params, detector_weights),
         "code": prompting_code_hash(),
     }
-    det = params.detector
-    detector = YoloDetector(
-        detector_weights,
-        conf=det.conf,
-        classes=det.classes,
-        imgsz=det.imgsz,
-        device=device,
-        threads=det.threads,
-    )
-    make_tracker = None
-    failures: list[dict[str, str]] = []
-    processed, reused, frames_done, seconds = [], [], 0, 0.0
+    prompter = _Prompter(params, detector_weights, device)
+    done = _Progress()
     keys: dict[str, str] = {}
     for vid in tqdm(sorted(videos), desc="prompt", unit="video"):
         path = videos[vid]
         try:
             key = entry_key(content_hash(path), common["params"], common["weights"], common["code"])
         except OSError as exc:
-            failures.append({"video_id": vid, "error": f"{path}: cannot read ({exc}); check data.video_root"})
+            done.failures.append(
+                {"video_id": vid, "error": f"{path}: cannot read ({exc}); check data.video_root"}
+            )
             continue
         keys[vid] = key
         if db.key(vid) == key:
-            reused.append(vid)
+            done.reused.append(vid)
             continue
-        try:
-            if make_tracker is None and params.prompt.backend == "sam2":
-                make_tracker = tracker_factory(params, device)
-            with db.entry(vid, key) as folder:
-                from stvg.prompting.maskdb import PROMPTED
+        prompter.prompt(db, vid, path, key, done)
+    pruned = db.prune(keep=set(keys) - {f["video_id"] for f in done.failures})
+    summary = {
+        "videos": len(videos),
+        "failed": len(done.failures),
+        "failures": done.failures,
+        "in_database": len(db.video_ids()),
+        "backend": params.prompt.backend,
+    }
+    return summary, _run_report(done, pruned, device, time.perf_counter() - t_start)
 
+
+class _Prompter:
+    """Prompts one video into its database entry; the detector and SAM2 are built once per run."""
+
+    def __init__(self, params: Params, detector_weights: Path, device: str) -> None:
+        from stvg.prompting.detector import YoloDetector
+
+        det = params.detector
+        self.params, self.device = params, device
+        self.detector = YoloDetector(
+            detector_weights,
+            conf=det.conf,
+            classes=det.classes,
+            imgsz=det.imgsz,
+            device=device,
+            threads=det.threads,
+        )
+        self.make_tracker: Callable[[], Any] | None = None
+
+    def prompt(self, db: Any, vid: str, path: Path, key: str, done: _Progress) -> None:
+        """Build the video's entry; a failure is recorded in ``done`` and leaves no entry."""
+        from stvg.prompting.engine import prompt_video
+        from stvg.prompting.maskdb import PROMPTED, write_entry
+
+        try:
+            if self.make_tracker is None and self.params.prompt.backend == "sam2":
+                self.make_tracker = tracker_factory(self.params, self.device)
+            with db.entry(vid, key) as folder:
                 result = prompt_video(
                     path,
-                    detector,
-                    params.prompt,
-                    make_tracker=make_tracker,
+                    self.detector,
+                    self.params.prompt,
+                    make_tracker=self.make_tracker,
                     prompted_path=folder / PROMPTED,
                     video_id=vid,
                 )
                 write_entry(folder, result.table, result.summary, result.sampling, result.sampled_frames)
         except Exception as exc:  # noqa: BLE001 - isolate the video; the summary names it and the reason
             log.warning("video %s failed: %s", vid, exc)
-            failures.append({"video_id": vid, "error": f"{type(exc).__name__}: {exc}"})
-            continue
-        processed.append(vid)
-        frames_done += int(result.summary["tracked_frames"])
-        seconds += float(result.summary["timings"]["total_s"])
-    dropped = db.prune(keep=set(keys) - {f["video_id"] for f in failures})
-    wall = time.perf_counter() - t_start
+            done.failures.append({"video_id": vid, "error": f"{type(exc).__name__}: {exc}"})
+            return
+        done.processed.append(vid)
+        done.timings[vid] = result.timings
+        done.tracked_frames += int(result.summary["tracked_frames"])
+
+
+def _run_report(done: _Progress, pruned: list[str], device: str, wall: float) -> dict[str, Any]:
+    seconds = sum(t.get("total_s", 0.0) for t in done.timings.values())
     return {
-        "videos": len(videos),
-        "processed": len(processed),
-        "reused": len(reused),
-        "failed": len(failures),
-        "failures": failures,
-        "pruned": dropped,
-        "in_database": len(db.video_ids()),
-        "tracked_frames": frames_done,
-        "prompt_seconds": round(seconds, 3),
-        "frames_per_s": round(frames_done / seconds, 3) if seconds > 0 else 0.0,
-        "wall_seconds": round(wall, 3),
-        "backend": params.prompt.backend,
+        "finished_at": datetime.now(UTC).isoformat(timespec="seconds"),
+        "host": socket.gethostname(),
         "device": device,
+        "processed": len(done.processed),
+        "reused": len(done.reused),
+        "failed": len(done.failures),
+        "pruned": pruned,
+        "tracked_frames": done.tracked_frames,
+        "prompt_seconds": round(seconds, 3),
+        "frames_per_s": round(done.tracked_frames / seconds, 3) if seconds > 0 else 0.0,
+        "wall_seconds": round(wall, 3),
+        "timings": done.timings,
     }
 
 
@@ -241,14 +295,23 @@ def main(argv: list[str] | None = None) -> int:
         print("stvg prompt: no videos to prompt; check data.* in params.yaml or --videos", file=sys.stderr)
         return 2
     out = Path(args.out)
-    summary = run(params, videos, weights, out, args.device)
+    summary, report = run(params, videos, weights, out, args.device)
     summary["invalid_samples"] = problems
     write_json_atomic(out / "summary.json", summary)
+    write_json_atomic(run_report_path(out, args.report), report)
     print(
-        f"prompt: {summary['processed']} prompted, {summary['reused']} reused, {summary['failed']} failed "
-        f"of {summary['videos']} videos ({summary['frames_per_s']} frames/s) -> {out}"
+        f"prompt: {report['processed']} prompted, {report['reused']} reused, {summary['failed']} failed "
+        f"of {summary['videos']} videos ({report['frames_per_s']} frames/s) -> {out}"
     )
-    return 1 if summary["failed"] and not (summary["processed"] or summary["reused"]) else 0
+    return 1 if summary["failed"] and not summary["in_database"] else 0
+
+
+def run_report_path(out: Path, report: str | None = None) -> Path:
+    """Where the run report goes: ``--report``, else beside the database as ``<out>_run.json``.
+
+    Outside the database folder on purpose: DVC hashes that folder, and timings must not change a version.
+    """
+    return Path(report) if report else out.with_name(f"{out.name}_run.json")
 
 
 if __name__ == "__main__":
