@@ -102,10 +102,10 @@ def main() -> None:
     args = ap.parse_args()
 
     import torch
+    from stvg.prompting.sam2_tracker import Sam2Tracker, build_predictor
 
     from stvg.config import PromptParams
     from stvg.prompting.engine import track_keyframes
-    from stvg.prompting.sam2_tracker import Sam2Tracker, build_predictor
 
     if args.dry_run:
         device, cfg, arch, size, h, w, fps = (

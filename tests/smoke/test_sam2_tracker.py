@@ -23,7 +23,6 @@ H, W, SIZE = 48, 64, 128
 @pytest.fixture(scope="module")
 def predictor():
     import torch
-
     from stvg.prompting.sam2_tracker import build_predictor
 
     torch.manual_seed(0)
@@ -72,8 +71,9 @@ def test_box_prompt_forward_and_backward(predictor):
 
 
 def test_engine_windows_and_backward_pass_with_sam2(predictor):
-    from stvg.prompting.engine import track_keyframes
     from stvg.prompting.sam2_tracker import Sam2Tracker
+
+    from stvg.prompting.engine import track_keyframes
     from stvg.prompting.video import ArrayFrames
 
     class LateDetector:

@@ -79,7 +79,7 @@ def setup(tmp_path: Path, monkeypatch: pytest.MonkeyPatch):
     weights = tmp_path / "weights.pt"
     weights.write_bytes(b"not a real model: the detector is scripted")
     params = tmp_path / "params.yaml"
-    params.write_text(yaml.safe_dump({"prompt": {"redetect_every": 5, "track_fps": 0.0}}))
+    params.write_text(yaml.safe_dump({"prompt": {"track_fps": 0.0}}))
     videos = tmp_path / "videos"
     videos.mkdir()
     return tmp_path, weights, params, videos
@@ -120,7 +120,7 @@ def test_incremental_and_param_change(setup):
     rc, s = run_stage(tmp, weights, params, a, b, c)
     assert (s["processed"], s["reused"]) == (1, 2), "only the new video is prompted"
 
-    params.write_text(yaml.safe_dump({"prompt": {"redetect_every": 3, "track_fps": 0.0}}))
+    params.write_text(yaml.safe_dump({"prompt": {"repair": {"merge_max_gap_s": 1.0}}}))
     rc, s = run_stage(tmp, weights, params, a, b, c)
     assert (s["processed"], s["reused"]) == (3, 0), "a changed prompting param re-prompts all"
     db = MaskDB(tmp / "prompt")
@@ -134,12 +134,14 @@ def test_incremental_and_param_change(setup):
 def test_changed_prompting_code_re_prompts_all(setup, monkeypatch: pytest.MonkeyPatch):
     tmp, weights, params, vdir = setup
     a, b = (write_squares(vdir / f"{k}.mp4", seed=i) for i, k in enumerate("ab"))
-    code = stage.prompting_code_hash()
-    assert len(code) == 64 and stage.prompting_code_hash() == code  # stable for unchanged code
+    from stvg.prompting import backends
+
+    code = backends.code_hash("synthetic_cpu")
+    assert len(code) == 64 and backends.code_hash("synthetic_cpu") == code  # stable for unchanged code
     assert run_stage(tmp, weights, params, a, b)[1]["processed"] == 2
     assert run_stage(tmp, weights, params, a, b)[1]["reused"] == 2
     # an edited repair rule (what dvc re-runs the stage for) must not be served the old entries
-    monkeypatch.setattr(stage, "prompting_code_hash", lambda: "0" * 64)
+    monkeypatch.setattr(backends, "code_hash", lambda backend: "0" * 64)
     rc, s = run_stage(tmp, weights, params, a, b)
     assert rc == 0 and (s["processed"], s["reused"]) == (2, 0)
 
@@ -278,7 +280,7 @@ def test_failures_name_their_real_cause(setup):
     assert rc == 0 and s["processed"] == 1
     errors = {f["video_id"]: f["error"] for f in s["failures"]}
     # the detector did find the squares: the cause is the track length, and the message says so
-    assert "prompt.min_track_frames = 2" in errors["one_frame.mp4"], errors
+    assert "prompt.repair.min_track_frames = 2" in errors["one_frame.mp4"], errors
     assert "detector found 2 box(es) in 1 tracked frame(s)" in errors["one_frame.mp4"]
     assert "check detector.weights" not in errors["one_frame.mp4"]
     assert "frame rate" in errors["zero_fps.mp4"] and "6.25e-05 fps" in errors["zero_fps.mp4"], errors

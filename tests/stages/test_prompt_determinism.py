@@ -118,7 +118,7 @@ def clips(tmp_path: Path, monkeypatch: pytest.MonkeyPatch):
     weights = tmp_path / "weights.pt"
     weights.write_bytes(b"scripted detector")
     params = tmp_path / "params.yaml"
-    params.write_text(yaml.safe_dump({"prompt": {"min_track_frames": 2}}))
+    params.write_text(yaml.safe_dump({"prompt": {"repair": {"min_track_frames": 2}}}))
     return tmp_path, params, weights, write_clips(tmp_path / "videos")
 
 
@@ -159,7 +159,7 @@ def test_engine_results_do_not_depend_on_the_order(clips):
     def tables(order: list[Path]) -> dict[str, bytes]:
         out = {}
         for path in order:
-            result = prompt_video(path, detector, PromptParams(), video_id=path.name)
+            result = prompt_video(path, PromptParams(), detector, video_id=path.name)
             out[path.name] = result.table.to_csv().encode() + json.dumps(result.summary).encode()
         return out
 

@@ -23,7 +23,7 @@ from typing import Any
 
 import numpy as np
 
-from stvg.config import PromptParams
+from stvg.config import SamplingParams
 
 IMAGE_FACTOR = 28  # frame sides are multiples of this (14-px patches merged 2x2)
 FRAME_FACTOR = 2  # frame counts are multiples of this (temporal patch size)
@@ -148,7 +148,7 @@ def smart_resize(
     return h_bar, w_bar
 
 
-def frame_pixel_cap(nframes: int, p: PromptParams) -> int:
+def frame_pixel_cap(nframes: int, p: SamplingParams) -> int:
     """Per-frame pixel cap: the total budget shared by the sampled frames (qwen-vl-utils' rule)."""
     cap = max(min(p.max_frame_pixels, p.total_pixels / nframes * FRAME_FACTOR), int(p.min_pixels * 1.05))
     return int(cap)
@@ -170,7 +170,9 @@ def linspace_indices(total_frames: int, nframes: int) -> list[int]:
     return [int(v) for v in np.round(vals)]
 
 
-def plan_sampling(n_frames: int, native_fps: float, width: int, height: int, p: PromptParams) -> SamplingPlan:
+def plan_sampling(
+    n_frames: int, native_fps: float, width: int, height: int, p: SamplingParams
+) -> SamplingPlan:
     """The frames and frame size the policy sees for a video of ``n_frames`` at ``native_fps``."""
     if native_fps <= 0:
         raise ValueError(f"native fps must be > 0, got {native_fps}; the video header is broken")

@@ -173,11 +173,36 @@ class ArrayFrames:
         self.frame_indices = list(range(len(self.frames)))
 
     def read(self, start: int, stop: int) -> list[np.ndarray]:
-        """Frames at positions ``start..stop-1``."""
-        return self.frames[max(0, start) : max(0, stop)]
+        """Copies of the frames at positions ``start..stop-1`` (readers may draw on what they get)."""
+        return [f.copy() for f in self.frames[max(0, start) : max(0, stop)]]
 
     def close(self) -> None:
         """Nothing to release."""
+
+
+class FrameCache:
+    """Random access to a source's tracked frames, chunk by chunk, holding a few chunks at a time."""
+
+    def __init__(self, source: FrameSource, chunk: int = 32, keep: int = 4) -> None:
+        self.source, self.chunk, self.keep = source, chunk, keep
+        self._chunks: dict[int, list[np.ndarray]] = {}
+
+    def get(self, position: int) -> np.ndarray:
+        """The RGB frame at tracked position ``position``."""
+        key = position // self.chunk
+        if key not in self._chunks:
+            if len(self._chunks) >= self.keep:
+                del self._chunks[next(iter(self._chunks))]
+            self._chunks[key] = self.source.read(key * self.chunk, (key + 1) * self.chunk)
+        return self._chunks[key][position - key * self.chunk]
+
+
+def effective_track_fps(source: FrameSource) -> float:
+    """Tracked frames per second of video (native fps unless ``track_fps`` thinned them)."""
+    idx = source.frame_indices
+    if len(idx) < 2:
+        return source.meta.fps
+    return source.meta.fps * (len(idx) - 1) / max(1, idx[-1] - idx[0])
 
 
 def content_hash(path: str | Path, chunk: int = 1 << 20) -> str:

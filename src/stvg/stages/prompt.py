@@ -22,12 +22,10 @@ flow logs to MLflow.
 from __future__ import annotations
 
 import argparse
-import hashlib
 import logging
 import socket
 import sys
 import time
-from collections.abc import Callable
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from pathlib import Path
@@ -35,13 +33,10 @@ from typing import Any
 
 from tqdm import tqdm
 
-from stvg.config import Params, ParamsError, load_params, params_to_dict
+from stvg.config import Params, ParamsError, load_params
 from stvg.io import write_json_atomic
 
 log = logging.getLogger("stvg.prompt")
-
-# Params that gate or tune speed but never change what is written.
-NON_OUTPUT_KEYS = ("max_churn", "max_repairs_per_video", "offload_to_cpu")
 
 
 def parse_args(argv: list[str] | None) -> argparse.Namespace:
@@ -93,15 +88,23 @@ def dataset_videos(params: Params, data_dir: Path) -> tuple[dict[str, Path], lis
     return videos, problems
 
 
-def output_params(params: Params) -> dict[str, Any]:
-    """The params that change the database content (part of every entry's key)."""
-    prompt = {k: v for k, v in params_to_dict(params.prompt).items() if k not in NON_OUTPUT_KEYS}
-    if params.prompt.backend != "sam2":
-        prompt = {k: v for k, v in prompt.items() if not k.startswith("sam2_") and k != "window"}
+def key_parts(params: Params, detector_weights: Path) -> dict[str, Any]:
+    """What every entry's key hashes besides the video: output params, model weights, the backend's code.
+
+    Per backend: the code hashed is the shared prompting code and the chosen backend's own folder
+    (``backends.code_hash``), and only the chosen backend's params section is in, so a change to
+    one backend never re-prompts the other's entries.
+    """
+    from stvg.prompting.backends import code_hash, output_params
+
     det = params.detector
     return {
-        "prompt": prompt,
-        "detector": {"conf": det.conf, "classes": list(det.classes), "imgsz": det.imgsz},
+        "params": {
+            "prompt": output_params(params.prompt),
+            "detector": {"conf": det.conf, "classes": list(det.classes), "imgsz": det.imgsz},
+        },
+        "weights": model_hashes(params, detector_weights),
+        "code": code_hash(params.prompt.backend),
     }
 
 
@@ -110,40 +113,12 @@ def model_hashes(params: Params, detector_weights: Path) -> dict[str, str]:
     from stvg.prompting.video import content_hash
 
     out = {"detector": content_hash(detector_weights)}
-    if params.prompt.backend == "sam2":
-        ckpt = params.prompt.sam2_checkpoint
-        out["sam2"] = content_hash(ckpt) if ckpt else f"random:{params.prompt.sam2_cfg}:seed{params.seed}"
+    sam2 = params.prompt.sam2
+    if sam2 is not None:
+        out["sam2"] = (
+            content_hash(sam2.checkpoint) if sam2.checkpoint else f"random:{sam2.cfg}:seed{params.seed}"
+        )
     return out
-
-
-def prompting_code_hash() -> str:
-    """Hash of the code that decides what an entry holds: the ``stvg.prompting`` package and geometry.
-
-    Part of every entry's key, so a changed repair rule re-prompts what dvc re-runs the stage for,
-    instead of the database handing back entries the old code wrote.
-    """
-    import stvg.geometry
-    import stvg.prompting
-
-    files = sorted(Path(stvg.prompting.__file__).parent.glob("*.py")) + [Path(stvg.geometry.__file__)]
-    digest = hashlib.sha256()
-    for f in files:
-        digest.update(f.name.encode("utf-8") + b"\0" + f.read_bytes())
-    return digest.hexdigest()
-
-
-def tracker_factory(params: Params, device: str) -> Callable[[], Any] | None:
-    """SAM2 tracker sessions sharing one predictor (built once per process); None for the CPU backend."""
-    p = params.prompt
-    if p.backend != "sam2":
-        return None
-    import torch
-
-    from stvg.prompting.sam2_tracker import Sam2Tracker, build_predictor
-
-    torch.manual_seed(params.seed)  # random-weight SAM2 must be the same model on every run
-    predictor = build_predictor(p.sam2_cfg, p.sam2_checkpoint, device, p.sam2_image_size)
-    return lambda: Sam2Tracker(predictor, p.offload_to_cpu)
 
 
 @dataclass
@@ -155,6 +130,7 @@ class _Progress:
     failures: list[dict[str, str]] = field(default_factory=list)
     timings: dict[str, dict[str, float]] = field(default_factory=dict)  # video id -> seconds per step
     tracked_frames: int = 0
+    device_failure: str = ""  # set when the GPU became unusable and the run stopped early
 
 
 def run(
@@ -171,11 +147,7 @@ def run(
     t_start = time.perf_counter()
     db = MaskDB(out)
     db.prune()  # folders a killed run left behind
-    common = {
-        "params": output_params(params),
-        "weights": model_hashes(params, detector_weights),
-        "code": prompting_code_hash(),
-    }
+    common = key_parts(params, detector_weights)
     prompter = _Prompter(params, detector_weights, device)
     done = _Progress()
     keys: dict[str, str] = {}
@@ -192,7 +164,8 @@ def run(
         if db.key(vid) == key:
             done.reused.append(vid)
             continue
-        prompter.prompt(db, vid, path, key, done)
+        if not prompter.prompt(db, vid, path, key, done):
+            break  # the device is unusable: what is written stays, a new process resumes
     pruned = db.prune(keep=set(keys) - {f["video_id"] for f in done.failures})
     summary = {
         "videos": len(videos),
@@ -201,11 +174,13 @@ def run(
         "in_database": len(db.video_ids()),
         "backend": params.prompt.backend,
     }
+    if done.device_failure:
+        summary["device_failure"] = done.device_failure
     return summary, _run_report(done, pruned, device, time.perf_counter() - t_start)
 
 
 class _Prompter:
-    """Prompts one video into its database entry; the detector and SAM2 are built once per run."""
+    """Prompts one video into its database entry; the detector and the backend are built once per run."""
 
     def __init__(self, params: Params, detector_weights: Path, device: str) -> None:
         from stvg.prompting.detector import YoloDetector
@@ -220,33 +195,51 @@ class _Prompter:
             device=device,
             threads=det.threads,
         )
-        self.make_tracker: Callable[[], Any] | None = None
+        self.backend: Any = None  # built on the first video that needs prompting (models load there)
 
-    def prompt(self, db: Any, vid: str, path: Path, key: str, done: _Progress) -> None:
-        """Build the video's entry; a failure is recorded in ``done`` and leaves no entry."""
-        from stvg.prompting.engine import prompt_video
-        from stvg.prompting.maskdb import PROMPTED, write_entry
+    def prompt(self, db: Any, vid: str, path: Path, key: str, done: _Progress) -> bool:
+        """Build the video's entry; a failure is recorded in ``done`` and leaves no entry.
+
+        Returns False when the device became unusable (nothing more can be prompted in this process).
+        """
+        from stvg.prompting.backends import build_backend
+        from stvg.prompting.backends.sam2.oom import DeviceFailure
 
         try:
-            if self.make_tracker is None and self.params.prompt.backend == "sam2":
-                self.make_tracker = tracker_factory(self.params, self.device)
+            self.backend = self.backend or build_backend(
+                self.params.prompt, device=self.device, seed=self.params.seed
+            )
             with db.entry(vid, key) as folder:
-                result = prompt_video(
-                    path,
-                    self.detector,
-                    self.params.prompt,
-                    make_tracker=self.make_tracker,
-                    prompted_path=folder / PROMPTED,
-                    video_id=vid,
-                )
-                write_entry(folder, result.table, result.summary, result.sampling, result.sampled_frames)
+                result = build_entry(folder, path, vid, self.params, self.detector, self.backend)
+        except DeviceFailure as exc:
+            log.error("video %s: %s", vid, exc)
+            done.failures.append({"video_id": vid, "error": f"DeviceFailure: {exc}"})
+            done.device_failure = str(exc)
+            return False
         except Exception as exc:  # noqa: BLE001 - isolate the video; the summary names it and the reason
             log.warning("video %s failed: %s", vid, exc)
             done.failures.append({"video_id": vid, "error": f"{type(exc).__name__}: {exc}"})
-            return
+            return True
         done.processed.append(vid)
         done.timings[vid] = result.timings
         done.tracked_frames += int(result.summary["tracked_frames"])
+        return True
+
+
+def build_entry(folder: Path, video: Path, video_id: str, params: Params, detector: Any, backend: Any) -> Any:
+    """Prompt ``video`` and write its whole entry into ``folder`` (a staging folder); returns the result.
+
+    The unit of work of the stage (and of any executor that spreads videos over workers): the
+    folder is complete when this returns, and ``maskdb.MaskDB.commit`` moves it in.
+    """
+    from stvg.prompting.engine import prompt_video
+    from stvg.prompting.maskdb import PROMPTED, write_entry
+
+    result = prompt_video(
+        video, params.prompt, detector, backend=backend, prompted_path=folder / PROMPTED, video_id=video_id
+    )
+    write_entry(folder, result.table, result.summary, result.sampling, result.sampled_frames)
+    return result
 
 
 def _run_report(done: _Progress, pruned: list[str], device: str, wall: float) -> dict[str, Any]:
@@ -303,6 +296,9 @@ def main(argv: list[str] | None = None) -> int:
         f"prompt: {report['processed']} prompted, {report['reused']} reused, {summary['failed']} failed "
         f"of {summary['videos']} videos ({report['frames_per_s']} frames/s) -> {out}"
     )
+    if summary.get("device_failure"):
+        print(f"stvg prompt: stopped early: {summary['device_failure']}", file=sys.stderr)
+        return 3
     return 1 if summary["failed"] and not summary["in_database"] else 0
 
 

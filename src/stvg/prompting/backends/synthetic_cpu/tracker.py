@@ -1,64 +1,24 @@
-"""Tracker backends and their one output format: per tracked frame, ``{instance_id: (mask, score)}``.
+"""Per-frame association for the stand-in: Ultralytics' BYTETrack / BoT-SORT fed with our detections.
 
-Two kinds of backend produce that format:
-
-- a **propagation tracker** (``Tracker`` protocol; SAM2 in ``sam2_tracker.py``, scripted fakes in
-  tests) is prompted with boxes/masks on keyframes and propagates them forward or backward over a
-  window of frames; the engine decides identities (``identity.match_keyframe``);
-- the **CPU backend** (``DetectionTracker``) detects on every frame and associates detections with
-  Ultralytics' own BYTETrack / BoT-SORT classes, fed with our detections (no Ultralytics predictor in
-  between). ByteTrack confirms a new track one frame late, so the first detection of each confirmed
-  track is back-filled (the CPU analogue of backward propagation). Masks come from the -seg model
-  when it has one, else from ``refine.refine_detections`` (GrabCut in the box) or the filled box.
-  BoT-SORT gets each detection's colour histogram (``appearance.colour_feature``) as its ReID
-  feature, used as a veto on matches (``_gated``).
-
-Positions are tracked-frame positions (see ``video.VideoFrames``); boxes are xyxy pixels.
+Detections of every frame are associated with Ultralytics' own tracker classes (no Ultralytics
+predictor in between). ByteTrack confirms a new track one frame late, so the first detection of each
+confirmed track is back-filled (the stand-in's analogue of backward propagation). Masks come from a
+-seg model when it has one, else from ``grabcut`` or the filled box. BoT-SORT gets each detection's
+colour histogram (``colour.colour_feature``) as its ReID feature, used as a veto on matches
+(``_gated``). Positions are tracked-frame positions; boxes are xyxy pixels.
 """
 
 from __future__ import annotations
 
-from collections.abc import Iterator, Sequence
+from collections.abc import Sequence
 from dataclasses import dataclass, field
-from typing import Any, Protocol
+from typing import Any
 
 import numpy as np
 
+from stvg.prompting.backends.base import FrameMasks
 from stvg.prompting.identity import box_mask
-from stvg.records import Box, Detection
-
-FrameMasks = dict[int, tuple[np.ndarray, float]]  # instance id -> ((H, W) bool mask, score)
-
-
-class Tracker(Protocol):
-    """A propagation tracker over one window of frames (one session between ``start`` and ``reset``)."""
-
-    def start(self, frames: Sequence[np.ndarray], first_frame: int = 0) -> None:
-        """Open a session on RGB frames that sit at positions ``first_frame..first_frame+len-1``."""
-        ...
-
-    def add_box(self, frame_idx: int, obj_id: int, box: Box) -> np.ndarray:
-        """Prompt ``obj_id`` with a box on ``frame_idx``; returns its (H, W) bool mask there."""
-        ...
-
-    def add_mask(self, frame_idx: int, obj_id: int, mask: np.ndarray) -> None:
-        """Prompt ``obj_id`` with a mask on ``frame_idx`` (carried across window boundaries)."""
-        ...
-
-    def propagate(self, start: int, n: int, reverse: bool = False) -> Iterator[tuple[int, FrameMasks]]:
-        """Masks of every prompted object on ``n`` frames from ``start`` (inclusive), in time order."""
-        ...
-
-    def reset(self) -> None:
-        """End the session and free its state (the model stays loaded)."""
-        ...
-
-    def close(self) -> None:
-        """Release the model."""
-        ...
-
-
-# ----------------------------------------------------------------------------------------------- CPU backend
+from stvg.records import Detection
 
 
 class _Dets:
