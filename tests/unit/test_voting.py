@@ -5,7 +5,8 @@ from __future__ import annotations
 import pytest
 
 from stvg.config import LabelParams
-from stvg.labels.voting import nearest_tracked, sampled_span, vote_target
+from stvg.labels.voting import sampled_span, vote_target
+from stvg.tubes import nearest_tracked
 
 GT = (10.0, 10.0, 30.0, 30.0)
 ON = GT  # IoU 1 with GT

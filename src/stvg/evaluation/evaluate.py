@@ -19,7 +19,7 @@ Each answer that scores 0 for a reason carries a failure kind (``FAILURE_KINDS``
 metrics as ``failures/<kind>``.
 
 Native frames that were not tracked (``prompt.track_fps`` below native) read the nearest tracked
-frame in both, exactly as the ceiling does (``labels.ceiling.fill_untracked``).
+frame in both, exactly as the ceiling does (``tubes.fill_untracked``).
 
 Baselines: ``oracle`` answers each sample's voted label and its exact GT seconds (so its strict score
 equals the label stage's prompting ceiling, sample by sample); ``random`` answers a uniformly drawn
@@ -44,9 +44,9 @@ from stvg.evaluation.metrics import (
     score_tubes,
     tube_input,
 )
-from stvg.labels.ceiling import fill_untracked
 from stvg.records import Box, Sample
 from stvg.training.answer import ParsedAnswer, parse_answer
+from stvg.tubes import fill_untracked
 
 ORACLE_FORMAT = "<think>oracle</think><answer>Target ID: {id}, Time range: {s:.6f} to {e:.6f}</answer>"
 HEADLINE = ("m_tIoU", "m_vIoU")

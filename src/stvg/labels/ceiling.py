@@ -12,17 +12,8 @@ from __future__ import annotations
 from collections.abc import Mapping, Sequence
 
 from stvg.evaluation.metrics import PROTOCOLS, TubeProtocol, TubeScore, score_tube, seconds_to_span
-from stvg.labels.voting import nearest_tracked
 from stvg.records import Box, Sample
-
-
-def fill_untracked(tube: Mapping[int, Box], frames: Sequence[int], tracked: Sequence[int]) -> dict[int, Box]:
-    """Boxes of ``tube`` on ``frames``, reading each untracked frame from its nearest tracked frame."""
-    out: dict[int, Box] = {}
-    for f, t in zip(frames, nearest_tracked(frames, tracked)):
-        if t is not None and t in tube:
-            out[int(f)] = tube[t]
-    return out
+from stvg.tubes import fill_untracked
 
 
 def prompting_ceiling(

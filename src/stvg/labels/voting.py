@@ -30,6 +30,7 @@ import numpy as np
 
 from stvg.config import LabelParams
 from stvg.geometry import box_iou
+from stvg.tubes import nearest_tracked
 
 Box = tuple[float, float, float, float]
 Status = Literal["kept", "flagged", "dropped"]
@@ -57,18 +58,6 @@ class Vote:
     def reason(self) -> str:
         """Reasons joined with ``;`` (empty when kept)."""
         return ";".join(self.reasons)
-
-
-def nearest_tracked(frames: Sequence[int], tracked: Sequence[int]) -> list[int | None]:
-    """For each frame, the nearest tracked frame (the earlier one on a tie); None when nothing is tracked."""
-    t = np.asarray(sorted(tracked), dtype=np.int64)
-    if t.size == 0:
-        return [None] * len(frames)
-    f = np.asarray(frames, dtype=np.int64)
-    right = np.clip(np.searchsorted(t, f, side="left"), 0, t.size - 1)
-    left = np.clip(right - 1, 0, t.size - 1)
-    pick = np.where(np.abs(f - t[left]) <= np.abs(t[right] - f), t[left], t[right])
-    return [int(x) for x in pick]
 
 
 def vote_target(
