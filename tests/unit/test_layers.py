@@ -36,7 +36,9 @@ def imported_names(path: Path) -> Iterator[str]:
         and isinstance(n.body[0].value, ast.Constant)
     }
     for node in ast.walk(tree):
-        literal = isinstance(node, ast.Constant) and isinstance(node.value, str) and id(node) not in docstrings
+        literal = (
+            isinstance(node, ast.Constant) and isinstance(node.value, str) and id(node) not in docstrings
+        )
         if literal and re.fullmatch(r"flows(\.\w+)*", node.value):
             yield node.value
         if isinstance(node, ast.Import):
