@@ -15,7 +15,6 @@ cost) and returns fixed boxes of moving synthetic objects (so SAM2 has instances
 from __future__ import annotations
 
 import argparse
-import dataclasses
 import json
 import time
 
@@ -102,10 +101,10 @@ def main() -> None:
     args = ap.parse_args()
 
     import torch
-    from stvg.prompting.sam2_tracker import Sam2Tracker, build_predictor
 
-    from stvg.config import PromptParams
-    from stvg.prompting.engine import track_keyframes
+    from stvg.config import DetectParams, Sam2Params
+    from stvg.prompting.backends.sam2 import Sam2Backend
+    from stvg.prompting.backends.sam2.session import Sam2Session, build_predictor
 
     if args.dry_run:
         device, cfg, arch, size, h, w, fps = (
@@ -129,28 +128,27 @@ def main() -> None:
             30.0,
         )
         short_n, long_n, speed_n = int(args.short_s * fps), int(args.long_s * fps), int(args.short_s * fps)
-    torch.manual_seed(0)
-    predictor = build_predictor(cfg, "", device, size)
-    p = dataclasses.replace(
-        PromptParams(),
-        backend="sam2",
-        sam2_cfg=cfg,
-        sam2_image_size=size,
+    sam2 = Sam2Params(
+        cfg=cfg,
+        image_size=size,
         redetect_every=15 if not args.dry_run else 3,
         window=64 if not args.dry_run else 4,
     )
+    predictor = build_predictor(cfg, "", device, size, 0)
+    backend = Sam2Backend(sam2, DetectParams(), device=device)
     gpu = torch.cuda.get_device_name(0) if device.startswith("cuda") else "cpu"
 
     # raw SAM2: one session over all frames, the three boxes on frame 0
     scene = Frames(speed_n, h, w, fps)
-    tr = Sam2Tracker(predictor, offload_to_cpu=p.offload_to_cpu)
-    tr.start(scene.read(0, speed_n))
-    for k, b in enumerate(scene.boxes(0), start=1):
-        tr.add_box(0, k, b)
+    tr = Sam2Session(predictor, offload_to_cpu=sam2.offload_to_cpu)
+    first = scene.read(0, speed_n)
+    tr.start(first)
+    for k, mask in enumerate(backend._segmenter.masks(first[0], scene.boxes(0)), start=1):
+        tr.add_mask(0, k, mask)
     t0 = time.perf_counter()
     n_raw = sum(1 for _ in tr.propagate(1, speed_n - 1))
     raw_fps = n_raw / (time.perf_counter() - t0)
-    tr.close()
+    tr.reset()
     print(
         json.dumps(
             {
@@ -167,7 +165,7 @@ def main() -> None:
 
     det = TimedYolo(arch, device, 640 if not args.dry_run else 64, scene)
     t0 = time.perf_counter()
-    raw = track_keyframes(scene, det, lambda: Sam2Tracker(predictor, p.offload_to_cpu), p)
+    raw = backend.track(scene, det)
     eng_fps = speed_n / (time.perf_counter() - t0)
     print(
         json.dumps(
@@ -190,7 +188,7 @@ def main() -> None:
         long_scene = Frames(n, h, w, fps)
         det.scene = long_scene
         peak_reset(device)
-        track_keyframes(long_scene, det, lambda: Sam2Tracker(predictor, p.offload_to_cpu), p)
+        backend.track(long_scene, det)
         peaks[name] = peak_mb(device)
     print(
         json.dumps(
@@ -201,7 +199,7 @@ def main() -> None:
                 "frames": [short_n, long_n],
                 "peak_mb": peaks,
                 "ratio": round(peaks["long"] / peaks["short"], 3),
-                "window": p.window,
+                "window": sam2.window,
                 "note": "CPU dry run reports process peak RSS"
                 if not device.startswith("cuda")
                 else "torch.cuda.max_memory_allocated",

@@ -94,8 +94,8 @@ def _tracker_args(kind: str, overrides: dict[str, Any] | None = None) -> Any:
     return IterableSimpleNamespace(**cfg)
 
 
-def _gated(base: type, class_aware: bool, appearance_gate: float) -> type:
-    """A subclass of an Ultralytics tracker whose association never pairs a track with another class
+class _Gate:
+    """Mixin over an Ultralytics tracker whose association never pairs a track with another class
     (``class_aware``) or with a detection that looks different (appearance distance > ``appearance_gate``).
 
     Ultralytics' BYTETrack/BoT-SORT match on IoU (and score), so where two shapes cross, a track may
@@ -105,60 +105,70 @@ def _gated(base: type, class_aware: bool, appearance_gate: float) -> type:
     ReID fusion (``min(iou, appearance)``, which lets appearance *add* matches), appearance here only
     *removes* matches: a colour histogram is a weak re-identifier but a strong veto.
     """
-    from ultralytics.trackers.basetrack import TrackState
-    from ultralytics.trackers.utils import matching
 
-    class Gated(base):  # type: ignore[misc, valid-type]
-        def get_dists(self, tracks: list[Any], detections: list[Any]) -> np.ndarray:
-            dists = matching.iou_distance(tracks, detections)
-            if self.args.fuse_score:
-                dists = matching.fuse_score(dists, detections)
-            if not dists.size:
-                return dists
-            if class_aware:
-                track_cls = np.array([t.cls for t in tracks], dtype=np.float64)
-                det_cls = np.array([d.cls for d in detections], dtype=np.float64)
-                dists = np.where(track_cls[:, None] == det_cls[None, :], dists, 1.0)
-            return self._appearance_veto(tracks, detections, dists)
+    class_aware: bool = True
+    appearance_gate: float = 0.0
 
-        def _appearance_veto(self, tracks: list[Any], detections: list[Any], dists: np.ndarray) -> np.ndarray:
-            if appearance_gate <= 0 or getattr(self, "encoder", None) is None or not dists.size:
-                return dists
-            known_t = np.array([getattr(t, "smooth_feat", None) is not None for t in tracks])
-            known_d = np.array([getattr(d, "curr_feat", None) is not None for d in detections])
-            emb = matching.embedding_distance(tracks, detections)  # 1 - cosine, in [0, 1] here
-            veto = (emb > appearance_gate) & known_t[:, None] & known_d[None, :]
-            return np.where(veto, 1.0, dists)
+    def get_dists(self, tracks: list[Any], detections: list[Any]) -> np.ndarray:
+        from ultralytics.trackers.utils import matching
 
-        def _second_association(
-            self,
-            strack_pool: list[Any],
-            u_track: list[int],
-            detections_second: list[Any],
-            activated: list[Any],
-            refind: list[Any],
-            lost: list[Any],
-        ) -> None:
-            """ByteTrack's low-score stage (IoU, threshold 0.5) with the appearance veto added.
+        dists = matching.iou_distance(tracks, detections)
+        if self.args.fuse_score:  # type: ignore[attr-defined]
+            dists = matching.fuse_score(dists, detections)
+        if not dists.size:
+            return dists
+        if self.class_aware:
+            track_cls = np.array([t.cls for t in tracks], dtype=np.float64)
+            det_cls = np.array([d.cls for d in detections], dtype=np.float64)
+            dists = np.where(track_cls[:, None] == det_cls[None, :], dists, 1.0)
+        return self._appearance_veto(tracks, detections, dists)
 
-            The class gate stays off here, but colour survives partial occlusion: without the veto, a
-            track whose object went behind another one takes over the occluder's low-score box.
-            """
-            remaining = [strack_pool[i] for i in u_track if strack_pool[i].state == TrackState.Tracked]
-            if remaining and detections_second:
-                dists = self._appearance_veto(
-                    remaining, detections_second, matching.iou_distance(remaining, detections_second)
-                )
-                matches, u_left, _ = matching.linear_assignment(dists, thresh=0.5)
-                self._apply_matches(matches, remaining, detections_second, activated, refind)
-            else:
-                u_left = list(range(len(remaining)))
-            for it in u_left:
-                remaining[it].mark_lost()
-                lost.append(remaining[it])
+    def _appearance_veto(self, tracks: list[Any], detections: list[Any], dists: np.ndarray) -> np.ndarray:
+        from ultralytics.trackers.utils import matching
 
-    Gated.__name__ = f"Gated{base.__name__}"
-    return Gated
+        if self.appearance_gate <= 0 or getattr(self, "encoder", None) is None or not dists.size:
+            return dists
+        known_t = np.array([getattr(t, "smooth_feat", None) is not None for t in tracks])
+        known_d = np.array([getattr(d, "curr_feat", None) is not None for d in detections])
+        emb = matching.embedding_distance(tracks, detections)  # 1 - cosine, in [0, 1] here
+        veto = (emb > self.appearance_gate) & known_t[:, None] & known_d[None, :]
+        return np.where(veto, 1.0, dists)
+
+    def _second_association(
+        self,
+        strack_pool: list[Any],
+        u_track: list[int],
+        detections_second: list[Any],
+        activated: list[Any],
+        refind: list[Any],
+        lost: list[Any],
+    ) -> None:
+        """ByteTrack's low-score stage (IoU, threshold 0.5) with the appearance veto added.
+
+        The class gate stays off here, but colour survives partial occlusion: without the veto, a
+        track whose object went behind another one takes over the occluder's low-score box.
+        """
+        from ultralytics.trackers.basetrack import TrackState
+        from ultralytics.trackers.utils import matching
+
+        remaining = [strack_pool[i] for i in u_track if strack_pool[i].state == TrackState.Tracked]
+        if remaining and detections_second:
+            dists = self._appearance_veto(
+                remaining, detections_second, matching.iou_distance(remaining, detections_second)
+            )
+            matches, u_left, _ = matching.linear_assignment(dists, thresh=0.5)
+            self._apply_matches(matches, remaining, detections_second, activated, refind)  # type: ignore[attr-defined]
+        else:
+            u_left = list(range(len(remaining)))
+        for it in u_left:
+            remaining[it].mark_lost()
+            lost.append(remaining[it])
+
+
+def _gated(base: type, class_aware: bool, appearance_gate: float) -> type:
+    """``base`` (an Ultralytics tracker class) with the ``_Gate`` association."""
+    attrs = {"class_aware": class_aware, "appearance_gate": appearance_gate}
+    return type(f"Gated{base.__name__}", (_Gate, base), attrs)
 
 
 @dataclass
