@@ -73,8 +73,9 @@ def prompt_video(
     source = (
         VideoFrames(video, params.track_fps, params.max_frames) if isinstance(video, str | Path) else video
     )
+    video_id = video_id or (Path(video).name if isinstance(video, str | Path) else "")
     try:
-        return _prompt(source, params, detector, backend, prompted_path, video_id or str(video))
+        return _prompt(source, params, detector, backend, prompted_path, video_id)
     finally:
         if isinstance(video, str | Path):
             source.close()  # type: ignore[attr-defined]
@@ -104,7 +105,8 @@ def _prompt(
     _fill(done, params, rules.merge.max_gap, source)
     t0 = clock.add("fill_s", t0)
     if not done.tracks:
-        raise NoInstancesError(empty_reason(video_id, raw, done.repairs, len(source.frame_indices), params))
+        reason = empty_reason(video_id or "the video", raw, done.repairs, len(source.frame_indices), params)
+        raise NoInstancesError(reason)
     sampling, sampled, written = render_video(
         source, done.tracks, params.render, params.sampling, prompted_path, fps
     )

@@ -5,11 +5,12 @@
 
 Videos come from ``data.train_annotation`` and ``data.test_annotation`` (``data.max_videos`` caps
 each split). Output is the mask database (``stvg.prompting.maskdb``): content-addressed, so a re-run
-prompts only new or changed videos, a changed prompting param, model or prompting code re-prompts all,
-and entries of videos no longer in the data set are pruned. Each video is isolated: an unreadable
-video, zero frames, nothing detected or GPU out-of-memory (after the engine's retries) is listed in
-``summary.json`` under ``failures`` and the other videos go on. The stage exits 1 only when every
-video failed.
+prompts only new or changed videos, a changed output param, model or code of the chosen backend
+re-prompts all (``key_parts``), and entries of videos no longer in the data set are pruned. Each
+video is isolated: an unreadable video, zero frames, no instance left (the message says which step
+removed them) or GPU out-of-memory (after the backend's retries) is listed in ``summary.json``
+under ``failures`` and the other videos go on. The stage exits 1 only when every video failed, and
+3 when a sticky CUDA error left the device unusable (the entries written stay; a re-run resumes).
 
 Determinism: every file under ``--out`` (DVC hashes the folder: the prompted-data version) is a pure
 function of the videos, the output-relevant params, the model weights and the prompting code, so a
