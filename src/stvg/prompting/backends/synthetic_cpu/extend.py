@@ -71,6 +71,9 @@ class ExtendParams:
     window: int = 4  # detected observations fitting the motion at an end
     min_gap_fraction: float = 0.3  # in a gap, a part under this x the usual area stops the walk
     hidden_fraction: float = 0.9  # share of its shape on its colour for an object hidden in a blob; 0 = off
+    max_size: float = 1.2  # a part larger than this x the track's usual area is not (only) the object
+    held_iou: float = 0.5  # another track's box this alike, of the same usual colours, holds the object
+    min_on_frame: float = 0.9  # a hidden shape moved where less than this share of it stays in frame is lost
 
 
 def _clip(box: Sequence[float], width: int, height: int) -> tuple[int, int, int, int] | None:
@@ -107,7 +110,7 @@ def find_part(
     overlap = np.bincount(comp[iy1:iy2, ix1:ix2].ravel(), minlength=n)
     overlap[0] = 0
     parts = np.flatnonzero(overlap >= p.min_px)  # an occluder can cut the visible part in pieces
-    if parts.size == 0 or stats[parts, cv2.CC_STAT_AREA].sum() > 1.2 * max_area:
+    if parts.size == 0 or stats[parts, cv2.CC_STAT_AREA].sum() > p.max_size * max_area:
         return None
     mask = np.zeros((h, w), dtype=bool)
     mask[region[1] : region[3], region[0] : region[2]] = np.isin(comp, parts)
@@ -128,9 +131,10 @@ def _held_by_another(
     others: Sequence[tuple[Sequence[float], np.ndarray | None]],
     p: ExtendParams,
 ) -> bool:
-    """Another track's object is there: a box of it with IoU >= 0.5 and the same usual colours."""
+    """Another track's object is there: a box of it with IoU >= ``held_iou`` and the same usual colours."""
     return any(
-        float(box_iou(box, other_box)) >= 0.5 and appearance_distance(feature, other_feature) <= p.gate / 2
+        float(box_iou(box, other_box)) >= p.held_iou
+        and appearance_distance(feature, other_feature) <= p.gate / 2
         for other_box, other_feature in others
     )
 
@@ -168,7 +172,7 @@ def hidden_part(
     dy = round((expected[1] + expected[3] - box[1] - box[3]) / 2)
     moved = _shifted(template, dx, dy)
     n = int(moved.sum())
-    if n < max(p.min_px, 0.9 * template.sum()):
+    if n < max(p.min_px, p.min_on_frame * template.sum()):
         return None  # the shape would leave the frame
     moved_box = mask_to_box(moved)
     assert moved_box is not None
@@ -183,7 +187,7 @@ def hidden_part(
         return None
     _, comp = cv2.connectedComponents(fg.astype(np.uint8), connectivity=4)
     holding = np.unique(comp[fg & inside])
-    if np.isin(comp, holding[holding > 0]).sum() <= 1.2 * max_area:
+    if np.isin(comp, holding[holding > 0]).sum() <= p.max_size * max_area:
         return None  # the colour there is the object alone: find_part's business, not a hidden one
     return None if _held_by_another(moved_box, appearance, others, p) else moved
 
