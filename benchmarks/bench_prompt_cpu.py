@@ -3,7 +3,8 @@
     .venv/bin/python benchmarks/bench_prompt_cpu.py [--weights artifacts/detector/weights.pt] [--videos 2]
 
 Prints one JSON object per measurement, with the settings of params.yaml (the embedded default:
-GrabCut masks, BoT-SORT with colour ReID, repair, track-end extension, rendering). Target: >= 20
+the synthetic_cpu backend: GrabCut masks, BoT-SORT with colour ReID, repair, track-end
+extension, rendering). Target: >= 20
 frames/s on 2 cores. Without trained weights a
 random-weight yolov8n of the same architecture is timed (detections then are few, so association and
 rendering costs are under-counted: the record says which weights were used).
@@ -33,6 +34,7 @@ def main() -> None:
 
     from stvg.config import load_params
     from stvg.data.synthetic import build_video
+    from stvg.prompting.backends import build_backend
     from stvg.prompting.detector import YoloDetector
     from stvg.prompting.engine import prompt_video
     from stvg.prompting.video import ArrayFrames
@@ -49,12 +51,15 @@ def main() -> None:
     params = load_params(args.params)
     sp, p, d = params.synthetic, params.prompt, params.detector
     detector = YoloDetector(weights, conf=d.conf, imgsz=d.imgsz, threads=args.threads)
+    backend = build_backend(p)
     for i in range(args.videos + 1):  # the first run warms the model up and is not reported
         video = build_video(sp, "val", i)
         t0 = time.perf_counter()
         try:
-            r = prompt_video(ArrayFrames(video.frames, fps=sp.fps), detector, p, video_id=video.name)
-            timings, instances = r.summary["timings"], r.summary["instances"]
+            r = prompt_video(
+                ArrayFrames(video.frames, fps=sp.fps), p, detector, backend=backend, video_id=video.name
+            )
+            timings, instances = r.timings, r.summary["instances"]
         except RuntimeError as exc:  # random weights may detect nothing
             timings, instances = {"error": str(exc)[:80]}, 0
         wall = time.perf_counter() - t0

@@ -17,7 +17,7 @@ from pathlib import Path
 import cv2
 import numpy as np
 
-from stvg.config import PromptParams
+from stvg.config import RenderParams
 from stvg.prompting.render import draw_ids, write_video
 
 
@@ -48,7 +48,7 @@ def main() -> None:
     parser.add_argument("--threads", type=int, default=1, help="cv2.setNumThreads (1 = per-core figure)")
     args = parser.parse_args()
     cv2.setNumThreads(args.threads)
-    p = PromptParams()
+    p = RenderParams()
     data = list(make_frames(args.frames, args.width, args.height, args.instances))
     common = {
         "width": args.width,

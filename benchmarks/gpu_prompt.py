@@ -24,7 +24,6 @@ CUDA synchronised.
 from __future__ import annotations
 
 import argparse
-import dataclasses
 import json
 import os
 import sys
@@ -84,26 +83,35 @@ def _timed(device: str, fn: Callable[[], Any]) -> tuple[Any, float]:
 
 def raw_sam2(predictor: Any, scene: Scene, offload: bool) -> int:
     """Bare SAM2: one session over the whole clip, the three objects boxed on frame 0; frames tracked."""
-    from stvg.prompting.sam2_tracker import Sam2Tracker
+    from stvg.prompting.backends.sam2.session import Sam2Segmenter, Sam2Session
 
     n = scene.meta.n_frames
-    tracker = Sam2Tracker(predictor, offload_to_cpu=offload)
-    tracker.start(scene.read(0, n))
-    for k, box in enumerate(scene.boxes(0), start=1):
-        tracker.add_box(0, k, box)
-    done = 1 + sum(1 for _ in tracker.propagate(1, n - 1))
-    tracker.close()
+    session = Sam2Session(predictor, offload_to_cpu=offload)
+    first = scene.read(0, n)
+    session.start(first)
+    for k, mask in enumerate(Sam2Segmenter(predictor).masks(first[0], scene.boxes(0)), start=1):
+        session.add_mask(0, k, mask)
+    done = 1 + sum(1 for _ in session.propagate(1, n - 1))
+    session.reset()
     return done
 
 
 def prompting(predictor: Any, scene: Scene, yolo: Any, p: Any, device: str, imgsz: int) -> dict[str, Any]:
-    """The whole engine on the clip with YOLO run on every keyframe; the video's summary."""
+    """The whole engine on the clip with YOLO run on every keyframe; the video's summary and timings."""
+    from stvg.prompting.backends.sam2 import Sam2Backend
+    from stvg.prompting.backends.sam2.session import Sam2Segmenter, Sam2Session
     from stvg.prompting.engine import prompt_video
-    from stvg.prompting.sam2_tracker import Sam2Tracker
 
     detector = FixedPrompts(scene, yolo=yolo, device=device, imgsz=imgsz)
-    factory = lambda: Sam2Tracker(predictor, p.offload_to_cpu)  # noqa: E731
-    return prompt_video(scene, detector, p, make_tracker=factory).summary
+    backend = Sam2Backend(
+        p.sam2,
+        p.detect,
+        device=device,
+        session=lambda offload: Sam2Session(predictor, offload),
+        segmenter=Sam2Segmenter(predictor),
+    )
+    result = prompt_video(scene, p, detector, backend=backend)
+    return {**result.summary, "timings": result.timings}
 
 
 def memory(predictor: Any, n: int, scene_args: tuple, yolo: Any, p: Any, device: str, imgsz: int) -> dict:
@@ -144,8 +152,8 @@ def main(argv: list[str] | None = None) -> int:
 
     import torch
 
-    from stvg.config import PromptParams
-    from stvg.prompting.sam2_tracker import build_predictor
+    from stvg.config import PromptParams, RepairParams, Sam2Params
+    from stvg.prompting.backends.sam2.session import build_predictor
     from stvg.runtime import device_report, sam2_hole_filling
 
     setup = DRY if args.dry_run else PAPER
@@ -157,17 +165,15 @@ def main(argv: list[str] | None = None) -> int:
     speed_n, (short_n, long_n) = args.speed_frames, args.memory_frames
     if args.dry_run:
         speed_n, short_n, long_n = 6, 4, 8
-    p = dataclasses.replace(
-        PromptParams(),
-        backend="sam2",
-        sam2_cfg=setup["cfg"],
-        sam2_image_size=setup["size"],
+    sam2 = Sam2Params(
+        cfg=setup["cfg"],
+        image_size=setup["size"],
         redetect_every=15 if not args.dry_run else 3,
         window=64 if not args.dry_run else 4,
-        min_track_frames=1,  # random weights may lose an object after frame 0: keep it, do not fail
     )
-    torch.manual_seed(0)
-    predictor = build_predictor(setup["cfg"], "", device, setup["size"])
+    # random weights may lose an object after frame 0: keep it, do not fail
+    p = PromptParams(backend="sam2", sam2=sam2, repair=RepairParams(min_track_frames=1))
+    predictor = build_predictor(setup["cfg"], "", device, setup["size"], 0)
     yolo = build_yolo(setup["yolo"])
     common = {
         "bench": "gpu_prompt",
@@ -178,12 +184,12 @@ def main(argv: list[str] | None = None) -> int:
         "sam2_hole_filling": sam2_hole_filling(device),
     }
 
-    warm = Scene(p.redetect_every + 2, h, w, args.fps)  # untimed: kernels, cuDNN, lazy init
-    raw_sam2(predictor, warm, p.offload_to_cpu)
+    warm = Scene(sam2.redetect_every + 2, h, w, args.fps)  # untimed: kernels, cuDNN, lazy init
+    raw_sam2(predictor, warm, sam2.offload_to_cpu)
     prompting(predictor, warm, yolo, p, device, setup["imgsz"])
 
     scene = Scene(speed_n, h, w, args.fps)
-    n_raw, raw_s = _timed(device, lambda: raw_sam2(predictor, scene, p.offload_to_cpu))
+    n_raw, raw_s = _timed(device, lambda: raw_sam2(predictor, scene, sam2.offload_to_cpu))
     raw_fps = n_raw / raw_s
     print(
         json.dumps(
@@ -210,8 +216,8 @@ def main(argv: list[str] | None = None) -> int:
                 "seconds": round(eng_s, 2),
                 "frames_per_s": round(eng_fps, 2),
                 "ratio": round(eng_fps / raw_fps, 3),
-                "window": p.window,
-                "redetect_every": p.redetect_every,
+                "window": sam2.window,
+                "redetect_every": sam2.redetect_every,
                 "timings": summary["timings"],
             }
         ),
@@ -232,8 +238,8 @@ def main(argv: list[str] | None = None) -> int:
             {
                 **common,
                 "measure": "memory",
-                "window": p.window,
-                "offload_to_cpu": p.offload_to_cpu,
+                "window": sam2.window,
+                "offload_to_cpu": sam2.offload_to_cpu,
                 **peaks,
                 "long_over_short": ratios,
             }

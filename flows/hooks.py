@@ -62,12 +62,16 @@ def check_prompt(root: Path, params: Params) -> CheckReport:
 
 
 def log_prompt(client: MlflowClient, run_id: str, root: Path, params: Params) -> None:
-    """Prompting totals and speed, failures, and a few prompted videos plus a contact sheet."""
+    """Prompting totals, failures and this run's speed, the run report, a few prompted videos and a contact sheet."""
     from stvg.prompting.maskdb import MaskDB
+    from stvg.stages.prompt import run_report_path
 
     out = _artifacts(root, "prompt")
     summary = _read_json(out / "summary.json")
-    tracking.log_metrics(client, run_id, _numbers(summary), prefix="prompt/")
+    report_path = run_report_path(out)
+    report = _read_json(report_path)  # timings live outside the hashed database folder
+    tracking.log_metrics(client, run_id, {**_numbers(summary), **_numbers(report)}, prefix="prompt/")
+    tracking.log_file_artifact(client, run_id, report_path, "prompt")
     db = MaskDB(out)
     for video_id in db.video_ids()[:N_PREVIEWS]:
         path = db.prompted_video_path(video_id)

@@ -1,4 +1,4 @@
-"""The ``stvg`` command: one sub-command per pipeline stage, plus data, scoring, params and registry tools.
+"""The library's commands: one per pipeline stage, plus data, scoring, params and weights tools.
 
     stvg download|detector|prompt|label|base_model|train|evaluate [stage args]   one stage (what dvc.yaml runs)
     stvg run [--stages ...]                                    the whole pipeline flow (Prefect)
@@ -11,8 +11,9 @@
                                                                local copy (--from), checksummed
     stvg promote | stvg lineage MODEL_URI                      the model registry (MLflow)
 
-This module is the composition root: it dispatches to ``stvg.stages.<name>.main`` and, for the
-orchestration commands, to the ``flows`` package (the library itself never imports Prefect or MLflow).
+The ``stvg`` console script is ``flows.cli`` (the composition root), which adds the orchestration
+commands (``run``, ``promote``, ``lineage``, ``retrain``) and hands everything else to ``main`` here:
+the library knows nothing of the flows (``python -m stvg.cli <stage>`` runs a stage without them).
 """
 
 from __future__ import annotations
@@ -24,12 +25,6 @@ import sys
 from stvg.env import configure_environment
 
 STAGES = ("download", "detector", "prompt", "label", "base_model", "train", "evaluate")
-FLOW_COMMANDS = {
-    "run": "flows.pipeline",
-    "promote": "flows.promote",
-    "lineage": "flows.lineage",
-    "retrain": "flows.retrain",
-}
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -41,11 +36,9 @@ def main(argv: list[str] | None = None) -> int:
     command, rest = args[0], args[1:]
     configure_environment()
     if command in STAGES:
-        return _call(f"stvg.stages.{command}", rest)
-    if command in FLOW_COMMANDS:
-        return _call(FLOW_COMMANDS[command], rest)
+        return call(f"stvg.stages.{command}", rest)
     if command == "score":
-        return _call("stvg.evaluation.score", rest)
+        return call("stvg.evaluation.score", rest)
     if command == "data":
         return _data(rest)
     if command == "params":
@@ -56,7 +49,8 @@ def main(argv: list[str] | None = None) -> int:
     return 2
 
 
-def _call(module: str, argv: list[str]) -> int:
+def call(module: str, argv: list[str]) -> int:
+    """``module.main(argv)``, with a bad params.yaml reported as one clear line (exit 2)."""
     from stvg.config import ParamsError
 
     try:

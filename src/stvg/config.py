@@ -198,12 +198,12 @@ class DetectorParams:
     arch: str = "yolov8n.yaml"
     conf: float = 0.25
     classes: tuple[str, ...] = ()  # class-name filter; () = all classes (paper: ("person",) on HC-STVG)
-    imgsz: int = 192
+    imgsz: int = 256
     epochs: int = 16
     batch: int = 16
     n_train_frames: int = 400
     n_val_frames: int = 80
-    crowded_fraction: float = 0.0  # share of training frames drawn where shapes touch or overlap
+    crowded_fraction: float = 0.5  # share of training frames drawn where shapes touch or overlap
     threads: int = 2
     seed: int = 0
 
@@ -217,94 +217,196 @@ class DetectorParams:
         _require(0 <= self.crowded_fraction <= 1, "detector.crowded_fraction", "must be in [0, 1]")
 
 
-@dataclass(frozen=True)
-class PromptParams:
-    """Visual prompting: detect -> segment -> track -> repair IDs -> overlay (paper section 3.1)."""
+BACKENDS = ("synthetic_cpu", "sam2")  # prompt.backend values; each has its own section of the same name
 
-    device: str = "auto"  # auto | cpu | cuda | cuda:N, for the detector and SAM2 (stvg.runtime)
-    backend: Literal["cpu", "sam2"] = "cpu"
-    tracker: Literal["bytetrack", "botsort"] = "botsort"
-    redetect_every: int = 15  # frames between re-detections (paper: 15)
-    id_iou: float = 0.4  # a new detection is an existing instance when mask IoU >= this (code: 0.4)
-    containment: bool = False  # the official code's containment rule (off: it silently switches IDs)
-    containment_ratio: float = 0.6
-    backward: bool = True  # propagate new instances back to their first appearance (paper)
-    sam2_cfg: str = "configs/sam2.1/sam2.1_hiera_t.yaml"
-    sam2_checkpoint: str = ""
-    sam2_image_size: int = 1024
-    window: int = 64  # frames per propagation window (bounds memory on long videos)
-    offload_to_cpu: bool = True
-    repair: bool = True
-    merge_max_gap_s: float = 2.0
-    merge_min_iou: float = 0.3
-    merge_max_center_dist: float = 1.0  # ... or the predicted centre within this many box sides; 0 = off
-    merge_max_overlap_s: float = 0.0  # ... or start this long before the previous fragment ends, seconds
-    merge_motion_window: int = 4  # observations fitting a fragment's velocity and size for merging
-    split_blob_ratio: float = 1.6  # cut a track where its box swells this much around another's; 0 = off
-    extend_ends: bool = True  # cpu backend: follow each track past its first/last detection by colour
-    extend_hidden_fraction: float = (
-        0.9  # ... and on/under a same-coloured shape when this share of it fits; 0 = off
+
+@dataclass(frozen=True)
+class DetectParams:
+    """prompt.detect: which of the detector's boxes become prompts (both backends)."""
+
+    drop_composites: bool = (
+        True  # drop a box that is the union of >= 2 other boxes of its frame (a group box)
     )
-    fill_gaps: bool = True  # fill gaps <= merge_max_gap_s inside a track with the visible interpolated box
-    class_aware_tracking: bool = True  # cpu backend: never associate a track with another class
-    box_refine: Literal["grabcut", "none"] = "grabcut"  # cpu backend: box-only detections -> masks
-    drop_composites: bool = True  # drop a detection that is the union box of >= 2 others on its frame
-    appearance_gate: float = 0.5  # colour-histogram distance above which two observations differ; 0 = off
-    size_filter_ratio: float = 0.0  # drop masks < ratio x largest in frame (code: 1/3); 0 = off
-    min_track_frames: int = 2
-    label_anchor: Literal["distance", "midrow"] = "distance"
-    label_placement: Literal["centred", "official"] = "centred"  # official: text's bottom-left at the anchor
-    font_px: float = 20.0  # ID text height at the reference size (paper: 20 px at 336 px)
-    font_ref_px: int = 336
-    fps: float = 2.0  # policy sampling rate (paper: 2 fps)
-    total_pixels: int = 2048 * 28 * 28  # pixel budget over all sampled frames (code: 2048*28*28)
-    min_pixels: int = 16 * 28 * 28
-    max_frame_pixels: int = 768 * 28 * 28
-    track_fps: float = 0.0  # tracking rate; 0 = native fps
-    max_frames: int = 0  # cap on tracked frames per video; 0 = no cap
-    max_churn: float = 0.5  # GX bound: new IDs per tracked second
-    max_repairs_per_video: int = 50
+    composite_min_inside: float = 0.85  # ... each of those lies this much inside it
+    composite_min_union_iou: float = 0.8  # ... and their union box overlaps it this much
 
     def __post_init__(self) -> None:
-        _require_device(self.device, "prompt.device")
-        _require(self.redetect_every >= 1, "prompt.redetect_every", "must be >= 1 frame (paper: 15)")
-        _require(0 < self.id_iou <= 1, "prompt.id_iou", "must be in (0, 1] (official code: 0.4)")
-        _require(0 < self.containment_ratio <= 1, "prompt.containment_ratio", "must be in (0, 1]")
-        _require(self.window >= 2, "prompt.window", "must be >= 2 frames")
+        for key in ("composite_min_inside", "composite_min_union_iou"):
+            _require(0 < getattr(self, key) <= 1, f"prompt.detect.{key}", "must be in (0, 1]")
+
+
+@dataclass(frozen=True)
+class RepairParams:
+    """prompt.repair: whole-video ID repair and gap filling on the backend's raw tracks (both backends)."""
+
+    enabled: bool = True  # split switches, merge fragments, drop short tracks, renumber 1..K
+    merge_max_gap_s: float = (
+        2.0  # fragments closer than this in time may be merged (and gaps filled), seconds
+    )
+    merge_min_iou: float = 0.3  # ... when the extrapolated boxes overlap at least this much
+    merge_max_center_dist: float = 1.0  # ... or the predicted centre lies within this many box sides; 0 = off
+    merge_max_overlap_s: float = 1.0  # ... or starts up to this long before the earlier one ends, seconds
+    merge_motion_window: int = 4  # observations fitting a fragment's velocity and size
+    size_filter_ratio: float = 0.0  # drop masks < ratio x the frame's largest (official code: 1/3); 0 = off
+    min_track_frames: int = 2  # tracks shorter than this are dropped as noise
+    fill_gaps: bool = True  # fill short gaps inside a track with the visible part of the interpolated box
+
+    def __post_init__(self) -> None:
+        _require(self.merge_max_gap_s >= 0, "prompt.repair.merge_max_gap_s", "must be >= 0 seconds")
+        _require(self.merge_max_overlap_s >= 0, "prompt.repair.merge_max_overlap_s", "must be >= 0 seconds")
         _require(
-            0 <= self.size_filter_ratio < 1, "prompt.size_filter_ratio", "must be in [0, 1) (code: 0.333)"
+            self.merge_max_center_dist >= 0, "prompt.repair.merge_max_center_dist", "must be >= 0 (0 = off)"
         )
-        _require(self.fps > 0, "prompt.fps", "must be > 0 (paper: 2)")
-        _require(self.font_px > 0 and self.font_ref_px > 0, "prompt.font_px", "must be > 0")
+        _require(self.merge_motion_window >= 1, "prompt.repair.merge_motion_window", "must be >= 1")
+        _require(0 <= self.merge_min_iou <= 1, "prompt.repair.merge_min_iou", "must be in [0, 1]")
         _require(
-            self.total_pixels >= self.min_pixels > 0,
-            "prompt.total_pixels",
-            "must be >= prompt.min_pixels > 0",
+            0 <= self.size_filter_ratio < 1,
+            "prompt.repair.size_filter_ratio",
+            "must be in [0, 1) (official code: 0.333)",
         )
-        _require(self.track_fps >= 0, "prompt.track_fps", "must be >= 0 (0 = native)")
-        _require(self.max_frames >= 0, "prompt.max_frames", "must be >= 0 (0 = no cap)")
-        _require(self.merge_max_gap_s >= 0, "prompt.merge_max_gap_s", "must be >= 0 seconds")
-        _require(self.merge_max_overlap_s >= 0, "prompt.merge_max_overlap_s", "must be >= 0 seconds")
-        _require(self.merge_max_center_dist >= 0, "prompt.merge_max_center_dist", "must be >= 0 (0 = off)")
-        _require(self.merge_motion_window >= 1, "prompt.merge_motion_window", "must be >= 1 observation")
-        _require(
-            self.split_blob_ratio == 0 or self.split_blob_ratio > 1,
-            "prompt.split_blob_ratio",
-            "must be > 1 (a box larger than the track's recent size) or 0 (off)",
-        )
-        _require(0 <= self.merge_min_iou <= 1, "prompt.merge_min_iou", "must be in [0, 1]")
-        _require(
-            0 <= self.extend_hidden_fraction <= 1,
-            "prompt.extend_hidden_fraction",
-            "must be in [0, 1] (0 = off)",
-        )
-        _require(0 <= self.appearance_gate <= 1, "prompt.appearance_gate", "must be in [0, 1] (0 = off)")
+        _require(self.min_track_frames >= 1, "prompt.repair.min_track_frames", "must be >= 1 frame")
+
+
+@dataclass(frozen=True)
+class RenderParams:
+    """prompt.render: the red IDs burnt into the frames (official ``mask2marker.py`` style)."""
+
+    label_anchor: Literal["distance", "midrow"] = "distance"  # inside-mask peak | official mid-row rule
+    label_placement: Literal["centred", "official"] = "centred"  # official: text's bottom-left at the anchor
+    font_px: float = 20.0  # ID text height at the reference size (paper: 20 px at 336 px)
+    font_ref_px: int = 336  # reference longer side, pixels
+
+    def __post_init__(self) -> None:
+        _require(self.font_px > 0 and self.font_ref_px > 0, "prompt.render.font_px", "must be > 0")
         _require(
             self.label_placement in ("centred", "official"),
-            "prompt.label_placement",
+            "prompt.render.label_placement",
             "must be centred (text centred on the anchor, kept inside the frame) or official "
             "(mask2marker.py: the text's bottom-left corner at the anchor, no clipping)",
         )
+
+
+@dataclass(frozen=True)
+class SamplingParams:
+    """prompt.sampling: the frames and frame size the policy sees (qwen-vl-utils' arithmetic)."""
+
+    fps: float = 2.0  # policy sampling rate (paper: 2 fps)
+    total_pixels: int = 2048 * 28 * 28  # pixel budget over all sampled frames (code: 2048*28*28)
+    min_pixels: int = 16 * 28 * 28  # per-frame minimum
+    max_frame_pixels: int = 768 * 28 * 28  # per-frame maximum
+
+    def __post_init__(self) -> None:
+        _require(self.fps > 0, "prompt.sampling.fps", "must be > 0 (paper: 2)")
+        _require(
+            self.total_pixels >= self.min_pixels > 0,
+            "prompt.sampling.total_pixels",
+            "must be >= prompt.sampling.min_pixels > 0",
+        )
+
+
+@dataclass(frozen=True)
+class Sam2Params:
+    """prompt.sam2: the paper's backend (SAM2.1 image + video predictors, keyframe re-detection)."""
+
+    cfg: str = "configs/sam2.1/sam2.1_hiera_t.yaml"  # SAM2.1 config (paper: sam2.1_hiera_l.yaml)
+    checkpoint: str = ""  # SAM2.1 .pt; "" = random weights (speed tests only)
+    image_size: int = 1024  # SAM2 input size, pixels
+    redetect_every: int = 15  # frames between re-detections (paper: 15)
+    id_iou: float = 0.4  # a detection's mask is an existing instance when mask IoU >= this (code: 0.4)
+    containment: bool = False  # the official containment rule (larger mask wins, old ID deleted): off
+    containment_ratio: float = 0.6  # containment threshold when enabled (code: 0.6)
+    backward: bool = True  # propagate new instances back to their first appearance (paper)
+    window: int = 64  # frames per SAM2 session: bounds host memory (frames held), not tracking
+    offload_to_cpu: bool = True  # keep SAM2 frame features and state on the CPU
+
+    def __post_init__(self) -> None:
+        _require(self.redetect_every >= 1, "prompt.sam2.redetect_every", "must be >= 1 frame (paper: 15)")
+        _require(0 < self.id_iou <= 1, "prompt.sam2.id_iou", "must be in (0, 1] (official code: 0.4)")
+        _require(0 < self.containment_ratio <= 1, "prompt.sam2.containment_ratio", "must be in (0, 1]")
+        _require(self.window >= 2, "prompt.sam2.window", "must be >= 2 frames")
+        _require(
+            self.image_size >= 64 and self.image_size % 16 == 0,
+            "prompt.sam2.image_size",
+            "must be a multiple of 16, >= 64 (paper: 1024)",
+        )
+
+
+@dataclass(frozen=True)
+class SyntheticCpuParams:
+    """prompt.synthetic_cpu: the flat-colour CPU stand-in (per-frame YOLO, GrabCut, BoT-SORT, colour)."""
+
+    tracker: Literal["bytetrack", "botsort"] = "botsort"  # association: botsort (+ colour ReID) | bytetrack
+    class_aware: bool = True  # never associate a track with a detection of another class
+    box_refine: Literal["grabcut", "none"] = "grabcut"  # masks for box-only detections: GrabCut | filled box
+    appearance_gate: float = 0.5  # colour-histogram distance above which tracks never match or merge; 0 = off
+    split_blob_ratio: float = 1.6  # cut a track where its box swells this much around another's; 0 = off
+    extend_ends: bool = True  # follow tracks past their first/last detection by colour and motion
+    extend_hidden_fraction: float = (
+        0.9  # ... also on/under a same-coloured shape when this share fits; 0 = off
+    )
+
+    def __post_init__(self) -> None:
+        _require(
+            0 <= self.appearance_gate <= 1,
+            "prompt.synthetic_cpu.appearance_gate",
+            "must be in [0, 1] (0 = off)",
+        )
+        _require(
+            self.split_blob_ratio == 0 or self.split_blob_ratio > 1,
+            "prompt.synthetic_cpu.split_blob_ratio",
+            "must be > 1 (a box larger than the track's recent size) or 0 (off)",
+        )
+        _require(
+            0 <= self.extend_hidden_fraction <= 1,
+            "prompt.synthetic_cpu.extend_hidden_fraction",
+            "must be in [0, 1] (0 = off)",
+        )
+
+
+@dataclass(frozen=True)
+class PromptParams:
+    """Visual prompting: detect -> segment/track (one backend) -> repair IDs -> overlay -> sample.
+
+    Only the chosen backend's section may be set: a ``prompt.sam2`` block under ``backend:
+    synthetic_cpu`` (or the reverse) would do nothing, so it is an error instead of a silent no-op.
+    """
+
+    device: str = "auto"  # auto | cpu | cuda | cuda:N, for the detector and SAM2 (stvg.runtime)
+    backend: Literal["synthetic_cpu", "sam2"] = "synthetic_cpu"
+    track_fps: float = 0.0  # tracking rate; 0 = native fps
+    max_frames: int = 0  # cap on tracked frames per video; 0 = no cap
+    max_churn: float = 1.0  # quality gate: new IDs per tracked second
+    max_repairs_per_video: int = 50  # quality gate
+    detect: DetectParams = field(default_factory=DetectParams)
+    repair: RepairParams = field(default_factory=RepairParams)
+    render: RenderParams = field(default_factory=RenderParams)
+    sampling: SamplingParams = field(default_factory=SamplingParams)
+    sam2: Sam2Params | None = None  # set only with backend: sam2 (defaults when absent)
+    synthetic_cpu: SyntheticCpuParams | None = (
+        None  # set only with backend: synthetic_cpu (defaults when absent)
+    )
+
+    def __post_init__(self) -> None:
+        _require_device(self.device, "prompt.device")
+        _require(self.track_fps >= 0, "prompt.track_fps", "must be >= 0 (0 = native)")
+        _require(self.max_frames >= 0, "prompt.max_frames", "must be >= 0 (0 = no cap)")
+        for name in BACKENDS:
+            _require(
+                name == self.backend or getattr(self, name) is None,
+                f"prompt.{name}",
+                f"does nothing with prompt.backend: {self.backend}; remove the section "
+                f"(or set prompt.backend: {name})",
+            )
+        if getattr(self, self.backend) is None:
+            defaults = {"sam2": Sam2Params, "synthetic_cpu": SyntheticCpuParams}[self.backend]()
+            object.__setattr__(self, self.backend, defaults)
+
+    @property
+    def backend_params(self) -> Sam2Params | SyntheticCpuParams:
+        """The chosen backend's section."""
+        section = getattr(self, self.backend)
+        assert section is not None  # set by __post_init__
+        return section
 
 
 @dataclass(frozen=True)
@@ -416,7 +518,7 @@ class EvaluateParams:
     max_new_tokens: int = 64
     do_sample: bool = False
     baselines: tuple[str, ...] = ("oracle", "random")
-    min_parse_rate: float = 0.0  # predictions gate: share of parsable answers per policy
+    min_parse_rate: float = 0.5  # predictions gate: share of parsable answers per policy
     seed: int = 0
 
     def __post_init__(self) -> None:

@@ -1,11 +1,9 @@
 """GPU out-of-memory during SAM2 prompting: retried with state offload and a halved window, recorded in
-the video's counts, and the GPU usable afterwards. Once injected (any device), once real: the caching
+the video's summary (``sam2.oom_retries``, ``sam2.window``), and the GPU usable afterwards. Once injected (any device), once real: the caching
 allocator capped (``torch.cuda.set_per_process_memory_fraction``) between what a small window and a
 large window without offload need, so only the large one fails."""
 
 from __future__ import annotations
-
-import dataclasses
 
 import pytest
 
@@ -18,31 +16,23 @@ TINY = "configs/sam2.1/sam2.1_hiera_t.yaml"
 
 
 def _params(sam2_size: int, window: int, offload: bool):
-    from stvg.config import PromptParams
+    from stvg.config import PromptParams, RepairParams, Sam2Params
 
-    return dataclasses.replace(
-        PromptParams(),
-        backend="sam2",
-        sam2_cfg=TINY,
-        sam2_image_size=sam2_size,
-        window=window,
-        offload_to_cpu=offload,
-        redetect_every=5,
-        repair=False,
-        min_track_frames=1,
-    )
+    sam2 = Sam2Params(cfg=TINY, image_size=sam2_size, window=window, offload_to_cpu=offload, redetect_every=5)
+    return PromptParams(backend="sam2", sam2=sam2, repair=RepairParams(enabled=False, min_track_frames=1))
 
 
-def _prompt(scene: Scene, p, device: str, make_tracker=None):
-    import torch
-
+def _prompt(scene: Scene, p, device: str, make_session=None):
+    from stvg.prompting.backends.sam2 import Sam2Backend
+    from stvg.prompting.backends.sam2.session import Sam2Segmenter, Sam2Session, build_predictor
     from stvg.prompting.engine import prompt_video
-    from stvg.prompting.sam2_tracker import Sam2Tracker, build_predictor
 
-    torch.manual_seed(0)
-    predictor = build_predictor(p.sam2_cfg, "", device, p.sam2_image_size)
-    factory = make_tracker(predictor) if make_tracker else (lambda: Sam2Tracker(predictor, p.offload_to_cpu))
-    return prompt_video(scene, FixedPrompts(scene), p, make_tracker=factory)
+    predictor = build_predictor(p.sam2.cfg, "", device, p.sam2.image_size, 0)
+    session = make_session(predictor) if make_session else (lambda offload: Sam2Session(predictor, offload))
+    backend = Sam2Backend(
+        p.sam2, p.detect, device=device, session=session, segmenter=Sam2Segmenter(predictor)
+    )
+    return prompt_video(scene, p, FixedPrompts(scene), backend=backend)
 
 
 def test_injected_oom_is_retried_with_a_halved_window(
@@ -50,29 +40,29 @@ def test_injected_oom_is_retried_with_a_halved_window(
 ) -> None:
     import torch
 
-    from stvg.prompting.sam2_tracker import Sam2Tracker
+    from stvg.prompting.backends.sam2.session import Sam2Session
 
     starts: list[tuple[int, bool]] = []
 
     def failing_once(predictor):
-        def make():
-            tracker = Sam2Tracker(predictor, offload_to_cpu=False)
-            start = tracker.start
+        def make(offload: bool):
+            session = Sam2Session(predictor, offload_to_cpu=offload)
+            start = session.start
 
             def start_or_oom(frames, first_frame=0):
-                starts.append((len(frames), tracker.offload))
+                starts.append((len(frames), session.offload))
                 if len(starts) == 1:
                     raise torch.OutOfMemoryError("CUDA out of memory. Tried to allocate 2.00 GiB (injected)")
                 start(frames, first_frame)
 
-            tracker.start = start_or_oom
-            return tracker
+            session.start = start_or_oom
+            return session
 
         return make
 
     scene = Scene(clip_frames, 120, 160, fps=10.0)
     result = _prompt(scene, _params(sam2_size, window=8, offload=False), device, failing_once)
-    assert result.summary["counts"]["oom_retries"] == 1 and result.summary["counts"]["window"] == 4
+    assert result.summary["sam2"]["oom_retries"] == 1 and result.summary["sam2"]["window"] == 4
     assert starts[0] == (min(8, clip_frames), False)  # the first window, state on the device
     assert starts[1] == (min(4, clip_frames), True)  # retried: halved window, state offloaded
     assert result.summary["tracked_frames"] == clip_frames and result.summary["instances"] >= 1
@@ -107,12 +97,12 @@ def test_real_cuda_oom_under_a_memory_cap_is_retried_and_leaves_the_gpu_usable(
     finally:
         torch.cuda.set_per_process_memory_fraction(1.0)
         torch.cuda.empty_cache()
-    assert result.summary["counts"]["oom_retries"] >= 1, "the cap did not cause an out-of-memory error"
-    assert result.summary["counts"]["window"] <= large // 2
+    assert result.summary["sam2"]["oom_retries"] >= 1, "the cap did not cause an out-of-memory error"
+    assert result.summary["sam2"]["window"] <= large // 2
     assert result.summary["tracked_frames"] == clip_frames
     # usable afterwards: a large allocation, and the same prompting without any retry
     big = torch.empty(int(0.25 * total) // 4, dtype=torch.float32, device="cuda").fill_(1.0)
     assert float(big[:1024].sum()) == 1024.0
     del big
     again = _prompt(scene, _params(size, large, offload=False), "cuda")
-    assert again.summary["counts"]["oom_retries"] == 0
+    assert again.summary["sam2"]["oom_retries"] == 0

@@ -20,8 +20,8 @@ def test_prompt_stage_runs_sam2_on_the_device_auto_picks(
     tmp_path: Path, size_name: str, device: str, sam2_size: int, clip_frames: int, gpu_usable: None
 ) -> None:
     from stvg.config import params_from_dict
+    from stvg.prompting.backends.sam2.session import build_predictor
     from stvg.prompting.maskdb import MaskDB
-    from stvg.prompting.sam2_tracker import build_predictor
     from stvg.runtime import resolve_device, sam2_hole_filling
     from stvg.stages.prompt import run
 
@@ -30,13 +30,16 @@ def test_prompt_stage_runs_sam2_on_the_device_auto_picks(
             "prompt": {
                 "device": "auto",
                 "backend": "sam2",
-                "sam2_cfg": CONFIGS[size_name],
-                "sam2_image_size": sam2_size,
-                "window": 16,
-                "redetect_every": 5,
-                "fps": 2.0,
-                "repair": False,  # ID repair is CPU logic, tested elsewhere; here: SAM2's raw tracks
-                "min_track_frames": 1,  # random weights may lose an object after its first frame
+                "sam2": {
+                    "cfg": CONFIGS[size_name],
+                    "image_size": sam2_size,
+                    "window": 16,
+                    "redetect_every": 5,
+                },
+                "sampling": {"fps": 2.0},
+                # ID repair is CPU logic, tested elsewhere; here: SAM2's raw tracks. Random weights may
+                # lose an object after its first frame: keep one-frame tracks.
+                "repair": {"enabled": False, "min_track_frames": 1},
             }
         }
     )
@@ -49,14 +52,14 @@ def test_prompt_stage_runs_sam2_on_the_device_auto_picks(
     weights.write_bytes(b"fixed prompts")
     out = tmp_path / "db"
 
-    summary = run(params, videos, weights, out, device, detector=FixedPrompts(scene))
+    summary, report = run(params, videos, weights, out, device, detector=FixedPrompts(scene))
 
-    assert summary["failures"] == [] and summary["processed"] == n_videos
-    assert summary["device"] == device and summary["device_kind"] == device
-    assert summary["sam2_hole_filling"] == sam2_hole_filling(device)
+    assert summary["failures"] == [] and report["processed"] == n_videos
+    assert report["device"] == device and report["device_kind"] == device
+    assert report["sam2_hole_filling"] == sam2_hole_filling(device)
     if device == "cuda":
-        assert summary["device_name"]
-    predictor = build_predictor(CONFIGS[size_name], "", device, sam2_size)  # the cached instance
+        assert report["device_name"]
+    predictor = build_predictor(CONFIGS[size_name], "", device, sam2_size, params.seed)  # the cached one
     assert predictor.device.type == device and predictor.image_size == sam2_size
     db = MaskDB(out)
     for vid in videos:
@@ -70,5 +73,5 @@ def test_prompt_stage_runs_sam2_on_the_device_auto_picks(
             and len(frames) == len(db.sampling(vid)["frame_indices"])
         )
     # content-addressed: a second run on the same device reuses every entry
-    again = run(params, videos, weights, out, device, detector=FixedPrompts(scene))
+    _, again = run(params, videos, weights, out, device, detector=FixedPrompts(scene))
     assert again["reused"] == n_videos and again["processed"] == 0

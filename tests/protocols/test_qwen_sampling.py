@@ -9,11 +9,11 @@ from dataclasses import replace
 import numpy as np
 import torch
 
-from stvg.config import PromptParams
+from stvg.config import SamplingParams
 from stvg.prompting.sampling import plan_sampling
 from tests.reference import qwen_video as ref
 
-P = PromptParams(total_pixels=2048 * 28 * 28, min_pixels=16 * 28 * 28)
+P = SamplingParams(total_pixels=2048 * 28 * 28, min_pixels=16 * 28 * 28)
 
 
 def test_frames_and_sizes_agree_with_qwen_vl_utils() -> None:
@@ -41,7 +41,7 @@ def test_frames_and_sizes_agree_with_qwen_vl_utils() -> None:
     assert differ_if_truncated > 0  # the float cap matters on this set
 
 
-def _truncated(h: int, w: int, cap: float, p: PromptParams) -> tuple[int, int]:
+def _truncated(h: int, w: int, cap: float, p: SamplingParams) -> tuple[int, int]:
     from stvg.prompting.sampling import smart_resize
 
     return smart_resize(h, w, 28, p.min_pixels, int(cap))

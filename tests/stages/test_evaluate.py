@@ -56,7 +56,7 @@ def _gt_db(data: Path, out: Path, params: Params) -> MaskDB:
                 columns=["frame", "time_s", "instance_id", "x1", "y1", "x2", "y2", "area", "score", "rle"],
             )
             n_frames = int(SMALL.fps * SMALL.duration_s)
-            plan = plan_sampling(n_frames, SMALL.fps, SMALL.width, SMALL.height, params.prompt)
+            plan = plan_sampling(n_frames, SMALL.fps, SMALL.width, SMALL.height, params.prompt.sampling)
             frames = np.zeros((len(plan.frame_indices), plan.out_height, plan.out_width, 3), np.uint8)
             with db.entry(name, key=f"gt-{name}") as folder:
                 write_entry(folder, table, {"n_frames": n_frames}, plan.to_dict(), frames)

@@ -79,13 +79,14 @@ def setup(tmp_path: Path, monkeypatch: pytest.MonkeyPatch):
     weights = tmp_path / "weights.pt"
     weights.write_bytes(b"not a real model: the detector is scripted")
     params = tmp_path / "params.yaml"
-    params.write_text(yaml.safe_dump({"prompt": {"redetect_every": 5, "track_fps": 0.0}}))
+    params.write_text(yaml.safe_dump({"prompt": {"track_fps": 0.0}}))
     videos = tmp_path / "videos"
     videos.mkdir()
     return tmp_path, weights, params, videos
 
 
 def run_stage(tmp: Path, weights: Path, params: Path, *videos: Path) -> tuple[int, dict]:
+    """Exit code and the stage summary merged with the run report (what this run did)."""
     out = tmp / "prompt"
     rc = stage.main(
         [
@@ -99,7 +100,10 @@ def run_stage(tmp: Path, weights: Path, params: Path, *videos: Path) -> tuple[in
             *map(str, videos),
         ]
     )
-    return rc, json.loads((out / "summary.json").read_text())
+    summary = json.loads((out / "summary.json").read_text())
+    report = json.loads((tmp / "prompt_run.json").read_text())
+    assert not set(summary) & set(report) - {"failed"}, "the hashed summary holds no run facts"
+    return rc, {**summary, **report}
 
 
 def test_incremental_and_param_change(setup):
@@ -116,7 +120,7 @@ def test_incremental_and_param_change(setup):
     rc, s = run_stage(tmp, weights, params, a, b, c)
     assert (s["processed"], s["reused"]) == (1, 2), "only the new video is prompted"
 
-    params.write_text(yaml.safe_dump({"prompt": {"redetect_every": 3, "track_fps": 0.0}}))
+    params.write_text(yaml.safe_dump({"prompt": {"repair": {"merge_max_gap_s": 1.0}}}))
     rc, s = run_stage(tmp, weights, params, a, b, c)
     assert (s["processed"], s["reused"]) == (3, 0), "a changed prompting param re-prompts all"
     db = MaskDB(tmp / "prompt")
@@ -130,12 +134,14 @@ def test_incremental_and_param_change(setup):
 def test_changed_prompting_code_re_prompts_all(setup, monkeypatch: pytest.MonkeyPatch):
     tmp, weights, params, vdir = setup
     a, b = (write_squares(vdir / f"{k}.mp4", seed=i) for i, k in enumerate("ab"))
-    code = stage.prompting_code_hash()
-    assert len(code) == 64 and stage.prompting_code_hash() == code  # stable for unchanged code
+    from stvg.prompting import backends
+
+    code = backends.code_hash("synthetic_cpu")
+    assert len(code) == 64 and backends.code_hash("synthetic_cpu") == code  # stable for unchanged code
     assert run_stage(tmp, weights, params, a, b)[1]["processed"] == 2
     assert run_stage(tmp, weights, params, a, b)[1]["reused"] == 2
     # an edited repair rule (what dvc re-runs the stage for) must not be served the old entries
-    monkeypatch.setattr(stage, "prompting_code_hash", lambda: "0" * 64)
+    monkeypatch.setattr(backends, "code_hash", lambda backend: "0" * 64)
     rc, s = run_stage(tmp, weights, params, a, b)
     assert rc == 0 and (s["processed"], s["reused"]) == (2, 0)
 
@@ -251,3 +257,31 @@ def test_real_clips_decode_and_go_through_the_stage(shared_data, tmp_path, monke
         summ = db.summary(clip.name)
         assert summ["tracked_frames"] == 12 and summ["width"] > 0
         assert db.table(clip.name).frame.max() > 11, "track_fps thins native frames"
+
+
+def broken_rate(path: Path, seconds_per_frame: int) -> Path:
+    """Rewrite an mp4's sample duration (``stts``) so its header states ~0 fps: frames thousands of
+    seconds apart, which OpenCV cannot step through past the first one."""
+    data = bytearray(path.read_bytes())
+    at = data.index(b"stts") + 12  # box type, version/flags, entry count; then (count, delta) pairs
+    mdhd = data.index(b"mdhd") + 16  # past version/flags and the creation and modification times
+    timescale = int.from_bytes(data[mdhd : mdhd + 4], "big")
+    data[at + 4 : at + 8] = (seconds_per_frame * timescale).to_bytes(4, "big")
+    path.write_bytes(bytes(data))
+    return path
+
+
+def test_failures_name_their_real_cause(setup):
+    tmp, weights, params, vdir = setup
+    one_frame = write_squares(vdir / "one_frame.mp4", n=1)
+    slow = broken_rate(write_squares(vdir / "zero_fps.mp4", n=12), seconds_per_frame=16000)
+    good = write_squares(vdir / "good.mp4")
+    rc, s = run_stage(tmp, weights, params, one_frame, slow, good)
+    assert rc == 0 and s["processed"] == 1
+    errors = {f["video_id"]: f["error"] for f in s["failures"]}
+    # the detector did find the squares: the cause is the track length, and the message says so
+    assert "prompt.repair.min_track_frames = 2" in errors["one_frame.mp4"], errors
+    assert "detector found 2 box(es) in 1 tracked frame(s)" in errors["one_frame.mp4"]
+    assert "check detector.weights" not in errors["one_frame.mp4"]
+    assert "frame rate" in errors["zero_fps.mp4"] and "6.25e-05 fps" in errors["zero_fps.mp4"], errors
+    assert "truncated" not in errors["zero_fps.mp4"]

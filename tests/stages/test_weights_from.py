@@ -54,7 +54,7 @@ def test_paper_params_name_the_files_that_fetch_writes(repo_root: Path) -> None:
 
     paper = yaml.safe_load((repo_root / "params.paper.yaml").read_text())
     names = {c.filename: c.name for c in weights.REGISTRY.values()}
-    for spec in (paper["detector"]["weights"], paper["prompt"]["sam2_checkpoint"]):
+    for spec in (paper["detector"]["weights"], paper["prompt"]["sam2"]["checkpoint"]):
         path = Path(spec)
         assert path.parent == Path("weights") and path.name in names, spec
     assert names[Path(paper["detector"]["weights"]).name] == "yolo12x"

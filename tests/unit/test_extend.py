@@ -7,8 +7,8 @@ from __future__ import annotations
 import numpy as np
 
 from stvg.geometry import box_iou, mask_to_box
-from stvg.prompting.appearance import colour_feature
-from stvg.prompting.extend import ExtendParams, extend_track_ends
+from stvg.prompting.backends.synthetic_cpu.colour import colour_feature
+from stvg.prompting.backends.synthetic_cpu.extend import ExtendParams, extend_track_ends
 from stvg.prompting.identity import Observation
 
 H, W, SIZE, SPEED = 60, 120, 20, 4

@@ -6,8 +6,9 @@ import numpy as np
 import pytest
 
 from stvg.prompting.identity import (
+    MergeRules,
     Observation,
-    RepairParams,
+    RepairRules,
     box_mask,
     count_new_ids,
     extrapolate_box,
@@ -19,6 +20,17 @@ from stvg.prompting.identity import (
 )
 
 H, W = 100, 160
+
+
+def merge(tracks, max_gap, min_iou, *, similarity=None, **kw):
+    """``merge_fragments`` with its rules as keywords (max_center_dist, window, max_overlap)."""
+    return merge_fragments(tracks, MergeRules(max_gap=max_gap, min_iou=min_iou, **kw), similarity)
+
+
+def rules(max_gap=10, min_iou=0.3, *, window=1, max_overlap=0, **kw):
+    """``RepairRules`` with merge knobs in frames and the rest as keywords."""
+    m = MergeRules(max_gap=max_gap, min_iou=min_iou, window=window, max_overlap=max_overlap)
+    return RepairRules(merge=m, **kw)
 
 
 def obs(x: float, y: float, size: float = 20.0, area: int | None = None) -> Observation:
@@ -88,7 +100,7 @@ def test_extrapolation_continues_constant_velocity():
 
 def test_fragments_of_one_instance_are_merged_and_logged():
     tracks = {1: moving(0, 10, range(10)), 2: moving(0, 10, range(14, 30)), 3: moving(0, 60, range(30))}
-    merged, log, absorbed = merge_fragments(tracks, max_gap=5, min_iou=0.3)
+    merged, log, absorbed = merge(tracks, max_gap=5, min_iou=0.3)
     assert set(merged) == {1, 3}
     assert sorted(merged[1]) == [*range(10), *range(14, 30)]
     assert absorbed == {2: 1}
@@ -97,9 +109,9 @@ def test_fragments_of_one_instance_are_merged_and_logged():
 
 def test_fragments_too_far_apart_in_time_or_space_stay_separate():
     far_in_time = {1: moving(0, 10, range(10)), 2: moving(0, 10, range(30, 40))}
-    assert set(merge_fragments(far_in_time, max_gap=5, min_iou=0.3)[0]) == {1, 2}
+    assert set(merge(far_in_time, max_gap=5, min_iou=0.3)[0]) == {1, 2}
     elsewhere = {1: moving(0, 10, range(10)), 2: moving(100, 70, range(11, 20))}
-    assert set(merge_fragments(elsewhere, max_gap=5, min_iou=0.3)[0]) == {1, 2}
+    assert set(merge(elsewhere, max_gap=5, min_iou=0.3)[0]) == {1, 2}
 
 
 def test_injected_id_switch_is_split_and_relinked():
@@ -109,7 +121,7 @@ def test_injected_id_switch_is_split_and_relinked():
         1: {f: (a[f] if f < 20 else b[f]) for f in range(40)},
         2: {f: (b[f] if f < 20 else a[f]) for f in range(40)},
     }
-    result = repair_tracks(switched, RepairParams(max_gap_frames=5, min_iou=0.3))
+    result = repair_tracks(switched, rules(max_gap=5, min_iou=0.3))
     assert len(result.tracks) == 2
     for frames in result.tracks.values():
         ys = {o.box[1] for o in frames.values()}
@@ -132,9 +144,9 @@ def test_size_filter_short_tracks_and_renumbering():
         2: {f: obs(50, 60, 10) for f in range(10)},  # tiny: 100 px vs 1600 px
         7: {4: obs(0, 55, 40)},  # one frame: noise
     }
-    off = repair_tracks(tracks, RepairParams(size_filter_ratio=0.0, min_track_frames=2, merge=False))
+    off = repair_tracks(tracks, rules(size_filter_ratio=0.0, min_track_frames=2, merge_fragments=False))
     assert len(off.tracks) == 3
-    on = repair_tracks(tracks, RepairParams(size_filter_ratio=1 / 3, min_track_frames=2, merge=False))
+    on = repair_tracks(tracks, rules(size_filter_ratio=1 / 3, min_track_frames=2, merge_fragments=False))
     assert sorted(on.tracks) == [1, 2]
     assert on.id_map[9] == 1 and on.id_map[5] == 2
     assert {r["kind"] for r in on.repairs} >= {"size_filter", "drop_short"}

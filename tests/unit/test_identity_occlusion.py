@@ -8,21 +8,33 @@ import numpy as np
 import pytest
 
 from stvg.geometry import mask_to_box
-from stvg.prompting.engine import fill_occluded
+from stvg.prompting.backends.synthetic_cpu.blobs import split_blobs
+from stvg.prompting.fill import fill_occluded
 from stvg.prompting.identity import (
+    MergeRules,
     Observation,
-    RepairParams,
+    RepairRules,
     box_mask,
     center_distance,
     fill_gaps,
     merge_fragments,
     motion_box,
     repair_tracks,
-    split_blobs,
     split_switches,
     track_label,
 )
 from stvg.prompting.maskdb import encode_mask
+
+
+def merge(tracks, max_gap, min_iou, *, similarity=None, **kw):
+    """``merge_fragments`` with its rules as keywords (max_center_dist, window, max_overlap)."""
+    return merge_fragments(tracks, MergeRules(max_gap=max_gap, min_iou=min_iou, **kw), similarity)
+
+
+def rules(max_gap=10, min_iou=0.3, *, window=1, max_overlap=0, **kw):
+    """``RepairRules`` with merge knobs in frames and the rest as keywords."""
+    m = MergeRules(max_gap=max_gap, min_iou=min_iou, window=window, max_overlap=max_overlap)
+    return RepairRules(merge=m, **kw)
 
 
 def obs(x1: float, y1: float, x2: float, y2: float, label: int = -1) -> Observation:
@@ -72,8 +84,8 @@ def test_entering_shape_is_merged_by_centre_distance_when_iou_is_too_low():
     first = {f: obs(0, 50, 4 + 6 * f, 70) for f in range(3)}
     second = {f: obs(6 * f - 30, 50, 6 * f - 10, 70) for f in range(7, 12)}
     tracks = {1: first, 2: second}
-    assert set(merge_fragments(tracks, max_gap=5, min_iou=0.9)[0]) == {1, 2}
-    merged, log, _ = merge_fragments(tracks, max_gap=5, min_iou=0.9, max_center_dist=2.0, window=4)
+    assert set(merge(tracks, max_gap=5, min_iou=0.9)[0]) == {1, 2}
+    merged, log, _ = merge(tracks, max_gap=5, min_iou=0.9, max_center_dist=2.0, window=4)
     assert set(merged) == {1} and log[0]["merged"] == 2
 
 
@@ -84,23 +96,23 @@ def test_a_shape_that_stopped_while_hidden_is_merged_where_it_vanished():
     tracks = {1: before, 2: after}
     # neither motion reaches the other end (48 px right, 60 px down of it): only the stopped-object
     # hypothesis links them
-    merged, log, _ = merge_fragments(tracks, max_gap=15, min_iou=0.3, window=4)
+    merged, log, _ = merge(tracks, max_gap=15, min_iou=0.3, window=4)
     assert set(merged) == {1} and log[0]["merged"] == 2
     elsewhere = {
         1: before,
         2: {f: obs(o.box[0] + 40, o.box[1], o.box[2] + 40, o.box[3]) for f, o in after.items()},
     }
-    assert set(merge_fragments(elsewhere, max_gap=15, min_iou=0.3, window=4)[0]) == {1, 2}
+    assert set(merge(elsewhere, max_gap=15, min_iou=0.3, window=4)[0]) == {1, 2}
 
 
 def test_fragments_of_different_classes_are_never_merged():
     a = moving(0, 10, range(10), label=0)
     b_same = moving(0, 10, range(13, 20), label=0)
     b_other = moving(0, 10, range(13, 20), label=2)
-    assert set(merge_fragments({1: a, 2: b_same}, max_gap=5, min_iou=0.3)[0]) == {1}
-    assert set(merge_fragments({1: a, 2: b_other}, max_gap=5, min_iou=0.3)[0]) == {1, 2}
+    assert set(merge({1: a, 2: b_same}, max_gap=5, min_iou=0.3)[0]) == {1}
+    assert set(merge({1: a, 2: b_other}, max_gap=5, min_iou=0.3)[0]) == {1, 2}
     unknown = moving(0, 10, range(13, 20))  # no class known: motion decides
-    assert set(merge_fragments({1: a, 2: unknown}, max_gap=5, min_iou=0.3)[0]) == {1}
+    assert set(merge({1: a, 2: unknown}, max_gap=5, min_iou=0.3)[0]) == {1}
 
 
 def test_track_label_is_the_majority_known_class():
@@ -151,8 +163,8 @@ def test_fill_occluded_skips_fully_hidden_frames():
 def test_a_track_opened_while_the_old_one_lingers_on_a_duplicate_is_merged():
     a = moving(0, 10, range(21))  # object X, frames 0..20
     b = moving(0, 10, range(18, 40))  # the tracker opened a second track on X at 18: duplicates 18..20
-    assert set(merge_fragments({1: a, 2: b}, max_gap=5, min_iou=0.3)[0]) == {1, 2}  # no overlap allowed
-    merged, log, absorbed = merge_fragments({1: a, 2: b}, max_gap=5, min_iou=0.3, max_overlap=5)
+    assert set(merge({1: a, 2: b}, max_gap=5, min_iou=0.3)[0]) == {1, 2}  # no overlap allowed
+    merged, log, absorbed = merge({1: a, 2: b}, max_gap=5, min_iou=0.3, max_overlap=5)
     assert set(merged) == {1} and sorted(merged[1]) == list(range(40))
     assert absorbed == {2: 1} and log[0]["gap_frames"] == -3  # three shared frames
     assert "before track 1 ends" in log[0]["reason"]
@@ -164,7 +176,7 @@ def test_a_new_track_whose_first_box_spans_two_shapes_is_merged_and_the_old_box_
     for f in (19, 20):  # B's first two boxes hold X and a neighbour below it
         x1, y1, x2, y2 = b[f].box
         b[f] = obs(x1 - 4, y1, x2 + 4, y2 + 30)
-    merged, _, _ = merge_fragments({1: a, 2: b}, max_gap=5, min_iou=0.3, max_overlap=5)
+    merged, _, _ = merge({1: a, 2: b}, max_gap=5, min_iou=0.3, max_overlap=5)
     assert set(merged) == {1}
     assert merged[1][19].box == a[19].box or merged[1][19].box == b[19].box
     assert len(merged[1]) == 40
@@ -175,7 +187,7 @@ def test_two_tracks_that_each_follow_their_own_object_through_the_overlap_stay_a
     # Y starts at 17 just ahead of where X is heading, moving down: on the shared frames 17..20
     # each track keeps to its own path, so they are two objects even though B starts near A's path
     b = {f: obs(44, 10 + 3 * (f - 17), 64, 30 + 3 * (f - 17)) for f in range(17, 40)}
-    merged, log, _ = merge_fragments({1: a, 2: b}, max_gap=5, min_iou=0.05, max_overlap=5)
+    merged, log, _ = merge({1: a, 2: b}, max_gap=5, min_iou=0.05, max_overlap=5)
     assert set(merged) == {1, 2} and log == []
 
 
@@ -197,7 +209,7 @@ def test_a_track_holding_a_group_box_is_cut_out_of_it():
     assert sorted(out) == [1, 2, 3] and origin == {1: 1, 2: 2, 3: 1}
     assert sorted(out[1]) == list(range(8)) and sorted(out[3]) == list(range(12, 20))
     assert log == [{**log[0], "kind": "split_blob", "track": 1, "frames": [[8, 11]]}]
-    repaired = repair_tracks(tracks, RepairParams(max_gap_frames=6, blob_ratio=1.6, motion_window=4))
+    repaired = repair_tracks(out, rules(max_gap=6, window=4), origin=origin)
     # the two pieces of the left shape are one ID again; its group boxes are gone
     assert len(repaired.tracks) == 2
     ids = {tid: sorted(f) for tid, f in repaired.tracks.items()}
@@ -230,7 +242,7 @@ def takeover_with_a_stray_head() -> dict:
 
 def test_boxes_left_out_of_an_overlapping_merge_become_their_own_fragment_and_are_linked():
     tracks = takeover_with_a_stray_head()
-    merged, log, absorbed = merge_fragments(tracks, max_gap=10, min_iou=0.3, window=4, max_overlap=5)
+    merged, log, absorbed = merge(tracks, max_gap=10, min_iou=0.3, window=4, max_overlap=5)
     stray = next(r for r in log if r["kind"] == "stray_fragment")
     assert stray["track"] == 2 and stray["frames"] == [17, 20]
     z_id = stray["new_track"]  # the stray fragment heads Z's chain: it starts first
@@ -244,7 +256,7 @@ def test_boxes_left_out_of_an_overlapping_merge_become_their_own_fragment_and_ar
 def test_a_left_out_box_that_another_track_holds_is_no_stray():
     tracks = takeover_with_a_stray_head()
     tracks[4] = {f: tracks[2][f] for f in range(17, 21)}  # a track already follows Z there
-    merged, log, _ = merge_fragments(tracks, max_gap=10, min_iou=0.3, window=4, max_overlap=5)
+    merged, log, _ = merge(tracks, max_gap=10, min_iou=0.3, window=4, max_overlap=5)
     assert not any(r["kind"] == "stray_fragment" for r in log)
     assert sum(18 in frames for frames in merged.values()) == 2  # X and Z once each, no duplicate
 
@@ -252,9 +264,7 @@ def test_a_left_out_box_that_another_track_holds_is_no_stray():
 def test_repair_maps_every_raw_track_and_no_invented_one():
     tracks = takeover_with_a_stray_head()
     # switch splitting off: in this clean script it would cut track 2 at its jump itself
-    p = RepairParams(
-        max_gap_frames=10, min_iou=0.3, motion_window=4, max_overlap_frames=5, fix_switches=False
-    )
+    p = rules(max_gap=10, min_iou=0.3, window=4, max_overlap=5, fix_switches=False)
     result = repair_tracks(tracks, p)
     assert any(r["kind"] == "stray_fragment" for r in result.repairs)
     assert len(result.tracks) == 2
@@ -272,7 +282,7 @@ def test_boxes_the_old_track_followed_off_its_path_become_a_stray_fragment_of_th
         2: {f: x[f] for f in range(17, 40)},
         3: {f: z[f] for f in range(13)},
     }
-    merged, log, _ = merge_fragments(tracks, max_gap=10, min_iou=0.3, window=4, max_overlap=5)
+    merged, log, _ = merge(tracks, max_gap=10, min_iou=0.3, window=4, max_overlap=5)
     stray = next(r for r in log if r["kind"] == "stray_fragment")
     assert stray["track"] == 1 and stray["frames"] == [17, 20]
     assert sorted(merged[1]) == list(range(40)) and merged[1][18].box == x[18].box

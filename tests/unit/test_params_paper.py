@@ -57,8 +57,8 @@ def test_paper_apply_writes_the_learning_rate_as_a_number(repo_root: Path, tmp_p
 def test_a_number_left_as_text_is_refused_with_the_fix() -> None:
     with pytest.raises(ParamsError, match=r"train\.grpo\.learning_rate.*'1e-06'.*write 1\.0e-06"):
         params_from_dict({"train": {"grpo": {"learning_rate": "1e-06"}}})
-    with pytest.raises(ParamsError, match=r"prompt\.fps.*'2e0'.*write 2\.0"):
-        params_from_dict({"prompt": {"fps": "2e0"}})
+    with pytest.raises(ParamsError, match=r"prompt\.sampling\.fps.*'2e0'.*write 2\.0"):
+        params_from_dict({"prompt": {"sampling": {"fps": "2e0"}}})
     assert (
         params_from_dict({"train": {"grpo": {"optim": "adamw_torch"}}}).train.grpo["optim"] == "adamw_torch"
     )
@@ -85,12 +85,12 @@ def test_paper_sets_build_every_stage_config_and_batch_like_the_official_trainer
     repo_root: Path, tmp_path: Path, files: tuple[str, ...], processes: int
 ) -> None:
     from stvg.evaluation.metrics import get_protocol
-    from stvg.stages.prompt import output_params
+    from stvg.prompting.backends import output_params
 
     params = load_params(_applied(repo_root, tmp_path, *files))
     assert params.prompt.backend == "sam2" and params.prompt.device == "cuda"
     assert params.detector.weights == "weights/yolo12x.pt" and params.detector.classes == ("person",)
-    assert output_params(params, "cuda")["prompt"]["device"] == "cuda"
+    assert output_params(params.prompt, "cuda")["device"] == "cuda"
     e = params.evaluate
     assert get_protocol(e.protocol, threshold_op=e.threshold_op, iou_thresholds=e.iou_thresholds)
     args = _grpo_args(params, tmp_path)

@@ -7,9 +7,15 @@ import numpy as np
 import pytest
 
 from stvg.geometry import box_iou, mask_to_box
-from stvg.prompting.appearance import FEATURE_DIM, appearance_distance, colour_feature, medoid_feature
-from stvg.prompting.identity import Observation, merge_fragments
-from stvg.prompting.refine import refine_box, refine_detections
+from stvg.prompting.backends.synthetic_cpu.colour import (
+    FEATURE_DIM,
+    ColourSimilarity,
+    appearance_distance,
+    colour_feature,
+    medoid_feature,
+)
+from stvg.prompting.backends.synthetic_cpu.grabcut import refine_box, refine_detections
+from stvg.prompting.identity import MergeRules, Observation, merge_fragments
 from stvg.records import Detection
 
 RED, BLUE = (205, 35, 35), (40, 75, 205)
@@ -142,12 +148,12 @@ def test_merge_is_vetoed_when_the_fragments_look_different():
 
     same = {1: track(range(10), red_f), 2: track(range(12, 20), red_f)}
     differ = {1: track(range(10), red_f), 2: track(range(12, 20), blue_f)}
-    merged, log, _ = merge_fragments(same, 5, 0.3, appearance_gate=0.5)
+    merged, log, _ = merge_fragments(same, MergeRules(5, 0.3), ColourSimilarity(0.5))
     assert len(merged) == 1 and log[0]["kind"] == "merge"
-    kept, log, _ = merge_fragments(differ, 5, 0.3, appearance_gate=0.5)
+    kept, log, _ = merge_fragments(differ, MergeRules(5, 0.3), ColourSimilarity(0.5))
     assert len(kept) == 2 and log == []
     # without the gate, motion alone joins them
-    assert len(merge_fragments(differ, 5, 0.3)[0]) == 1
+    assert len(merge_fragments(differ, MergeRules(5, 0.3))[0]) == 1
 
 
 # ----------------------------------------------------------------------------------------------- tracker
@@ -155,7 +161,7 @@ def test_merge_is_vetoed_when_the_fragments_look_different():
 
 @pytest.mark.parametrize(("gate", "same_id"), [(0.5, False), (0.0, True)])
 def test_botsort_never_hands_a_track_to_a_differently_coloured_detection(gate: float, same_id: bool):
-    from stvg.prompting.tracker import DetectionTracker
+    from stvg.prompting.backends.synthetic_cpu.tracker import DetectionTracker
 
     tracker = DetectionTracker("botsort", class_aware=True, appearance_gate=gate)
     img = background()

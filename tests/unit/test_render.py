@@ -9,10 +9,10 @@ import cv2
 import numpy as np
 import pytest
 
-from stvg.config import PromptParams
+from stvg.config import RenderParams
 from stvg.prompting.render import FONT, draw_ids, font_scale, font_thickness, label_anchor, write_video
 
-P = PromptParams()
+P = RenderParams()
 
 
 def disk(h: int, w: int, cx: int, cy: int, r: int) -> np.ndarray:

@@ -44,16 +44,18 @@ def test_cuda_without_a_gpu_names_the_key_and_the_fix(no_cuda) -> None:
 
 def test_the_device_kind_not_its_spelling_keys_the_mask_database() -> None:
     from stvg.config import params_from_dict
-    from stvg.stages.prompt import output_params
+    from stvg.prompting.backends import output_params
 
     auto = params_from_dict({"prompt": {"device": "auto"}})
     explicit = params_from_dict({"prompt": {"device": "cuda:0"}})
-    assert output_params(auto, "cuda")["prompt"]["device"] == "cuda"
-    assert output_params(auto, "cuda") == output_params(explicit, "cuda:1")  # same outputs, same key
-    assert output_params(auto, "cpu") != output_params(auto, "cuda")
+    assert output_params(auto.prompt, "cuda")["device"] == "cuda"
+    assert output_params(auto.prompt, "cuda") == output_params(
+        explicit.prompt, "cuda:1"
+    )  # same outputs, same key
+    assert output_params(auto.prompt, "cpu") != output_params(auto.prompt, "cuda")
     sam2 = params_from_dict({"prompt": {"backend": "sam2"}})
-    assert output_params(sam2, "cpu")["prompt"]["sam2_hole_filling"] is False
-    assert "sam2_hole_filling" not in output_params(auto, "cpu")["prompt"]
+    assert output_params(sam2.prompt, "cpu")["sam2_hole_filling"] is False
+    assert "sam2_hole_filling" not in output_params(auto.prompt, "cpu")
 
 
 def test_hole_filling_is_reported_with_its_reason(monkeypatch) -> None:

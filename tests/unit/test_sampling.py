@@ -7,7 +7,7 @@ import math
 
 import pytest
 
-from stvg.config import PromptParams
+from stvg.config import SamplingParams
 from stvg.prompting.sampling import (
     FPS_MAX_FRAMES,
     SamplingPlan,
@@ -21,7 +21,7 @@ from stvg.prompting.sampling import (
     smart_resize,
 )
 
-P = PromptParams()  # paper/code budget: fps 2, total 2048*28*28, min 16*28*28, max 768*28*28
+P = SamplingParams()  # paper/code budget: fps 2, total 2048*28*28, min 16*28*28, max 768*28*28
 
 VIDEOS = [  # (n_frames, native fps, width, height)
     (500, 25.0, 1280, 720),  # a 20-s HC-STVG-like clip
@@ -73,7 +73,7 @@ def test_the_per_frame_cap_stays_a_float_as_in_qwen_vl_utils():
 
 
 def test_requested_rate_is_what_the_policy_sees():
-    plan = plan_sampling(600, 30.0, 640, 360, PromptParams(fps=1.0))
+    plan = plan_sampling(600, 30.0, 640, 360, SamplingParams(fps=1.0))
     assert plan.n_samples == 20 and plan.fps == pytest.approx(1.0)
     assert plan.requested_fps == 1.0
 

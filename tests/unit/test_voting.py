@@ -5,7 +5,8 @@ from __future__ import annotations
 import pytest
 
 from stvg.config import LabelParams
-from stvg.labels.voting import nearest_tracked, sampled_span, vote_target
+from stvg.labels.voting import sampled_span, vote_target
+from stvg.tubes import nearest_tracked
 
 OURS = {"box_convention": "exclusive", "tie_break": "iou_sum"}  # the rules these hand cases check
 GT = (10.0, 10.0, 30.0, 30.0)
@@ -91,7 +92,7 @@ def test_sampled_span_maps_seconds_to_policy_frames() -> None:
 
 
 def test_tracked_grid_is_every_frame_only_when_the_prompt_stage_says_so() -> None:
-    from stvg.labels.ceiling import tracked_grid
+    from stvg.tubes import tracked_grid
 
     tracks = {0: {1: ON}, 4: {1: ON}}
     assert tracked_grid({"n_frames": 6, "tracked_frames": 6}, tracks) == list(range(6))

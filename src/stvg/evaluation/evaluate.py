@@ -19,8 +19,8 @@ Each answer that scores 0 for a reason carries a failure kind (``FAILURE_KINDS``
 metrics as ``failures/<kind>``.
 
 Native frames that were not tracked (``prompt.track_fps`` below native) read the nearest tracked
-frame in both, exactly as the ceiling does (``labels.ceiling.fill_untracked``); mask boxes are read as
-the protocol reads them (``labels.ceiling.protocol_boxes``: ``stvg-r1`` ends them on the last pixel).
+frame in both, exactly as the ceiling does (``tubes.fill_untracked``); mask boxes are read as
+the protocol reads them (``tubes.protocol_boxes``: ``stvg-r1`` ends them on the last pixel).
 Frames past the end of the video hold no box (the official loop finds no mask file there).
 
 Baselines: ``oracle`` answers each sample's voted label and its exact GT seconds (so its strict score
@@ -46,9 +46,9 @@ from stvg.evaluation.metrics import (
     score_tubes,
     tube_input,
 )
-from stvg.labels.ceiling import fill_untracked, protocol_boxes, tracked_grid
 from stvg.records import Box, Sample
 from stvg.training.answer import ParsedAnswer, parse_answer
+from stvg.tubes import fill_untracked, protocol_boxes, tracked_grid
 
 ORACLE_FORMAT = "<think>oracle</think><answer>Target ID: {id}, Time range: {s:.6f} to {e:.6f}</answer>"
 HEADLINE = ("m_tIoU", "m_vIoU")
@@ -246,7 +246,7 @@ def summarise(
 def _protocol_tracks(
     tracks: Mapping[int, Mapping[int, Box]], protocol: TubeProtocol
 ) -> dict[int, dict[int, Box]]:
-    """Every frame's mask boxes as ``protocol`` reads them (``labels.ceiling.protocol_boxes``)."""
+    """Every frame's mask boxes as ``protocol`` reads them (``tubes.protocol_boxes``)."""
     return {f: protocol_boxes(objs, protocol) for f, objs in tracks.items()}
 
 

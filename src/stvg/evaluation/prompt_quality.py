@@ -15,7 +15,7 @@ a mostly hidden shape cannot match it — and, when the video's frames are given
 second rule is the visibility filter of MOT benchmarks measured in the image rather than in the
 geometry: a flat shape on, or under, a shape of its own colour has no edge there, and no detector or
 tracker can place it. Without frames every geometrically visible frame counts (the strict figure).
-Pure numpy/pandas/scipy; used by tests/smoke/test_cpu_tracker.py and benchmarks/bench_prompt_quality.py.
+Pure numpy/pandas/scipy; used by tests/smoke/test_synthetic_cpu_backend.py and benchmarks/bench_prompt_quality.py.
 """
 
 from __future__ import annotations

@@ -5,46 +5,16 @@ ceiling is directly comparable with the policy's numbers: the predicted time spa
 seconds and the predicted boxes are the voted instance's tracked boxes (the mask database's tube),
 read as the protocol reads mask boxes (``TubeProtocol.mask_box``). Native frames that were not
 tracked (``prompt.track_fps`` below the native rate) take the box of the nearest tracked frame (the
-earlier one on a tie), or none when the instance is absent there (``tracked_grid``).
+earlier one on a tie), or none when the instance is absent there (``tubes.tracked_grid``).
 """
 
 from __future__ import annotations
 
 from collections.abc import Mapping, Sequence
-from typing import Any
 
 from stvg.evaluation.metrics import PROTOCOLS, TubeProtocol, TubeScore, score_tube, seconds_to_span
-from stvg.geometry import last_pixel_box
-from stvg.labels.voting import nearest_tracked
 from stvg.records import Box, Sample
-
-
-def tracked_grid(summary: Mapping[str, Any], tracks: Mapping[int, Any]) -> list[int]:
-    """Native frames the prompt stage tracked: all of them when it tracked at the native rate (its
-    summary's ``tracked_frames`` equals ``n_frames``), else the frames holding a box.
-
-    A tracked frame without any box is then a frame where no instance is (the official code reads an
-    empty mask file there), not one to borrow a neighbour's boxes for.
-    """
-    n = int(summary.get("n_frames") or 0)
-    tracked = int(summary.get("tracked_frames") or 0)
-    return list(range(n)) if n > 0 and tracked >= n else sorted(tracks)
-
-
-def protocol_boxes(boxes: Mapping[int, Box], protocol: TubeProtocol) -> dict[int, Box]:
-    """Mask boxes (x2 one past the last pixel) as ``protocol`` reads them (``mask_box``)."""
-    if protocol.mask_box == "last_pixel":
-        return {f: last_pixel_box(b) for f, b in boxes.items()}
-    return dict(boxes)
-
-
-def fill_untracked(tube: Mapping[int, Box], frames: Sequence[int], tracked: Sequence[int]) -> dict[int, Box]:
-    """Boxes of ``tube`` on ``frames``, reading each untracked frame from its nearest tracked frame."""
-    out: dict[int, Box] = {}
-    for f, t in zip(frames, nearest_tracked(frames, tracked), strict=True):
-        if t is not None and t in tube:
-            out[int(f)] = tube[t]
-    return out
+from stvg.tubes import fill_untracked, protocol_boxes
 
 
 def prompting_ceiling(

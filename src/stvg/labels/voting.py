@@ -40,6 +40,7 @@ import numpy as np
 from stvg.config import LabelParams
 from stvg.evaluation.metrics import HCSTVG_LIKE
 from stvg.geometry import box_iou, box_iou_plus_one, last_pixel_box
+from stvg.tubes import nearest_tracked
 
 Box = tuple[float, float, float, float]
 Status = Literal["kept", "flagged", "dropped"]
@@ -69,18 +70,6 @@ class Vote:
         return ";".join(self.reasons)
 
 
-def nearest_tracked(frames: Sequence[int], tracked: Sequence[int]) -> list[int | None]:
-    """For each frame, the nearest tracked frame (the earlier one on a tie); None when nothing is tracked."""
-    t = np.asarray(sorted(tracked), dtype=np.int64)
-    if t.size == 0:
-        return [None] * len(frames)
-    f = np.asarray(frames, dtype=np.int64)
-    right = np.clip(np.searchsorted(t, f, side="left"), 0, t.size - 1)
-    left = np.clip(right - 1, 0, t.size - 1)
-    pick = np.where(np.abs(f - t[left]) <= np.abs(t[right] - f), t[left], t[right])
-    return [int(x) for x in pick]
-
-
 def vote_target(
     gt_boxes: Mapping[int, Sequence[float]],
     tracks: Mapping[int, Mapping[int, Sequence[float]]],
@@ -95,7 +84,7 @@ def vote_target(
     database's ``boxes_by_frame``). The GT box of frame g votes on the masks of frame g +
     ``frame_shift`` (``label_frame_shift``); with ``n_frames``, a partner frame past the video's end
     casts no vote (the official script finds no mask file there). ``tracked``: the frames the prompt
-    stage tracked (``labels.ceiling.tracked_grid``; default: the frames of ``tracks``); a tracked
+    stage tracked (``tubes.tracked_grid``; default: the frames of ``tracks``); a tracked
     frame without any box casts no vote.
     """
     frames = sorted(int(f) for f in gt_boxes)

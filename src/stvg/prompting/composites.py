@@ -17,6 +17,7 @@ from typing import TypeVar
 
 import numpy as np
 
+from stvg.config import DetectParams
 from stvg.geometry import box_area, box_iou
 from stvg.records import Detection
 
@@ -47,7 +48,21 @@ def composite_indices(
     return out
 
 
-def drop_composites(detections: Sequence[tuple[Detection, T]]) -> tuple[list[tuple[Detection, T]], int]:
+def drop_composites(
+    detections: Sequence[tuple[Detection, T]], *, min_inside: float = 0.85, min_union_iou: float = 0.8
+) -> tuple[list[tuple[Detection, T]], int]:
     """The frame's detections without its composites (``composite_indices``), and how many were dropped."""
-    drop = set(composite_indices([d.box for d, _ in detections]))
+    boxes = [d.box for d, _ in detections]
+    drop = set(composite_indices(boxes, min_inside=min_inside, min_union_iou=min_union_iou))
     return [x for i, x in enumerate(detections) if i not in drop], len(drop)
+
+
+def prompts_of(
+    detections: Sequence[tuple[Detection, T]], p: DetectParams
+) -> tuple[list[tuple[Detection, T]], int]:
+    """The detections that become prompts under ``prompt.detect`` (both backends), and how many were dropped."""
+    if not p.drop_composites:
+        return list(detections), 0
+    return drop_composites(
+        detections, min_inside=p.composite_min_inside, min_union_iou=p.composite_min_union_iou
+    )

@@ -12,7 +12,9 @@ Entries are content-addressed: ``key`` hashes the video bytes, the output-releva
 model weights and the prompting code, so an unchanged video is never re-prompted and a changed
 param, model or code re-prompts all.
 Only ``index.json`` says which entries exist; it is rewritten atomically after each finished video,
-so a killed run leaves no half entry and the next run resumes. RLE is pycocotools' COCO RLE.
+so a killed run leaves no half entry and the next run resumes. An entry is built in a staging folder
+(``staging``: inside the database, or anywhere a worker writes) and moved in by ``commit``; the one
+process that commits is the one that writes the index. RLE is pycocotools' COCO RLE.
 """
 
 from __future__ import annotations
@@ -157,7 +159,7 @@ class MaskDB:
         return df
 
     def summary(self, video_id: str) -> dict[str, Any]:
-        """Instances, repairs, churn, timings, native fps, n_frames, width, height."""
+        """Instances, repairs, churn, counts, native fps, n_frames, width, height (no timings)."""
         return json.loads((self.entry_dir(video_id) / SUMMARY).read_text(encoding="utf-8"))
 
     def sampling(self, video_id: str) -> dict[str, Any]:
@@ -208,28 +210,41 @@ class MaskDB:
 
     # -- writing (the prompt stage) ------------------------------------------------------------------
 
+    def staging(self, key: str, where: Path | None = None) -> Path:
+        """A new empty folder to build an entry in (``where``: any folder; default: inside the database).
+
+        Building in a staging folder and ``commit``-ting it is what makes an entry complete or absent.
+        """
+        where = where or self.root / "videos"
+        where.mkdir(parents=True, exist_ok=True)
+        return Path(tempfile.mkdtemp(prefix=f".partial-{key[:12]}-", dir=where))
+
+    def commit(self, video_id: str, key: str, staged: Path) -> Path:
+        """Move a complete staged entry in, index it atomically and drop the entry it replaces."""
+        name = f"{safe_name(video_id)}-{key[:12]}"
+        final = self.root / "videos" / name
+        if final.exists():
+            shutil.rmtree(final)
+        final.parent.mkdir(parents=True, exist_ok=True)
+        shutil.move(staged, final)  # a rename on the same filesystem
+        old = self.index.get(video_id)
+        self.index[video_id] = {"key": key, "dir": f"videos/{name}"}
+        self._save_index()
+        self._tables.pop(video_id, None)
+        if old and old["dir"] != f"videos/{name}":
+            shutil.rmtree(self.root / old["dir"], ignore_errors=True)
+        return final
+
     @contextlib.contextmanager
     def entry(self, video_id: str, key: str) -> Iterator[Path]:
-        """Build a video's entry in a temp folder; on success it replaces any old entry and is indexed."""
-        videos = self.root / "videos"
-        videos.mkdir(parents=True, exist_ok=True)
-        tmp = Path(tempfile.mkdtemp(prefix=".partial-", dir=videos))
+        """Build a video's entry in a staging folder; on success it replaces any old entry and is indexed."""
+        staged = self.staging(key)
         try:
-            yield tmp
-            name = f"{safe_name(video_id)}-{key[:12]}"
-            final = videos / name
-            if final.exists():
-                shutil.rmtree(final)
-            tmp.rename(final)
-            old = self.index.get(video_id)
-            self.index[video_id] = {"key": key, "dir": f"videos/{name}"}
-            self._save_index()
-            self._tables.pop(video_id, None)
-            if old and old["dir"] != f"videos/{name}":
-                shutil.rmtree(self.root / old["dir"], ignore_errors=True)
+            yield staged
+            self.commit(video_id, key, staged)
         finally:
-            if tmp.exists():
-                shutil.rmtree(tmp, ignore_errors=True)
+            if staged.exists():
+                shutil.rmtree(staged, ignore_errors=True)
 
     def prune(self, keep: set[str] | None = None) -> list[str]:
         """Drop index entries not in ``keep`` and every folder no entry points to; returns dropped ids."""

@@ -4,7 +4,7 @@ Style follows the official ``mask2marker.py``: the ID number only, red, Hershey 
 anti-aliased, no background box, font scale ``(font_px / 30) * max(H, W) / font_ref_px`` (20 px at a
 336-px reference) and thickness ``max(2, int(2 * scale))``.
 
-Placement (``prompt.label_placement``): by default the text is centred on the anchor and kept
+Placement (``prompt.render.label_placement``): by default the text is centred on the anchor and kept
 inside the frame, so the number sits "at the centre" of the object as the paper says; the official
 code passes the anchor to ``cv2.putText`` as the text's bottom-left corner, unclipped (``official``),
 which draws the number up and to the right of the centre and lets it leave the frame at the edges.
@@ -21,23 +21,30 @@ as much as the mask does.
 
 from __future__ import annotations
 
+import bisect
 import os
 import tempfile
-from collections.abc import Iterable, Mapping
+from collections.abc import Iterable, Iterator, Mapping
 from pathlib import Path
+from typing import TYPE_CHECKING, Any
 
 import cv2
 import numpy as np
 
-from stvg.config import PromptParams
+from stvg.config import RenderParams, SamplingParams
+
+if TYPE_CHECKING:
+    from stvg.prompting.identity import Tracks
+    from stvg.prompting.video import FrameSource
 
 ID_COLOR_RGB = (255, 0, 0)
+RENDER_CHUNK = 32  # tracked frames decoded and drawn at a time
 FONT = cv2.FONT_HERSHEY_SIMPLEX
 HERSHEY_PX_AT_SCALE_1 = 30.0  # the official code's divisor: scale = font_px / 30 at the reference size
 PLATEAU_FRACTION = 0.9  # distance values >= this x peak count as the peak plateau
 
 
-def font_scale(height: int, width: int, p: PromptParams) -> float:
+def font_scale(height: int, width: int, p: RenderParams) -> float:
     """OpenCV font scale for a frame: ``font_px`` at ``font_ref_px``, linear in the longer side."""
     return (p.font_px / HERSHEY_PX_AT_SCALE_1) * max(height, width) / p.font_ref_px
 
@@ -85,7 +92,7 @@ def _mask_box(mask: np.ndarray) -> tuple[int, int, int, int] | None:
 def draw_ids(
     frame_rgb: np.ndarray,
     instances: Mapping[int, np.ndarray],
-    p: PromptParams,
+    p: RenderParams,
     *,
     inplace: bool = False,
 ) -> np.ndarray:
@@ -165,3 +172,55 @@ def write_video(
         if tmp.exists():
             tmp.unlink()
     return n
+
+
+def render_video(
+    source: FrameSource,
+    tracks: Tracks,
+    render: RenderParams,
+    sampling: SamplingParams,
+    prompted_path: Path | None,
+    fps: float,
+) -> tuple[dict[str, Any], np.ndarray, int]:
+    """Draw IDs on every tracked frame (mp4 at ``prompted_path``) and collect the frames the policy sees.
+
+    Returns the sampling plan (``sampling.json``), the sampled frames with their IDs and the number
+    of frames written.
+    """
+    from stvg.prompting.sampling import plan_sampling
+
+    idx, meta = source.frame_indices, source.meta
+    plan = plan_sampling(idx[-1] + 1, meta.fps, meta.width, meta.height, sampling)
+    wanted: dict[int, list[int]] = {}  # tracked position -> sample slots showing it
+    for slot, native in enumerate(plan.frame_indices):
+        wanted.setdefault(max(0, bisect.bisect_right(idx, native) - 1), []).append(slot)
+    sampled = np.zeros((plan.n_samples, plan.out_height, plan.out_width, 3), dtype=np.uint8)
+    drawn = _drawn_frames(source, tracks, render)
+
+    def frames_out() -> Iterator[np.ndarray]:
+        for pos, frame in enumerate(drawn):
+            for slot in wanted.get(pos, []):
+                size = (plan.out_width, plan.out_height)
+                sampled[slot] = cv2.resize(frame, size, interpolation=cv2.INTER_AREA)
+            yield frame
+
+    if prompted_path is not None:
+        written = write_video(prompted_path, frames_out(), fps, (meta.width, meta.height))
+    else:
+        written = sum(1 for _ in frames_out())
+    return plan.to_dict(), sampled, written
+
+
+def _drawn_frames(source: FrameSource, tracks: Tracks, p: RenderParams) -> Iterator[np.ndarray]:
+    """Every tracked frame with its instances' IDs drawn, in order."""
+    from stvg.prompting.maskdb import decode_mask
+
+    by_pos: dict[int, dict[int, Any]] = {}
+    for iid, frames in tracks.items():
+        for pos, o in frames.items():
+            by_pos.setdefault(pos, {})[iid] = o.payload
+    n = len(source.frame_indices)
+    for a in range(0, n, RENDER_CHUNK):
+        for k, frame in enumerate(source.read(a, min(n, a + RENDER_CHUNK))):
+            masks = {i: decode_mask(r) for i, r in by_pos.get(a + k, {}).items()}
+            yield draw_ids(frame, masks, p, inplace=True)

@@ -23,7 +23,7 @@ from typing import Any
 
 import numpy as np
 
-from stvg.config import PromptParams
+from stvg.config import SamplingParams
 
 IMAGE_FACTOR = 28  # frame sides are multiples of this (14-px patches merged 2x2)
 FRAME_FACTOR = 2  # frame counts are multiples of this (temporal patch size)
@@ -148,7 +148,7 @@ def smart_resize(
     return h_bar, w_bar
 
 
-def frame_pixel_cap(nframes: int, p: PromptParams) -> float:
+def frame_pixel_cap(nframes: int, p: SamplingParams) -> float:
     """Per-frame pixel cap: the total budget shared by the sampled frames (qwen-vl-utils' rule).
 
     Kept a float, as qwen-vl-utils keeps it: truncating it shrinks some frames by a whole 28-px step
@@ -173,7 +173,9 @@ def linspace_indices(total_frames: int, nframes: int) -> list[int]:
     return [int(v) for v in np.round(vals)]
 
 
-def plan_sampling(n_frames: int, native_fps: float, width: int, height: int, p: PromptParams) -> SamplingPlan:
+def plan_sampling(
+    n_frames: int, native_fps: float, width: int, height: int, p: SamplingParams
+) -> SamplingPlan:
     """The frames and frame size the policy sees for a video of ``n_frames`` at ``native_fps``."""
     if native_fps <= 0:
         raise ValueError(f"native fps must be > 0, got {native_fps}; the video header is broken")

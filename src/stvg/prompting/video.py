@@ -16,6 +16,8 @@ from typing import Protocol, Self
 
 import numpy as np
 
+PLAUSIBLE_FPS = (1 / 60, 1000.0)  # frame rates of real footage: a frame a minute .. high-speed cameras
+
 
 class VideoError(RuntimeError):
     """A video cannot be opened or has no decodable frames; the message names the file and the fix."""
@@ -83,6 +85,22 @@ def probe(path: str | Path) -> VideoMeta:
     return VideoMeta(fps=fps, n_frames=n, width=w, height=h)
 
 
+def undecodable_frame(path: str | Path, native: int, meta: VideoMeta) -> str:
+    """Why frame ``native`` cannot be read: broken timestamps when the stated rate is no video's, else truncation.
+
+    OpenCV steps through a file by timestamps; a header claiming, say, 6e-05 fps (one frame every
+    4.5 hours) or 16384 fps makes it stop after the first frame although every frame is there.
+    """
+    where = f"{path}: frame {native} of the {meta.n_frames} the header states cannot be decoded"
+    if not PLAUSIBLE_FPS[0] <= meta.fps <= PLAUSIBLE_FPS[1]:
+        return (
+            f"{where}; the header's frame rate, {meta.fps:g} fps, is no real video's (outside "
+            f"{PLAUSIBLE_FPS[0]:g}..{PLAUSIBLE_FPS[1]:g}), so its timestamps are broken: re-encode the "
+            "video with its true rate (e.g. ffmpeg -i IN -r 25 OUT)"
+        )
+    return f"{where} (truncated file?); re-encode the video or lower prompt.max_frames"
+
+
 class VideoFrames:
     """Streamed, position-addressed RGB frames of one video file."""
 
@@ -111,10 +129,7 @@ class VideoFrames:
                 self._next_native += 1
             ok, bgr = self._cap.read()
             if not ok:
-                raise VideoError(
-                    f"{self.path}: frame {native} of {self.meta.n_frames} cannot be decoded (truncated file?); "
-                    "re-encode the video or lower prompt.max_frames"
-                )
+                raise VideoError(undecodable_frame(self.path, native, self.meta))
             self._next_native += 1
             out.append(cv2.cvtColor(bgr, cv2.COLOR_BGR2RGB))
         return out
@@ -158,11 +173,36 @@ class ArrayFrames:
         self.frame_indices = list(range(len(self.frames)))
 
     def read(self, start: int, stop: int) -> list[np.ndarray]:
-        """Frames at positions ``start..stop-1``."""
-        return self.frames[max(0, start) : max(0, stop)]
+        """Copies of the frames at positions ``start..stop-1`` (readers may draw on what they get)."""
+        return [f.copy() for f in self.frames[max(0, start) : max(0, stop)]]
 
     def close(self) -> None:
         """Nothing to release."""
+
+
+class FrameCache:
+    """Random access to a source's tracked frames, chunk by chunk, holding a few chunks at a time."""
+
+    def __init__(self, source: FrameSource, chunk: int = 32, keep: int = 4) -> None:
+        self.source, self.chunk, self.keep = source, chunk, keep
+        self._chunks: dict[int, list[np.ndarray]] = {}
+
+    def get(self, position: int) -> np.ndarray:
+        """The RGB frame at tracked position ``position``."""
+        key = position // self.chunk
+        if key not in self._chunks:
+            if len(self._chunks) >= self.keep:
+                del self._chunks[next(iter(self._chunks))]
+            self._chunks[key] = self.source.read(key * self.chunk, (key + 1) * self.chunk)
+        return self._chunks[key][position - key * self.chunk]
+
+
+def effective_track_fps(source: FrameSource) -> float:
+    """Tracked frames per second of video (native fps unless ``track_fps`` thinned them)."""
+    idx = source.frame_indices
+    if len(idx) < 2:
+        return source.meta.fps
+    return source.meta.fps * (len(idx) - 1) / max(1, idx[-1] - idx[0])
 
 
 def content_hash(path: str | Path, chunk: int = 1 << 20) -> str:

@@ -2,7 +2,7 @@
 
 Nothing in the pipeline downloads weights while it runs: a stage is given a local path, or a
 registered name that ``resolve_weights`` finds in the weights folder (``detector.weights``,
-``prompt.sam2_checkpoint``), and a missing file is an error naming ``stvg weights fetch`` (the explicit
+``prompt.sam2.checkpoint``), and a missing file is an error naming ``stvg weights fetch`` (the explicit
 download step) as the fix. ``adopt_weights`` (``stvg weights fetch NAME --from PATH``) copies a file
 obtained elsewhere (a host without network) to the same place, verified the same way.
 

@@ -36,9 +36,10 @@ from tqdm import tqdm
 from stvg.config import LabelParams, Params, load_params
 from stvg.evaluation.metrics import TubeProtocol, TubeScores, aggregate_tubes, get_protocol
 from stvg.io import atomic_dir, write_json_atomic, write_jsonl_atomic
-from stvg.labels.ceiling import prompting_ceiling, tracked_grid
+from stvg.labels.ceiling import prompting_ceiling
 from stvg.labels.voting import label_frame_shift, sampled_span, vote_target
 from stvg.records import Sample
+from stvg.tubes import tracked_grid
 
 log = logging.getLogger(__name__)
 SPLITS = ("train", "test")

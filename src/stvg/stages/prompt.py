@@ -5,33 +5,39 @@
 
 Videos come from ``data.train_annotation`` and ``data.test_annotation`` (``data.max_videos`` caps
 each split). Output is the mask database (``stvg.prompting.maskdb``): content-addressed, so a re-run
-prompts only new or changed videos, a changed prompting param, model or prompting code re-prompts all,
-and entries of
-videos no longer in the data set are pruned. Each video is isolated: an unreadable video, zero frames,
-nothing detected or GPU out-of-memory (after the engine's retries) is listed in ``summary.json`` under
-``failures`` and the other videos go on. The stage exits 1 only when every video failed.
+prompts only new or changed videos, a changed output param, model or code of the chosen backend
+re-prompts all (``key_parts``), and entries of videos no longer in the data set are pruned. Each
+video is isolated: an unreadable video, zero frames, no instance left (the message says which step
+removed them) or GPU out-of-memory (after the backend's retries) is listed in ``summary.json``
+under ``failures`` and the other videos go on. The stage exits 1 only when every video failed, and
+3 when a sticky CUDA error left the device unusable (the entries written stay; a re-run resumes).
+
+Determinism: every file under ``--out`` (DVC hashes the folder: the prompted-data version) is a pure
+function of the videos, the output-relevant params, the model weights and the prompting code, so a
+run resumed after a kill, a run over a subset, or the videos in another order give the same bytes.
+What a run did and how long it took (videos prompted / reused / pruned, timings, host) goes to the
+run report, ``<out>_run.json`` beside the folder (``--report``), which DVC does not track and the
+flow logs to MLflow.
 """
 
 from __future__ import annotations
 
 import argparse
-import hashlib
 import logging
+import socket
 import sys
 import time
-from collections.abc import Callable
+from dataclasses import dataclass, field
+from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
 from tqdm import tqdm
 
-from stvg.config import Params, ParamsError, load_params, params_to_dict
+from stvg.config import Params, ParamsError, load_params
 from stvg.io import write_json_atomic
 
 log = logging.getLogger("stvg.prompt")
-
-# Params that gate or tune speed but never change what is written.
-NON_OUTPUT_KEYS = ("max_churn", "max_repairs_per_video", "offload_to_cpu")
 
 
 def parse_args(argv: list[str] | None) -> argparse.Namespace:
@@ -49,6 +55,11 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
     )
     parser.add_argument(
         "--videos", nargs="*", default=None, help="prompt these files instead of the data set"
+    )
+    parser.add_argument(
+        "--report",
+        default=None,
+        help="run report (timings, host, what was prompted or reused); default: <out>_run.json beside --out",
     )
     return parser.parse_args(argv)
 
@@ -80,75 +91,49 @@ def dataset_videos(params: Params, data_dir: Path) -> tuple[dict[str, Path], lis
     return videos, problems
 
 
-def output_params(params: Params, device: str = "cpu") -> dict[str, Any]:
-    """The params that change the database content (part of every entry's key).
+def key_parts(params: Params, detector_weights: Path, device: str = "cpu") -> dict[str, Any]:
+    """What every entry's key hashes besides the video: output params, model weights, the backend's code.
 
-    ``prompt.device`` enters as the resolved device kind (``cpu``/``cuda``, see ``stvg.runtime``), and
-    on the SAM2 path whether SAM2 filled mask holes: both change the masks, so a database never mixes
-    entries made under different ones.
+    Per backend: the code hashed is the shared prompting code and the chosen backend's own folder
+    (``backends.code_hash``), and only the chosen backend's params section is in, so a change to
+    one backend never re-prompts the other's entries.
     """
-    from stvg.runtime import device_kind, sam2_hole_filling
+    from stvg.prompting.backends import code_hash, output_params
 
-    prompt = {k: v for k, v in params_to_dict(params.prompt).items() if k not in NON_OUTPUT_KEYS}
-    prompt["device"] = device_kind(device)
-    if params.prompt.backend != "sam2":
-        prompt = {k: v for k, v in prompt.items() if not k.startswith("sam2_") and k != "window"}
-    else:
-        prompt["sam2_hole_filling"] = sam2_hole_filling(device) == "on"
     det = params.detector
     return {
-        "prompt": prompt,
-        "detector": {"conf": det.conf, "classes": list(det.classes), "imgsz": det.imgsz},
+        "params": {
+            "prompt": output_params(params.prompt, device),
+            "detector": {"conf": det.conf, "classes": list(det.classes), "imgsz": det.imgsz},
+        },
+        "weights": model_hashes(params, detector_weights),
+        "code": code_hash(params.prompt.backend),
     }
 
 
 def model_hashes(params: Params, detector_weights: Path) -> dict[str, str]:
     """Content hashes of the model weights used (random SAM2 weights are named by config and seed)."""
+    from stvg.prompting.backends import sam2_checkpoint
     from stvg.prompting.video import content_hash
 
     out = {"detector": content_hash(detector_weights)}
-    if params.prompt.backend == "sam2":
-        ckpt = sam2_checkpoint(params)
-        out["sam2"] = content_hash(ckpt) if ckpt else f"random:{params.prompt.sam2_cfg}:seed{params.seed}"
+    sam2 = params.prompt.sam2
+    if sam2 is not None:
+        ckpt = sam2_checkpoint(params.prompt)
+        out["sam2"] = content_hash(ckpt) if ckpt else f"random:{sam2.cfg}:seed{params.seed}"
     return out
 
 
-def sam2_checkpoint(params: Params) -> str:
-    """The local SAM2 checkpoint: a path, or a registered name found in ``weights/``; "" = random weights."""
-    from stvg.prompting.weights import resolve_weights
+@dataclass
+class _Progress:
+    """What one run of the stage did (the run report; never part of the hashed output)."""
 
-    spec = params.prompt.sam2_checkpoint
-    return str(resolve_weights(spec)) if spec else ""
-
-
-def prompting_code_hash() -> str:
-    """Hash of the code that decides what an entry holds: the ``stvg.prompting`` package and geometry.
-
-    Part of every entry's key, so a changed repair rule re-prompts what dvc re-runs the stage for,
-    instead of the database handing back entries the old code wrote.
-    """
-    import stvg.geometry
-    import stvg.prompting
-
-    files = sorted(Path(stvg.prompting.__file__).parent.glob("*.py")) + [Path(stvg.geometry.__file__)]
-    digest = hashlib.sha256()
-    for f in files:
-        digest.update(f.name.encode("utf-8") + b"\0" + f.read_bytes())
-    return digest.hexdigest()
-
-
-def tracker_factory(params: Params, device: str) -> Callable[[], Any] | None:
-    """SAM2 tracker sessions sharing one predictor (built once per process); None for the CPU backend."""
-    p = params.prompt
-    if p.backend != "sam2":
-        return None
-    import torch
-
-    from stvg.prompting.sam2_tracker import Sam2Tracker, build_predictor
-
-    torch.manual_seed(params.seed)  # random-weight SAM2 must be the same model on every run
-    predictor = build_predictor(p.sam2_cfg, sam2_checkpoint(params), device, p.sam2_image_size)
-    return lambda: Sam2Tracker(predictor, p.offload_to_cpu)
+    processed: list[str] = field(default_factory=list)
+    reused: list[str] = field(default_factory=list)
+    failures: list[dict[str, str]] = field(default_factory=list)
+    timings: dict[str, dict[str, float]] = field(default_factory=dict)  # video id -> seconds per step
+    tracked_frames: int = 0
+    device_failure: str = ""  # set when the GPU became unusable and the run stopped early
 
 
 def run(
@@ -158,88 +143,51 @@ def run(
     out: Path,
     device: str,
     detector: Any = None,
-) -> dict[str, Any]:
-    """Prompt every video not already in the database; returns the stage summary.
+) -> tuple[dict[str, Any], dict[str, Any]]:
+    """Prompt every video not already in the database.
 
-    ``detector`` replaces the YOLO built from ``detector_weights`` (whose hash still keys the entries):
-    the GPU tests and benchmarks prompt known objects with it, as random-weight YOLO finds none.
+    Returns the stage summary (a pure function of the inputs: it is hashed with the database) and
+    the run report (what this run did, how long it took, where: never hashed). ``detector`` replaces
+    the YOLO built from ``detector_weights`` (whose hash still keys the entries): the GPU tests and
+    benchmarks prompt known objects with it, as random-weight YOLO finds none.
     """
-    from stvg.prompting.detector import YoloDetector
-    from stvg.prompting.engine import prompt_video
-    from stvg.prompting.maskdb import MaskDB, entry_key, write_entry
+    from stvg.prompting.maskdb import MaskDB, entry_key
     from stvg.prompting.video import content_hash
 
     t_start = time.perf_counter()
     db = MaskDB(out)
     db.prune()  # folders a killed run left behind
-    common = {
-        "params": output_params(params, device),
-        "weights": model_hashes(params, detector_weights),
-        "code": prompting_code_hash(),
-    }
-    det = params.detector
-    detector = detector or YoloDetector(
-        detector_weights,
-        conf=det.conf,
-        classes=det.classes,
-        imgsz=det.imgsz,
-        device=device,
-        threads=det.threads,
-    )
-    make_tracker = None
-    failures: list[dict[str, str]] = []
-    processed, reused, frames_done, seconds = [], [], 0, 0.0
+    common = key_parts(params, detector_weights, device)
+    prompter = _Prompter(params, detector_weights, device, detector)
+    done = _Progress()
     keys: dict[str, str] = {}
     for vid in tqdm(sorted(videos), desc="prompt", unit="video"):
         path = videos[vid]
         try:
             key = entry_key(content_hash(path), common["params"], common["weights"], common["code"])
         except OSError as exc:
-            failures.append({"video_id": vid, "error": f"{path}: cannot read ({exc}); check data.video_root"})
+            done.failures.append(
+                {"video_id": vid, "error": f"{path}: cannot read ({exc}); check data.video_root"}
+            )
             continue
         keys[vid] = key
         if db.key(vid) == key:
-            reused.append(vid)
+            done.reused.append(vid)
             continue
-        try:
-            if make_tracker is None and params.prompt.backend == "sam2":
-                make_tracker = tracker_factory(params, device)
-            with db.entry(vid, key) as folder:
-                from stvg.prompting.maskdb import PROMPTED
-
-                result = prompt_video(
-                    path,
-                    detector,
-                    params.prompt,
-                    make_tracker=make_tracker,
-                    prompted_path=folder / PROMPTED,
-                    video_id=vid,
-                )
-                write_entry(folder, result.table, result.summary, result.sampling, result.sampled_frames)
-        except Exception as exc:  # noqa: BLE001 - isolate the video; the summary names it and the reason
-            log.warning("video %s failed: %s", vid, exc)
-            failures.append({"video_id": vid, "error": f"{type(exc).__name__}: {exc}"})
-            continue
-        processed.append(vid)
-        frames_done += int(result.summary["tracked_frames"])
-        seconds += float(result.summary["timings"]["total_s"])
-    dropped = db.prune(keep=set(keys) - {f["video_id"] for f in failures})
-    wall = time.perf_counter() - t_start
-    return {
+        if not prompter.prompt(db, vid, path, key, done):
+            break  # the device is unusable: what is written stays, a new process resumes
+    pruned = db.prune(keep=set(keys) - {f["video_id"] for f in done.failures})
+    summary = {
         "videos": len(videos),
-        "processed": len(processed),
-        "reused": len(reused),
-        "failed": len(failures),
-        "failures": failures,
-        "pruned": dropped,
+        "failed": len(done.failures),
+        "failures": done.failures,
         "in_database": len(db.video_ids()),
-        "tracked_frames": frames_done,
-        "prompt_seconds": round(seconds, 3),
-        "frames_per_s": round(frames_done / seconds, 3) if seconds > 0 else 0.0,
-        "wall_seconds": round(wall, 3),
         "backend": params.prompt.backend,
-        **runtime_report(params, device),
     }
+    if done.device_failure:
+        summary["device_failure"] = done.device_failure
+    report = _run_report(done, pruned, device, time.perf_counter() - t_start)
+    return summary, {**report, **runtime_report(params, device)}
 
 
 def runtime_report(params: Params, device: str) -> dict[str, Any]:
@@ -251,6 +199,87 @@ def runtime_report(params: Params, device: str) -> dict[str, Any]:
         out["sam2_c_extension"] = sam2_extension_built()
         out["sam2_hole_filling"] = sam2_hole_filling(device)
     return out
+
+
+class _Prompter:
+    """Prompts one video into its database entry; the detector and the backend are built once per run."""
+
+    def __init__(self, params: Params, detector_weights: Path, device: str, detector: Any = None) -> None:
+        from stvg.prompting.detector import YoloDetector
+
+        det = params.detector
+        self.params, self.device = params, device
+        self.detector = detector or YoloDetector(
+            detector_weights,
+            conf=det.conf,
+            classes=det.classes,
+            imgsz=det.imgsz,
+            device=device,
+            threads=det.threads,
+        )
+        self.backend: Any = None  # built on the first video that needs prompting (models load there)
+
+    def prompt(self, db: Any, vid: str, path: Path, key: str, done: _Progress) -> bool:
+        """Build the video's entry; a failure is recorded in ``done`` and leaves no entry.
+
+        Returns False when the device became unusable (nothing more can be prompted in this process).
+        """
+        from stvg.prompting.backends import build_backend
+        from stvg.prompting.backends.sam2.oom import DeviceFailure
+
+        try:
+            self.backend = self.backend or build_backend(
+                self.params.prompt, device=self.device, seed=self.params.seed
+            )
+            with db.entry(vid, key) as folder:
+                result = build_entry(folder, path, vid, self.params, self.detector, self.backend)
+        except DeviceFailure as exc:
+            log.error("video %s: %s", vid, exc)
+            done.failures.append({"video_id": vid, "error": f"DeviceFailure: {exc}"})
+            done.device_failure = str(exc)
+            return False
+        except Exception as exc:  # noqa: BLE001 - isolate the video; the summary names it and the reason
+            log.warning("video %s failed: %s", vid, exc)
+            done.failures.append({"video_id": vid, "error": f"{type(exc).__name__}: {exc}"})
+            return True
+        done.processed.append(vid)
+        done.timings[vid] = result.timings
+        done.tracked_frames += int(result.summary["tracked_frames"])
+        return True
+
+
+def build_entry(folder: Path, video: Path, video_id: str, params: Params, detector: Any, backend: Any) -> Any:
+    """Prompt ``video`` and write its whole entry into ``folder`` (a staging folder); returns the result.
+
+    The unit of work of the stage (and of any executor that spreads videos over workers): the
+    folder is complete when this returns, and ``maskdb.MaskDB.commit`` moves it in.
+    """
+    from stvg.prompting.engine import prompt_video
+    from stvg.prompting.maskdb import PROMPTED, write_entry
+
+    result = prompt_video(
+        video, params.prompt, detector, backend=backend, prompted_path=folder / PROMPTED, video_id=video_id
+    )
+    write_entry(folder, result.table, result.summary, result.sampling, result.sampled_frames)
+    return result
+
+
+def _run_report(done: _Progress, pruned: list[str], device: str, wall: float) -> dict[str, Any]:
+    seconds = sum(t.get("total_s", 0.0) for t in done.timings.values())
+    return {
+        "finished_at": datetime.now(UTC).isoformat(timespec="seconds"),
+        "host": socket.gethostname(),
+        "device": device,
+        "processed": len(done.processed),
+        "reused": len(done.reused),
+        "failed": len(done.failures),
+        "pruned": pruned,
+        "tracked_frames": done.tracked_frames,
+        "prompt_seconds": round(seconds, 3),
+        "frames_per_s": round(done.tracked_frames / seconds, 3) if seconds > 0 else 0.0,
+        "wall_seconds": round(wall, 3),
+        "timings": done.timings,
+    }
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -285,17 +314,29 @@ def main(argv: list[str] | None = None) -> int:
     out = Path(args.out)
     try:  # a wrong device, a missing SAM2 checkpoint or detector classes: one line, before any video
         device = resolve_device(args.device or params.prompt.device, "prompt.device")
-        summary = run(params, videos, weights, out, device)
+        summary, report = run(params, videos, weights, out, device)
     except (ValueError, FileNotFoundError) as exc:
         print(f"stvg prompt: {exc}", file=sys.stderr)
         return 2
     summary["invalid_samples"] = problems
     write_json_atomic(out / "summary.json", summary)
+    write_json_atomic(run_report_path(out, args.report), report)
     print(
-        f"prompt: {summary['processed']} prompted, {summary['reused']} reused, {summary['failed']} failed "
-        f"of {summary['videos']} videos ({summary['frames_per_s']} frames/s) -> {out}"
+        f"prompt: {report['processed']} prompted, {report['reused']} reused, {summary['failed']} failed "
+        f"of {summary['videos']} videos ({report['frames_per_s']} frames/s) -> {out}"
     )
-    return 1 if summary["failed"] and not (summary["processed"] or summary["reused"]) else 0
+    if summary.get("device_failure"):
+        print(f"stvg prompt: stopped early: {summary['device_failure']}", file=sys.stderr)
+        return 3
+    return 1 if summary["failed"] and not summary["in_database"] else 0
+
+
+def run_report_path(out: Path, report: str | None = None) -> Path:
+    """Where the run report goes: ``--report``, else beside the database as ``<out>_run.json``.
+
+    Outside the database folder on purpose: DVC hashes that folder, and timings must not change a version.
+    """
+    return Path(report) if report else out.with_name(f"{out.name}_run.json")
 
 
 if __name__ == "__main__":

@@ -29,6 +29,8 @@ from stvg.geometry import box_iou, mask_to_box, pairwise_mask_iou
 from stvg.prompting.identity import box_mask
 from stvg.records import Detection
 
+GRABCUT_SEED = 0  # OpenCV RNG seed set before every GrabCut call (see ``refine_box``)
+
 
 @dataclass(frozen=True)
 class RefineParams:
@@ -74,49 +76,24 @@ def refine_box(
     objects settles on the one at its centre instead of taking both (GrabCut alone only knows the
     background's colours).
     """
-    import cv2
-
     h, w = image_bgr.shape[:2]
     side = max(box[2] - box[0], box[3] - box[1])
     if side < 4:
         return None
-    rx1, ry1, rx2, ry2 = _grow(box, max(3.0, p.margin * side), w, h)
-    sx1, sy1, sx2, sy2 = _grow(box, max(2.0, p.slack * side), w, h)
-    bx1, by1, bx2, by2 = _grow(box, 0.0, w, h)
-    roi = np.ascontiguousarray(image_bgr[ry1:ry2, rx1:rx2])
-    labels = np.full(roi.shape[:2], cv2.GC_BGD, dtype=np.uint8)
-    labels[sy1 - ry1 : sy2 - ry1, sx1 - rx1 : sx2 - rx1] = cv2.GC_PR_BGD
-    labels[by1 - ry1 : by2 - ry1, bx1 - rx1 : bx2 - rx1] = cv2.GC_PR_FGD
-    own = _core((bx1, by1, bx2, by2))
-    for other in others:
-        ox1, oy1, ox2, oy2 = _core(other)
-        if ox1 < own[2] and own[0] < ox2 and oy1 < own[3] and own[1] < oy2:
-            continue  # its core is ours too
-        ox1, oy1 = max(ox1 - rx1, 0), max(oy1 - ry1, 0)
-        ox2, oy2 = min(ox2 - rx1, roi.shape[1]), min(oy2 - ry1, roi.shape[0])
-        if ox2 > ox1 and oy2 > oy1:
-            labels[oy1:oy2, ox1:ox2] = cv2.GC_BGD
-    cx, cy = (own[0] + own[2]) // 2 - rx1, (own[1] + own[3]) // 2 - ry1
-    labels[own[1] - ry1 : own[3] - ry1, own[0] - rx1 : own[2] - rx1] = cv2.GC_FGD
-    if (labels == cv2.GC_BGD).sum() < 8:  # the box fills the frame: nothing to learn background from
+    roi_box = _grow(box, max(3.0, p.margin * side), w, h)
+    labels, centre = _seed_labels(box, roi_box, _grow(box, max(2.0, p.slack * side), w, h), others, w, h)
+    if labels is None:
         return None
-    roi_h, roi_w = labels.shape
-    scale = min(1.0, float(np.sqrt(p.max_roi_px / (roi_h * roi_w))))
-    if scale < 1.0:  # GrabCut's cost grows with the ROI: large boxes are segmented at a lower resolution
-        size = (max(8, round(roi_w * scale)), max(8, round(roi_h * scale)))
-        roi = cv2.resize(roi, size, interpolation=cv2.INTER_AREA)
-        labels = cv2.resize(labels, size, interpolation=cv2.INTER_NEAREST)
-    bgd, fgd = np.zeros((1, 65), np.float64), np.zeros((1, 65), np.float64)
-    try:
-        cv2.grabCut(roi, labels, None, bgd, fgd, p.iterations, cv2.GC_INIT_WITH_MASK)
-    except cv2.error:
+    rx1, ry1, rx2, ry2 = roi_box
+    fg = _grabcut(np.ascontiguousarray(image_bgr[ry1:ry2, rx1:rx2]), labels, p)
+    if fg is None:
         return None
-    fg = ((labels == cv2.GC_FGD) | (labels == cv2.GC_PR_FGD)).astype(np.uint8)
-    if scale < 1.0:
-        fg = cv2.resize(fg, (roi_w, roi_h), interpolation=cv2.INTER_NEAREST)
+    import cv2
+
     n, comp, stats, _ = cv2.connectedComponentsWithStats(fg, connectivity=4)
     if n <= 1:
         return None
+    cx, cy = centre
     k = comp[cy, cx] if comp[cy, cx] > 0 else 1 + int(np.argmax(stats[1:, cv2.CC_STAT_AREA]))
     mask = np.zeros((h, w), dtype=bool)
     mask[ry1:ry2, rx1:rx2] = comp == k
@@ -125,6 +102,65 @@ def refine_box(
     if refined is None or mask.sum() < p.min_fill * box_area or box_iou(refined, box) < p.min_box_iou:
         return None
     return mask
+
+
+def _seed_labels(
+    box: Sequence[float],
+    roi: tuple[int, int, int, int],
+    slack: tuple[int, int, int, int],
+    others: Sequence[Sequence[float]],
+    width: int,
+    height: int,
+) -> tuple[np.ndarray | None, tuple[int, int]]:
+    """GrabCut's initial labels over the ROI, and the box centre in ROI pixels (None: nothing to learn
+    the background from, the box fills the frame)."""
+    import cv2
+
+    rx1, ry1, rx2, ry2 = roi
+    sx1, sy1, sx2, sy2 = slack
+    bx1, by1, bx2, by2 = _grow(box, 0.0, width, height)
+    labels = np.full((ry2 - ry1, rx2 - rx1), cv2.GC_BGD, dtype=np.uint8)
+    labels[sy1 - ry1 : sy2 - ry1, sx1 - rx1 : sx2 - rx1] = cv2.GC_PR_BGD
+    labels[by1 - ry1 : by2 - ry1, bx1 - rx1 : bx2 - rx1] = cv2.GC_PR_FGD
+    own = _core((bx1, by1, bx2, by2))
+    for other in others:
+        ox1, oy1, ox2, oy2 = _core(other)
+        if ox1 < own[2] and own[0] < ox2 and oy1 < own[3] and own[1] < oy2:
+            continue  # its core is ours too
+        ox1, oy1 = max(ox1 - rx1, 0), max(oy1 - ry1, 0)
+        ox2, oy2 = min(ox2 - rx1, labels.shape[1]), min(oy2 - ry1, labels.shape[0])
+        if ox2 > ox1 and oy2 > oy1:
+            labels[oy1:oy2, ox1:ox2] = cv2.GC_BGD
+    centre = ((own[0] + own[2]) // 2 - rx1, (own[1] + own[3]) // 2 - ry1)
+    labels[own[1] - ry1 : own[3] - ry1, own[0] - rx1 : own[2] - rx1] = cv2.GC_FGD
+    if (labels == cv2.GC_BGD).sum() < 8:
+        return None, centre
+    return labels, centre
+
+
+def _grabcut(roi: np.ndarray, labels: np.ndarray, p: RefineParams) -> np.ndarray | None:
+    """Foreground (uint8 0/1) of the ROI after GrabCut, at the ROI's resolution; None on an OpenCV error."""
+    import cv2
+
+    roi_h, roi_w = labels.shape
+    scale = min(1.0, float(np.sqrt(p.max_roi_px / (roi_h * roi_w))))
+    if scale < 1.0:  # GrabCut's cost grows with the ROI: large boxes are segmented at a lower resolution
+        size = (max(8, round(roi_w * scale)), max(8, round(roi_h * scale)))
+        roi = cv2.resize(roi, size, interpolation=cv2.INTER_AREA)
+        labels = cv2.resize(labels, size, interpolation=cv2.INTER_NEAREST)
+    bgd, fgd = np.zeros((1, 65), np.float64), np.zeros((1, 65), np.float64)
+    # GrabCut seeds its colour models with k-means++ drawn from OpenCV's process-wide RNG, whose state
+    # every earlier call advanced: reseeding makes the mask a function of this box alone, not of the
+    # boxes (and videos) the process refined before.
+    cv2.setRNGSeed(GRABCUT_SEED)
+    try:
+        cv2.grabCut(roi, labels, None, bgd, fgd, p.iterations, cv2.GC_INIT_WITH_MASK)
+    except cv2.error:
+        return None
+    fg = ((labels == cv2.GC_FGD) | (labels == cv2.GC_PR_FGD)).astype(np.uint8)
+    if scale < 1.0:
+        fg = cv2.resize(fg, (roi_w, roi_h), interpolation=cv2.INTER_NEAREST)
+    return fg
 
 
 def refine_detections(

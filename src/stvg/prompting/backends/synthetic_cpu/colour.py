@@ -1,4 +1,4 @@
-"""Appearance of an instance on one frame: a colour histogram of its mask, for telling instances apart.
+"""The stand-in's appearance: a colour histogram of an instance's mask, for telling instances apart.
 
 Motion and box overlap cannot tell two shapes apart where they cross; appearance can, whenever they
 differ in colour. BoT-SORT-style trackers take a ReID embedding for that; without a ReID network the
@@ -11,12 +11,16 @@ similarity of two features is their Bhattacharyya coefficient and ``1 - cosine``
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass
 
 import numpy as np
 
+from stvg.prompting.identity import Observation
+
 HUE_BINS, SAT_BINS, VAL_BINS = 16, 4, 4
 FEATURE_DIM = HUE_BINS * SAT_BINS * VAL_BINS
+END_WINDOW = 8  # observations whose medoid colour stands for a track's first or last frames
 
 
 def hsv_bins(image_rgb: np.ndarray) -> np.ndarray:
@@ -81,3 +85,32 @@ def medoid_feature(features: Sequence[np.ndarray | None]) -> np.ndarray | None:
         return None
     stack = np.stack(known)
     return known[int(np.argmax((stack @ stack.T).sum(axis=1)))]
+
+
+def end_appearance(
+    frames: Mapping[int, Observation], *, first: bool, window: int = END_WINDOW
+) -> np.ndarray | None:
+    """Typical appearance of a track's first (or last) ``window`` observed (not gap-filled) frames.
+
+    The medoid, not the mean: the ends of a fragment are where its object goes behind, or comes out
+    from behind, another one, and those frames' masks mix in the other object's colours.
+    """
+    keys = [k for k in sorted(frames) if not frames[k].filled and frames[k].feature is not None]
+    keys = keys[:window] if first else keys[-window:]
+    return medoid_feature([frames[k].feature for k in keys])
+
+
+@dataclass(frozen=True)
+class ColourSimilarity:
+    """``identity.Similarity`` by colour: fragments whose end colours differ more than ``gate`` are two
+    objects (a shape that went behind another is not the one that came out)."""
+
+    gate: float
+
+    def signature(self, frames: Mapping[int, Observation], *, first: bool) -> np.ndarray | None:
+        """The medoid colour feature of the track's first (or last) observed frames."""
+        return end_appearance(frames, first=first)
+
+    def compatible(self, tail: np.ndarray | None, head: np.ndarray | None) -> bool:
+        """Whether the two ends may be one object (unknown colours never veto)."""
+        return appearance_distance(tail, head) <= self.gate

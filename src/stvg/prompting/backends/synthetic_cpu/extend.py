@@ -1,4 +1,4 @@
-"""Extend tracks past their first and last detections: the CPU backend's forward/backward propagation.
+"""Extend tracks past their first and last detections: the stand-in's forward/backward propagation.
 
 The paper propagates every new instance backward to its first appearance (and SAM2 carries each one
 forward until it vanishes). A per-frame detector misses an instance at both ends of its life: while it
@@ -30,7 +30,7 @@ ones included, or where interpolating the gap's two ends puts it (the union of t
 object that turns while covered is followed where linear interpolation alone would cut the corner.
 Inside a gap the walk stops at a part smaller than ``min_gap_fraction`` of the track's usual area
 (a sliver is likelier a piece of the object than all of it); the frames it leaves are filled by
-``engine.fill_occluded``.
+``fill.fill_occluded``.
 
 Found observations carry score 0 and ``filled=True`` (inferred, not detected) and every extension is
 recorded. Colour is a weak cue on cluttered real video; this is for the CPU backend, whose embedded
@@ -47,8 +47,14 @@ from typing import Any
 import numpy as np
 
 from stvg.geometry import box_iou, mask_to_box
-from stvg.prompting.appearance import appearance_distance, back_project, colour_feature, medoid_feature
-from stvg.prompting.identity import Observation, Tracks, end_appearance, motion_box
+from stvg.prompting.backends.synthetic_cpu.colour import (
+    appearance_distance,
+    back_project,
+    colour_feature,
+    end_appearance,
+    medoid_feature,
+)
+from stvg.prompting.identity import Observation, Tracks, motion_box
 
 Frames = Callable[[int], np.ndarray]  # tracked position -> RGB frame
 
@@ -65,6 +71,9 @@ class ExtendParams:
     window: int = 4  # detected observations fitting the motion at an end
     min_gap_fraction: float = 0.3  # in a gap, a part under this x the usual area stops the walk
     hidden_fraction: float = 0.9  # share of its shape on its colour for an object hidden in a blob; 0 = off
+    max_size: float = 1.2  # a part larger than this x the track's usual area is not (only) the object
+    held_iou: float = 0.5  # another track's box this alike, of the same usual colours, holds the object
+    min_on_frame: float = 0.9  # a hidden shape moved where less than this share of it stays in frame is lost
 
 
 def _clip(box: Sequence[float], width: int, height: int) -> tuple[int, int, int, int] | None:
@@ -101,7 +110,7 @@ def find_part(
     overlap = np.bincount(comp[iy1:iy2, ix1:ix2].ravel(), minlength=n)
     overlap[0] = 0
     parts = np.flatnonzero(overlap >= p.min_px)  # an occluder can cut the visible part in pieces
-    if parts.size == 0 or stats[parts, cv2.CC_STAT_AREA].sum() > 1.2 * max_area:
+    if parts.size == 0 or stats[parts, cv2.CC_STAT_AREA].sum() > p.max_size * max_area:
         return None
     mask = np.zeros((h, w), dtype=bool)
     mask[region[1] : region[3], region[0] : region[2]] = np.isin(comp, parts)
@@ -122,9 +131,10 @@ def _held_by_another(
     others: Sequence[tuple[Sequence[float], np.ndarray | None]],
     p: ExtendParams,
 ) -> bool:
-    """Another track's object is there: a box of it with IoU >= 0.5 and the same usual colours."""
+    """Another track's object is there: a box of it with IoU >= ``held_iou`` and the same usual colours."""
     return any(
-        float(box_iou(box, other_box)) >= 0.5 and appearance_distance(feature, other_feature) <= p.gate / 2
+        float(box_iou(box, other_box)) >= p.held_iou
+        and appearance_distance(feature, other_feature) <= p.gate / 2
         for other_box, other_feature in others
     )
 
@@ -162,7 +172,7 @@ def hidden_part(
     dy = round((expected[1] + expected[3] - box[1] - box[3]) / 2)
     moved = _shifted(template, dx, dy)
     n = int(moved.sum())
-    if n < max(p.min_px, 0.9 * template.sum()):
+    if n < max(p.min_px, p.min_on_frame * template.sum()):
         return None  # the shape would leave the frame
     moved_box = mask_to_box(moved)
     assert moved_box is not None
@@ -177,9 +187,34 @@ def hidden_part(
         return None
     _, comp = cv2.connectedComponents(fg.astype(np.uint8), connectivity=4)
     holding = np.unique(comp[fg & inside])
-    if np.isin(comp, holding[holding > 0]).sum() <= 1.2 * max_area:
+    if np.isin(comp, holding[holding > 0]).sum() <= p.max_size * max_area:
         return None  # the colour there is the object alone: find_part's business, not a hidden one
     return None if _held_by_another(moved_box, appearance, others, p) else moved
+
+
+@dataclass
+class _Walks:
+    """What every walk of one ``extend_track_ends`` call reads and adds to."""
+
+    out: Tracks  # the tracks as extended so far
+    seen_at: dict[
+        int, dict[int, tuple[Sequence[float], np.ndarray | None]]
+    ]  # frame -> id -> (box, usual colour)
+    frame_at: Frames
+    n_positions: int
+    encode: Callable[[np.ndarray], Any]
+    decode: Callable[[Any], np.ndarray] | None
+    p: ExtendParams
+
+
+@dataclass(frozen=True)
+class _Span:
+    """One walk: from ``start`` by ``step`` up to (not onto) ``stop``; inside a gap, its two ends."""
+
+    start: int
+    step: int
+    stop: int
+    between: tuple[Observation, Observation, int, int] | None = None
 
 
 def extend_track_ends(
@@ -195,112 +230,147 @@ def extend_track_ends(
     With ``decode`` (observation payload -> bool mask), an object hidden on or under a shape of its
     own colour is followed too (``hidden_part``); without it only visible parts are.
     """
-    out: Tracks = {tid: dict(frames) for tid, frames in tracks.items()}
+    walks = _Walks(
+        {tid: dict(f) for tid, f in tracks.items()},
+        _usual_colours(tracks),
+        frame_at,
+        n_positions,
+        encode,
+        decode,
+        p,
+    )
+    log: list[dict[str, Any]] = []
+    for tid in sorted(tracks):
+        detected = {f: o for f, o in tracks[tid].items() if not o.filled}
+        if len(detected) >= 2:
+            log += _extend_ends(walks, tid, detected)
+            log += _walk_gaps(walks, tid, detected)
+    return {tid: dict(sorted(f.items())) for tid, f in walks.out.items()}, log
+
+
+def _usual_colours(tracks: Tracks) -> dict[int, dict[int, tuple[Sequence[float], np.ndarray | None]]]:
+    """Frame -> track -> (box, the track's usual colours).
+
+    A track's usual colours, not one frame's: on a frame where it holds a box around two shapes,
+    that frame's colours are a mix that would pass for either shape's.
+    """
     seen_at: dict[int, dict[int, tuple[Sequence[float], np.ndarray | None]]] = {}
     for tid, frames in tracks.items():
-        # a track's usual colours, not one frame's: on a frame where it holds a box around two
-        # shapes, that frame's colours are a mix that would pass for either shape's
         usual = medoid_feature([o.feature for o in frames.values() if not o.filled])
         for f, o in frames.items():
             seen_at.setdefault(f, {})[tid] = (o.box, usual)
-    log: list[dict[str, Any]] = []
+    return seen_at
 
-    def follow(
-        tid: int,
-        detected: dict[int, Observation],
-        span: tuple[int, int, int],
-        appearance: np.ndarray,
-        motion: dict[int, Observation],
-        between: tuple[Observation, Observation, int, int] | None = None,
-    ) -> tuple[int, int]:
-        """Walk ``span`` (start, step, stop: up to, not onto, stop), expecting the object where
-        ``motion``'s observations lead; each one found joins ``motion`` unless that is ``detected``.
-        Returns the frames found and how many of them hidden in a region of its colour."""
-        max_area = float(np.median([o.area for o in detected.values()]))
-        label = next(iter(detected.values())).label
-        start, step, stop = span
-        found, t = 0, start
-        near = detected[min(detected, key=lambda f: abs(f - start))]
-        template = decode(near.payload) if decode is not None and near.payload is not None else None
-        n_hidden = 0
-        while 0 <= t < n_positions and t != stop and found < p.max_frames and t not in out[tid]:
-            expected = motion_box(motion, t, backward=step < 0, window=p.window)
-            if between is not None:  # inside a gap: also where interpolating its two ends puts it
-                oa, ob, a, b = between
-                wt = (t - a) / (b - a)
-                lin = (1 - wt) * np.asarray(oa.box) + wt * np.asarray(ob.box)
-                expected = tuple(
-                    np.concatenate(
-                        [np.minimum(expected[:2], lin[:2]), np.maximum(expected[2:], lin[2:])]
-                    ).tolist()
-                )
-            others = [seen for o, seen in seen_at.get(t, {}).items() if o != tid]
-            image = frame_at(t)
-            mask = find_part(image, expected, appearance, max_area, others, p)
-            if mask is None and template is not None:
-                mask = hidden_part(image, expected, template, appearance, max_area, others, p)
-                n_hidden += mask is not None
-            if mask is None or (between is not None and mask.sum() < p.min_gap_fraction * max_area):
-                break  # inside a gap, a sliver is likelier a piece of the object than all of it
-            box = mask_to_box(mask)
-            assert box is not None
-            obs = Observation(
-                box=box, area=int(mask.sum()), score=0.0, payload=encode(mask), label=label, filled=True
-            )
-            out[tid][t] = obs
-            if motion is not detected:
-                motion[t] = obs
-            seen_at.setdefault(t, {})[tid] = (box, appearance)
-            found += 1
-            t += step
-        return found, n_hidden
 
-    for tid in sorted(tracks):
-        detected = {f: o for f, o in tracks[tid].items() if not o.filled}
-        if len(detected) < 2:
+def _extend_ends(walks: _Walks, tid: int, detected: dict[int, Observation]) -> list[dict[str, Any]]:
+    """Walk back from the track's first detection and on from its last one."""
+    log = []
+    for backward in (True, False):
+        appearance = end_appearance(detected, first=backward, window=max(walks.p.window, 8))
+        if appearance is None:
             continue
-        for backward in (True, False):
-            appearance = end_appearance(detected, first=backward, window=max(p.window, 8))
+        end = min(detected) if backward else max(detected)
+        step = -1 if backward else 1
+        found, n_hidden = _follow(walks, tid, detected, _Span(end + step, step, -2), appearance, detected)
+        if found:
+            where = "before its first" if backward else "after its last"
+            hidden = f" ({n_hidden} of them hidden in a region of its colour)" if n_hidden else ""
+            log.append(
+                {
+                    "kind": "extend",
+                    "track": tid,
+                    "direction": "backward" if backward else "forward",
+                    "frames": found,
+                    "hidden_frames": n_hidden,
+                    "reason": f"its colour found along its motion {found} frame(s) {where} detection{hidden}",
+                }
+            )
+    return log
+
+
+def _walk_gaps(walks: _Walks, tid: int, detected: dict[int, Observation]) -> list[dict[str, Any]]:
+    """Walk into each short gap between detections, from both sides."""
+    log = []
+    keys = sorted(detected)
+    for a, b in itertools.pairwise(keys):
+        if not 1 < b - a <= walks.p.max_frames + 1:
+            continue
+        found = n_hidden = 0
+        for span, side in ((_Span(a + 1, 1, b), False), (_Span(b - 1, -1, a), True)):
+            near = {f: o for f, o in detected.items() if (f >= b if side else f <= a)}
+            appearance = end_appearance(near, first=side, window=max(walks.p.window, 8))
             if appearance is None:
                 continue
-            end = min(detected) if backward else max(detected)
-            step = -1 if backward else 1
-            found, n_hidden = follow(tid, detected, (end + step, step, -2), appearance, detected)
-            if found:
-                log.append(
-                    {
-                        "kind": "extend",
-                        "track": tid,
-                        "direction": "backward" if backward else "forward",
-                        "frames": found,
-                        "hidden_frames": n_hidden,
-                        "reason": f"its colour found along its motion {found} frame(s) "
-                        f"{'before its first' if backward else 'after its last'} detection"
-                        + (f" ({n_hidden} of them hidden in a region of its colour)" if n_hidden else ""),
-                    }
-                )
-        gaps = [(a, b) for a, b in itertools.pairwise(sorted(detected)) if 1 < b - a <= p.max_frames + 1]
-        for a, b in gaps:
-            found = n_hidden = 0
-            for start, step, stop, side in ((a + 1, 1, b, False), (b - 1, -1, a, True)):
-                near = {f: o for f, o in detected.items() if (f >= b if side else f <= a)}
-                appearance = end_appearance(near, first=side, window=max(p.window, 8))
-                if appearance is not None:
-                    motion = {f: o for f, o in out[tid].items() if (f >= b if side else f <= a)}
-                    ends = (detected[a], detected[b], a, b)
-                    got, hid = follow(tid, detected, (start, step, stop), appearance, motion, ends)
-                    found, n_hidden = found + got, n_hidden + hid
-            if found:
-                log.append(
-                    {
-                        "kind": "fill_colour",
-                        "track": tid,
-                        "frames": found,
-                        "hidden_frames": n_hidden,
-                        "gap": [a + 1, b - 1],
-                        "reason": f"its colour found along its motion on {found} of the {b - a - 1} "
-                        "frame(s) it was not detected"
-                        + (f" ({n_hidden} of them hidden in a region of its colour)" if n_hidden else ""),
-                    }
-                )
-    return {tid: dict(sorted(f.items())) for tid, f in out.items()}, log
+            motion = {f: o for f, o in walks.out[tid].items() if (f >= b if side else f <= a)}
+            between = _Span(span.start, span.step, span.stop, (detected[a], detected[b], a, b))
+            got, hid = _follow(walks, tid, detected, between, appearance, motion)
+            found, n_hidden = found + got, n_hidden + hid
+        if found:
+            hidden = f" ({n_hidden} of them hidden in a region of its colour)" if n_hidden else ""
+            log.append(
+                {
+                    "kind": "fill_colour",
+                    "track": tid,
+                    "frames": found,
+                    "hidden_frames": n_hidden,
+                    "gap": [a + 1, b - 1],
+                    "reason": f"its colour found along its motion on {found} of the {b - a - 1} "
+                    f"frame(s) it was not detected{hidden}",
+                }
+            )
+    return log
+
+
+def _follow(
+    walks: _Walks,
+    tid: int,
+    detected: dict[int, Observation],
+    span: _Span,
+    appearance: np.ndarray,
+    motion: dict[int, Observation],
+) -> tuple[int, int]:
+    """Walk ``span`` expecting the object where ``motion``'s observations lead; each one found joins
+    ``motion`` unless that is ``detected``. Returns the frames found and how many were hidden."""
+    p, out = walks.p, walks.out
+    max_area = float(np.median([o.area for o in detected.values()]))
+    label = next(iter(detected.values())).label
+    near = detected[min(detected, key=lambda f: abs(f - span.start))]
+    template = walks.decode(near.payload) if walks.decode is not None and near.payload is not None else None
+    found = n_hidden = 0
+    t = span.start
+    while 0 <= t < walks.n_positions and t != span.stop and found < p.max_frames and t not in out[tid]:
+        expected = _expected(motion, t, span, p.window)
+        others = [seen for o, seen in walks.seen_at.get(t, {}).items() if o != tid]
+        image = walks.frame_at(t)
+        mask = find_part(image, expected, appearance, max_area, others, p)
+        if mask is None and template is not None:
+            mask = hidden_part(image, expected, template, appearance, max_area, others, p)
+            n_hidden += mask is not None
+        if mask is None or (span.between is not None and mask.sum() < p.min_gap_fraction * max_area):
+            break  # inside a gap, a sliver is likelier a piece of the object than all of it
+        box = mask_to_box(mask)
+        assert box is not None
+        obs = Observation(
+            box=box, area=int(mask.sum()), score=0.0, payload=walks.encode(mask), label=label, filled=True
+        )
+        out[tid][t] = obs
+        if motion is not detected:
+            motion[t] = obs
+        walks.seen_at.setdefault(t, {})[tid] = (box, appearance)
+        found += 1
+        t += span.step
+    return found, n_hidden
+
+
+def _expected(motion: dict[int, Observation], t: int, span: _Span, window: int) -> Sequence[float]:
+    """Where the object should be at ``t``: along its motion; inside a gap, also where interpolating
+    the gap's two ends puts it (the union of both boxes)."""
+    expected = motion_box(motion, t, backward=span.step < 0, window=window)
+    if span.between is None:
+        return expected
+    oa, ob, a, b = span.between
+    wt = (t - a) / (b - a)
+    lin = (1 - wt) * np.asarray(oa.box) + wt * np.asarray(ob.box)
+    return tuple(
+        np.concatenate([np.minimum(expected[:2], lin[:2]), np.maximum(expected[2:], lin[2:])]).tolist()
+    )

@@ -1,64 +1,24 @@
-"""Tracker backends and their one output format: per tracked frame, ``{instance_id: (mask, score)}``.
+"""Per-frame association for the stand-in: Ultralytics' BYTETrack / BoT-SORT fed with our detections.
 
-Two kinds of backend produce that format:
-
-- a **propagation tracker** (``Tracker`` protocol; SAM2 in ``sam2_tracker.py``, scripted fakes in
-  tests) is prompted with boxes/masks on keyframes and propagates them forward or backward over a
-  window of frames; the engine decides identities (``identity.match_keyframe``);
-- the **CPU backend** (``DetectionTracker``) detects on every frame and associates detections with
-  Ultralytics' own BYTETrack / BoT-SORT classes, fed with our detections (no Ultralytics predictor in
-  between). ByteTrack confirms a new track one frame late, so the first detection of each confirmed
-  track is back-filled (the CPU analogue of backward propagation). Masks come from the -seg model
-  when it has one, else from ``refine.refine_detections`` (GrabCut in the box) or the filled box.
-  BoT-SORT gets each detection's colour histogram (``appearance.colour_feature``) as its ReID
-  feature, used as a veto on matches (``_gated``).
-
-Positions are tracked-frame positions (see ``video.VideoFrames``); boxes are xyxy pixels.
+Detections of every frame are associated with Ultralytics' own tracker classes (no Ultralytics
+predictor in between). ByteTrack confirms a new track one frame late, so the first detection of each
+confirmed track is back-filled (the stand-in's analogue of backward propagation). Masks come from a
+-seg model when it has one, else from ``grabcut`` or the filled box. BoT-SORT gets each detection's
+colour histogram (``colour.colour_feature``) as its ReID feature, used as a veto on matches
+(``_gated``). Positions are tracked-frame positions; boxes are xyxy pixels.
 """
 
 from __future__ import annotations
 
-from collections.abc import Iterator, Sequence
+from collections.abc import Sequence
 from dataclasses import dataclass, field
-from typing import Any, Protocol
+from typing import Any
 
 import numpy as np
 
+from stvg.prompting.backends.base import FrameMasks
 from stvg.prompting.identity import box_mask
-from stvg.records import Box, Detection
-
-FrameMasks = dict[int, tuple[np.ndarray, float]]  # instance id -> ((H, W) bool mask, score)
-
-
-class Tracker(Protocol):
-    """A propagation tracker over one window of frames (one session between ``start`` and ``reset``)."""
-
-    def start(self, frames: Sequence[np.ndarray], first_frame: int = 0) -> None:
-        """Open a session on RGB frames that sit at positions ``first_frame..first_frame+len-1``."""
-        ...
-
-    def add_box(self, frame_idx: int, obj_id: int, box: Box) -> np.ndarray:
-        """Prompt ``obj_id`` with a box on ``frame_idx``; returns its (H, W) bool mask there."""
-        ...
-
-    def add_mask(self, frame_idx: int, obj_id: int, mask: np.ndarray) -> None:
-        """Prompt ``obj_id`` with a mask on ``frame_idx`` (carried across window boundaries)."""
-        ...
-
-    def propagate(self, start: int, n: int, reverse: bool = False) -> Iterator[tuple[int, FrameMasks]]:
-        """Masks of every prompted object on ``n`` frames from ``start`` (inclusive), in time order."""
-        ...
-
-    def reset(self) -> None:
-        """End the session and free its state (the model stays loaded)."""
-        ...
-
-    def close(self) -> None:
-        """Release the model."""
-        ...
-
-
-# ----------------------------------------------------------------------------------------------- CPU backend
+from stvg.records import Detection
 
 
 class _Dets:
@@ -134,8 +94,8 @@ def _tracker_args(kind: str, overrides: dict[str, Any] | None = None) -> Any:
     return IterableSimpleNamespace(**cfg)
 
 
-def _gated(base: type, class_aware: bool, appearance_gate: float) -> type:
-    """A subclass of an Ultralytics tracker whose association never pairs a track with another class
+class _Gate:
+    """Mixin over an Ultralytics tracker whose association never pairs a track with another class
     (``class_aware``) or with a detection that looks different (appearance distance > ``appearance_gate``).
 
     Ultralytics' BYTETrack/BoT-SORT match on IoU (and score), so where two shapes cross, a track may
@@ -145,60 +105,70 @@ def _gated(base: type, class_aware: bool, appearance_gate: float) -> type:
     ReID fusion (``min(iou, appearance)``, which lets appearance *add* matches), appearance here only
     *removes* matches: a colour histogram is a weak re-identifier but a strong veto.
     """
-    from ultralytics.trackers.basetrack import TrackState
-    from ultralytics.trackers.utils import matching
 
-    class Gated(base):  # type: ignore[misc, valid-type]
-        def get_dists(self, tracks: list[Any], detections: list[Any]) -> np.ndarray:
-            dists = matching.iou_distance(tracks, detections)
-            if self.args.fuse_score:
-                dists = matching.fuse_score(dists, detections)
-            if not dists.size:
-                return dists
-            if class_aware:
-                track_cls = np.array([t.cls for t in tracks], dtype=np.float64)
-                det_cls = np.array([d.cls for d in detections], dtype=np.float64)
-                dists = np.where(track_cls[:, None] == det_cls[None, :], dists, 1.0)
-            return self._appearance_veto(tracks, detections, dists)
+    class_aware: bool = True
+    appearance_gate: float = 0.0
 
-        def _appearance_veto(self, tracks: list[Any], detections: list[Any], dists: np.ndarray) -> np.ndarray:
-            if appearance_gate <= 0 or getattr(self, "encoder", None) is None or not dists.size:
-                return dists
-            known_t = np.array([getattr(t, "smooth_feat", None) is not None for t in tracks])
-            known_d = np.array([getattr(d, "curr_feat", None) is not None for d in detections])
-            emb = matching.embedding_distance(tracks, detections)  # 1 - cosine, in [0, 1] here
-            veto = (emb > appearance_gate) & known_t[:, None] & known_d[None, :]
-            return np.where(veto, 1.0, dists)
+    def get_dists(self, tracks: list[Any], detections: list[Any]) -> np.ndarray:
+        from ultralytics.trackers.utils import matching
 
-        def _second_association(
-            self,
-            strack_pool: list[Any],
-            u_track: list[int],
-            detections_second: list[Any],
-            activated: list[Any],
-            refind: list[Any],
-            lost: list[Any],
-        ) -> None:
-            """ByteTrack's low-score stage (IoU, threshold 0.5) with the appearance veto added.
+        dists = matching.iou_distance(tracks, detections)
+        if self.args.fuse_score:  # type: ignore[attr-defined]
+            dists = matching.fuse_score(dists, detections)
+        if not dists.size:
+            return dists
+        if self.class_aware:
+            track_cls = np.array([t.cls for t in tracks], dtype=np.float64)
+            det_cls = np.array([d.cls for d in detections], dtype=np.float64)
+            dists = np.where(track_cls[:, None] == det_cls[None, :], dists, 1.0)
+        return self._appearance_veto(tracks, detections, dists)
 
-            The class gate stays off here, but colour survives partial occlusion: without the veto, a
-            track whose object went behind another one takes over the occluder's low-score box.
-            """
-            remaining = [strack_pool[i] for i in u_track if strack_pool[i].state == TrackState.Tracked]
-            if remaining and detections_second:
-                dists = self._appearance_veto(
-                    remaining, detections_second, matching.iou_distance(remaining, detections_second)
-                )
-                matches, u_left, _ = matching.linear_assignment(dists, thresh=0.5)
-                self._apply_matches(matches, remaining, detections_second, activated, refind)
-            else:
-                u_left = list(range(len(remaining)))
-            for it in u_left:
-                remaining[it].mark_lost()
-                lost.append(remaining[it])
+    def _appearance_veto(self, tracks: list[Any], detections: list[Any], dists: np.ndarray) -> np.ndarray:
+        from ultralytics.trackers.utils import matching
 
-    Gated.__name__ = f"Gated{base.__name__}"
-    return Gated
+        if self.appearance_gate <= 0 or getattr(self, "encoder", None) is None or not dists.size:
+            return dists
+        known_t = np.array([getattr(t, "smooth_feat", None) is not None for t in tracks])
+        known_d = np.array([getattr(d, "curr_feat", None) is not None for d in detections])
+        emb = matching.embedding_distance(tracks, detections)  # 1 - cosine, in [0, 1] here
+        veto = (emb > self.appearance_gate) & known_t[:, None] & known_d[None, :]
+        return np.where(veto, 1.0, dists)
+
+    def _second_association(
+        self,
+        strack_pool: list[Any],
+        u_track: list[int],
+        detections_second: list[Any],
+        activated: list[Any],
+        refind: list[Any],
+        lost: list[Any],
+    ) -> None:
+        """ByteTrack's low-score stage (IoU, threshold 0.5) with the appearance veto added.
+
+        The class gate stays off here, but colour survives partial occlusion: without the veto, a
+        track whose object went behind another one takes over the occluder's low-score box.
+        """
+        from ultralytics.trackers.basetrack import TrackState
+        from ultralytics.trackers.utils import matching
+
+        remaining = [strack_pool[i] for i in u_track if strack_pool[i].state == TrackState.Tracked]
+        if remaining and detections_second:
+            dists = self._appearance_veto(
+                remaining, detections_second, matching.iou_distance(remaining, detections_second)
+            )
+            matches, u_left, _ = matching.linear_assignment(dists, thresh=0.5)
+            self._apply_matches(matches, remaining, detections_second, activated, refind)  # type: ignore[attr-defined]
+        else:
+            u_left = list(range(len(remaining)))
+        for it in u_left:
+            remaining[it].mark_lost()
+            lost.append(remaining[it])
+
+
+def _gated(base: type, class_aware: bool, appearance_gate: float) -> type:
+    """``base`` (an Ultralytics tracker class) with the ``_Gate`` association."""
+    attrs = {"class_aware": class_aware, "appearance_gate": appearance_gate}
+    return type(f"Gated{base.__name__}", (_Gate, base), attrs)
 
 
 @dataclass
@@ -215,7 +185,7 @@ class DetectionTracker:
 
     def __post_init__(self) -> None:
         if self.kind not in ("bytetrack", "botsort"):
-            raise ValueError(f"prompt.tracker must be bytetrack or botsort, got {self.kind!r}")
+            raise ValueError(f"prompt.synthetic_cpu.tracker must be bytetrack or botsort, got {self.kind!r}")
         self.reset()
 
     def reset(self) -> None:

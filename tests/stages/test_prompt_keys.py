@@ -1,0 +1,89 @@
+"""Cache keys and DVC dependencies per backend: editing one backend never re-prompts the other's videos."""
+
+from __future__ import annotations
+
+import shutil
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+import yaml
+
+from stvg.config import params_from_dict
+from stvg.prompting import backends
+from stvg.stages import prompt as stage
+
+
+@pytest.fixture()
+def package(tmp_path: Path) -> Path:
+    """A copy of ``stvg/prompting`` to edit (``code_hash`` also reads ``stvg/geometry.py``)."""
+    copy = tmp_path / "prompting"
+    shutil.copytree(backends.PACKAGE, copy, ignore=shutil.ignore_patterns("__pycache__"))
+    return copy
+
+
+def edit(path: Path) -> None:
+    path.write_text(path.read_text(encoding="utf-8") + "\n# an edit\n", encoding="utf-8")
+
+
+@pytest.mark.parametrize(
+    ("edited", "changes"),
+    [
+        ("backends/synthetic_cpu/extend.py", {"synthetic_cpu"}),
+        ("backends/sam2/forward.py", {"sam2"}),
+        ("identity/merge.py", {"synthetic_cpu", "sam2"}),  # shared code keys both
+        ("backends/__init__.py", set()),  # only names the backends
+        ("weights.py", set()),  # fetching checkpoints decides nothing an entry holds
+    ],
+)
+def test_an_edit_changes_the_keys_of_the_backends_whose_code_it_is(
+    package: Path, edited: str, changes: set
+) -> None:
+    before = {b: backends.code_hash(b, package) for b in backends.BACKENDS}
+    edit(package / edited)
+    after = {b: backends.code_hash(b, package) for b in backends.BACKENDS}
+    assert {b for b in before if before[b] != after[b]} == changes
+
+
+def test_keys_hold_only_the_chosen_backends_params(tmp_path: Path) -> None:
+    weights = tmp_path / "w.pt"
+    weights.write_bytes(b"w")
+    cpu = stage.key_parts(params_from_dict({}), weights)
+    sam2 = stage.key_parts(params_from_dict({"prompt": {"backend": "sam2", "synthetic_cpu": None}}), weights)
+    assert "synthetic_cpu" in cpu["params"]["prompt"] and "sam2" not in cpu["params"]["prompt"]
+    assert "sam2" in sam2["params"]["prompt"] and "synthetic_cpu" not in sam2["params"]["prompt"]
+    assert "offload_to_cpu" not in sam2["params"]["prompt"]["sam2"], "a memory knob changes no entry"
+    assert sam2["weights"]["sam2"].startswith("random:") and "sam2" not in cpu["weights"]
+    assert "max_churn" not in cpu["params"]["prompt"], "a gate bound changes no entry"
+    cheap = params_from_dict({"prompt": {"max_churn": 9.0, "max_repairs_per_video": 1}})
+    assert stage.key_parts(cheap, weights) == cpu
+
+
+@pytest.mark.slow
+def test_dvc_depends_on_the_chosen_backends_folder_only(
+    repo_root: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """What `dvc repro prompt` re-runs for: dvc.yaml resolved by DVC itself, for each backend."""
+    deps = {}
+    for backend in backends.BACKENDS:
+        root = tmp_path / backend
+        root.mkdir()
+        shutil.copy(repo_root / "dvc.yaml", root)
+        params = yaml.safe_load((repo_root / "params.yaml").read_text(encoding="utf-8"))
+        params["prompt"] = {"backend": backend}
+        (root / "params.yaml").write_text(yaml.safe_dump(params), encoding="utf-8")
+        subprocess.run([sys.executable, "-m", "dvc", "init", "--no-scm", "-q"], cwd=root, check=True)
+        from dvc.repo import Repo
+
+        monkeypatch.chdir(root)  # DVC reads the templating values from params.yaml in the working folder
+        with Repo(str(root)) as repo:
+            deps[backend] = {str(d.def_path) for d in repo.stage.collect("prompt")[0].deps}
+    folder = "src/stvg/prompting/backends/{}"
+    assert folder.format("synthetic_cpu") in deps["synthetic_cpu"] and folder.format("sam2") in deps["sam2"]
+    assert (
+        folder.format("sam2") not in deps["synthetic_cpu"]
+        and folder.format("synthetic_cpu") not in deps["sam2"]
+    )
+    shared = {f"src/stvg/prompting/{rel}" for rel in backends.SHARED_CODE}
+    assert shared <= deps["sam2"] & deps["synthetic_cpu"], "every hashed shared file is a dependency"
