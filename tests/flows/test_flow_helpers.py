@@ -71,7 +71,7 @@ def test_stage_plan_orders_and_validates(tmp_path):
     ("exc", "retry"),
     [
         (DownloadError("truncated"), True),
-        (ChecksumError("http://x", "a" * 64, "b" * 64), True),
+        (ChecksumError("http://x", "a" * 64, "b" * 64), False),  # final: the same bytes come again
         (DownloadError("HTTP 404", retryable=False), False),
         (UnsafeArchiveError("../evil"), False),
         (FileNotFoundError("no local path"), False),

@@ -102,17 +102,26 @@ def train(d: DetectorParams, synthetic: SyntheticParams, out: Path) -> dict[str,
 
 
 def adopt(d: DetectorParams, out: Path) -> dict[str, Any]:
-    """Check a given weights file loads with the requested classes, and copy it to ``out``."""
+    """Check a given weights file against its pin, load it safely with the requested classes, copy it.
+
+    The copy is what later stages load, so the pin is checked on the bytes copied, before any unpickling.
+    """
     from stvg.prompting.detector import YoloDetector
-    from stvg.prompting.weights import sha256_of
+    from stvg.prompting.weights import check_pinned
 
     src = Path(d.weights)
-    detector = YoloDetector(src, conf=d.conf, classes=d.classes, imgsz=d.imgsz)
-    shutil.copyfile(src, out / "weights.pt")
+    if not src.is_file():
+        raise FileNotFoundError(f"detector.weights {src} not found; fetch it (stvg weights fetch) or fix the path")
+    copied = out / "weights.pt"
+    shutil.copyfile(src, copied)
+    digest = check_pinned(
+        copied, d.weights_sha256, allow_unpinned=d.allow_unpinned_weights, param="detector.weights_sha256"
+    )
+    detector = YoloDetector(copied, conf=d.conf, classes=d.classes, imgsz=d.imgsz)
     metrics = {
         "source": "given",
         "weights": str(src),
-        "sha256": sha256_of(src),
+        "sha256": digest,
         "task": str(detector.model.task),
         "classes": sorted(set(detector.class_names.values())),
     }
