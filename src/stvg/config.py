@@ -180,7 +180,9 @@ class DetectorParams:
     """Object detector: a weights file, an architecture yaml trained on the synthetic frames, or YOLOv12-x."""
 
     weights: str = ""  # a .pt file; empty = train `arch` on the synthetic benchmark (detector stage)
-    weights_sha256: str = ""  # pin of `weights`: a given checkpoint must match it (`stvg weights fetch` prints it)
+    weights_sha256: str = (
+        ""  # pin of `weights`: a given checkpoint must match it (`stvg weights fetch` prints it)
+    )
     allow_unpinned_weights: bool = False  # true: load a given checkpoint without a pin (not for shared runs)
     arch: str = "yolov8n.yaml"
     conf: float = 0.25
@@ -196,8 +198,12 @@ class DetectorParams:
 
     def __post_init__(self) -> None:
         _require(0 < self.conf < 1, "detector.conf", "must be in (0, 1) (paper: 0.25)")
-        hex64 = len(self.weights_sha256) == 64 and all(c in "0123456789abcdefABCDEF" for c in self.weights_sha256)
-        _require(not self.weights_sha256 or hex64, "detector.weights_sha256", "must be a 64-hex SHA-256 or empty")
+        hex64 = len(self.weights_sha256) == 64 and all(
+            c in "0123456789abcdefABCDEF" for c in self.weights_sha256
+        )
+        _require(
+            not self.weights_sha256 or hex64, "detector.weights_sha256", "must be a 64-hex SHA-256 or empty"
+        )
         _require(self.imgsz >= 32 and self.imgsz % 32 == 0, "detector.imgsz", "must be a multiple of 32")
         _require(self.epochs >= 1, "detector.epochs", "must be >= 1")
         _require(self.batch >= 1, "detector.batch", "must be >= 1")

@@ -130,7 +130,9 @@ def fetch_weights(name: str, dest_dir: str | Path, *, pin: str = "", progress: b
     digest = expected or sha256_of(path)
     record = path.with_name(path.name + PIN_SUFFIX)
     record.write_text(f"{digest}  {path.name}\n", encoding="utf-8")
-    log.info("%s: sha256 %s (recorded in %s; pin it in params.yaml to verify later runs)", name, digest, record)
+    log.info(
+        "%s: sha256 %s (recorded in %s; pin it in params.yaml to verify later runs)", name, digest, record
+    )
     return path
 
 

@@ -111,7 +111,9 @@ def adopt(d: DetectorParams, out: Path) -> dict[str, Any]:
 
     src = Path(d.weights)
     if not src.is_file():
-        raise FileNotFoundError(f"detector.weights {src} not found; fetch it (stvg weights fetch) or fix the path")
+        raise FileNotFoundError(
+            f"detector.weights {src} not found; fetch it (stvg weights fetch) or fix the path"
+        )
     copied = out / "weights.pt"
     shutil.copyfile(src, copied)
     digest = check_pinned(
