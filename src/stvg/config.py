@@ -256,6 +256,7 @@ class PromptParams:
     max_frames: int = 0  # cap on tracked frames per video; 0 = no cap
     max_churn: float = 0.5  # GX bound: new IDs per tracked second
     max_repairs_per_video: int = 50
+    max_failed_fraction: float = 0.05  # GX bound: share of the data set's videos that failed to prompt
 
     def __post_init__(self) -> None:
         _require(self.redetect_every >= 1, "prompt.redetect_every", "must be >= 1 frame (paper: 15)")
@@ -290,6 +291,7 @@ class PromptParams:
             "must be in [0, 1] (0 = off)",
         )
         _require(0 <= self.appearance_gate <= 1, "prompt.appearance_gate", "must be in [0, 1] (0 = off)")
+        _require(0 <= self.max_failed_fraction <= 1, "prompt.max_failed_fraction", "must be in [0, 1]")
 
 
 @dataclass(frozen=True)

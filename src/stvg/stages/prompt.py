@@ -31,7 +31,7 @@ from stvg.io import write_json_atomic
 log = logging.getLogger("stvg.prompt")
 
 # Params that gate or tune speed but never change what is written.
-NON_OUTPUT_KEYS = ("max_churn", "max_repairs_per_video", "offload_to_cpu")
+NON_OUTPUT_KEYS = ("max_churn", "max_repairs_per_video", "max_failed_fraction", "offload_to_cpu")
 
 
 def parse_args(argv: list[str] | None) -> argparse.Namespace:
