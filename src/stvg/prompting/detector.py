@@ -400,3 +400,46 @@ def train_detector(
         metrics["mask_mAP50"] = raw["metrics/mAP50(M)"]
         metrics["mask_mAP50-95"] = raw["metrics/mAP50-95(M)"]
     return TrainResult(weights=weights, metrics=metrics, epochs=epochs, seconds=seconds, task=str(model.task))
+
+
+# Ultralytics checkpoint keys that record when/where a run happened, not what it learned.
+_VOLATILE_CHECKPOINT_KEYS = ("date", "git", "train_results")
+
+
+def canonical_checkpoint(src: Path, dst: Path, work_dir: Path) -> None:
+    """Re-save a trained Ultralytics checkpoint so identical weights give identical bytes.
+
+    Ultralytics stamps the save date, a per-epoch timing table (``train_results``) and the run's
+    temporary paths (``train_args``, the model's ``args``) into the pickle, so two identical trainings
+    differ in bytes and even in size. This keeps everything a loader reads (model, class names,
+    task, metrics, version) and replaces paths under ``work_dir`` (the temporary training folder) by
+    their relative form. It loads
+    ``src`` the safe way, which also proves the file loads under ``load_yolo``.
+    """
+    import io
+
+    import torch
+    from ultralytics.nn.tasks import torch_safe_load
+
+    ckpt, _ = torch_safe_load(str(src), safe_only=True)
+    roots = (str(work_dir), str(Path(work_dir).resolve()))
+    clean = {k: v for k, v in ckpt.items() if k not in _VOLATILE_CHECKPOINT_KEYS}
+    clean["train_args"] = _relative_paths(ckpt.get("train_args") or {}, roots)
+    model = clean.get("model")
+    if model is not None and isinstance(getattr(model, "args", None), dict):
+        model.args = _relative_paths(model.args, roots)
+    buffer = io.BytesIO()  # a buffer, not a path: torch names the archive's records after the file
+    torch.save(clean, buffer)
+    Path(dst).write_bytes(buffer.getvalue())
+
+
+def _relative_paths(args: dict[str, Any], roots: tuple[str, ...]) -> dict[str, Any]:
+    """``args`` with every string under one of ``roots`` made relative to it (``./dataset/data.yaml``)."""
+
+    def rel(value: Any) -> Any:
+        for root in roots:
+            if isinstance(value, str) and root in value:
+                value = value.replace(root, ".")
+        return value
+
+    return {k: rel(v) for k, v in args.items()}

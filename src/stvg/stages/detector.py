@@ -7,8 +7,14 @@ With ``detector.weights: ""`` it trains ``detector.arch`` (a detection or -seg y
 distribution as the train split, from a stream disjoint from both benchmark splits, so the val split,
 which is the benchmark, is never seen) and validates on ``n_val_frames`` frames from another disjoint
 stream. With a weights path it checks that the file loads and has the requested classes, and copies
-it. Writes ``weights.pt``, ``metrics.json`` (mAP50, mAP50-95, epochs, seconds) and ``summary.json``,
-all at once (the folder appears complete or not at all); the YOLO run folder lives in a temp dir.
+it. Writes ``weights.pt``, ``metrics.json`` (mAP50, mAP50-95, epochs) and ``summary.json``, all at
+once (the folder appears complete or not at all); the YOLO run folder lives in a temp dir. Wall times
+go to ``artifacts/run_info/detector.json`` (``stvg.runinfo``), never into a hashed output.
+
+Reproducibility: training is seeded and deterministic on one kind of machine, and the checkpoint is
+written by ``prompting.detector.canonical_checkpoint`` without Ultralytics' save date, per-epoch
+timings and temporary run paths, so the same params and code give the same ``weights.pt`` bytes
+(README, "Determinism").
 """
 
 from __future__ import annotations
@@ -24,6 +30,7 @@ from typing import Any
 
 from stvg.config import DetectorParams, ParamsError, SyntheticParams, load_params
 from stvg.io import atomic_dir, write_json_atomic
+from stvg.runinfo import write_run_info
 
 log = logging.getLogger("stvg.detector")
 
@@ -55,9 +62,14 @@ def labelled_frames(
     return frames, tuple(SHAPE_CLASSES)
 
 
-def train(d: DetectorParams, synthetic: SyntheticParams, out: Path) -> dict[str, Any]:
-    """Train ``d.arch`` on generator frames; writes weights.pt and metrics.json into ``out``."""
-    from stvg.prompting.detector import train_detector, write_yolo_dataset
+def train(
+    d: DetectorParams, synthetic: SyntheticParams, out: Path
+) -> tuple[dict[str, Any], dict[str, float]]:
+    """Train ``d.arch`` on generator frames; writes weights.pt and metrics.json into ``out``.
+
+    Returns the metrics and the wall times (``render_s``, ``train_s``), which are kept out of ``out``.
+    """
+    from stvg.prompting.detector import canonical_checkpoint, train_detector, write_yolo_dataset
 
     t0 = time.perf_counter()
     train_frames, names = labelled_frames(synthetic, d.n_train_frames, d.seed, d.crowded_fraction)
@@ -83,12 +95,10 @@ def train(d: DetectorParams, synthetic: SyntheticParams, out: Path) -> dict[str,
             threads=d.threads,
             seed=d.seed,
         )
-        shutil.copyfile(result.weights, out / "weights.pt")
+        canonical_checkpoint(result.weights, out / "weights.pt", work)
     metrics = {
         **{k: round(v, 4) for k, v in result.metrics.items()},
         "epochs": result.epochs,
-        "seconds": round(result.seconds, 1),
-        "data_seconds": round(render_s, 1),
         "task": result.task,
         "arch": d.arch,
         "imgsz": d.imgsz,
@@ -98,7 +108,7 @@ def train(d: DetectorParams, synthetic: SyntheticParams, out: Path) -> dict[str,
         "source": "trained",
     }
     write_json_atomic(out / "metrics.json", metrics)
-    return metrics
+    return metrics, {"render_s": render_s, "train_s": result.seconds}
 
 
 def adopt(d: DetectorParams, out: Path) -> dict[str, Any]:
@@ -144,7 +154,7 @@ def main(argv: list[str] | None = None) -> int:
     t0 = time.perf_counter()
     try:
         with atomic_dir(out) as tmp_out:
-            metrics = adopt(d, tmp_out) if d.weights else train(d, params.synthetic, tmp_out)
+            metrics, seconds = (adopt(d, tmp_out), {}) if d.weights else train(d, params.synthetic, tmp_out)
             summary = {
                 "stage": "detector",
                 "source": metrics["source"],
@@ -152,13 +162,13 @@ def main(argv: list[str] | None = None) -> int:
                 "mAP50": metrics.get("mAP50"),
                 "mAP50-95": metrics.get("mAP50-95"),
                 "epochs": metrics.get("epochs"),
-                "seconds": round(time.perf_counter() - t0, 1),
                 "classes": metrics["classes"],
             }
             write_json_atomic(tmp_out / "summary.json", summary)
     except (FileNotFoundError, ValueError) as exc:
         print(f"stvg detector: {exc}", file=sys.stderr)
         return 1
+    write_run_info(out, "detector", {**seconds, "total_s": time.perf_counter() - t0})
     print(f"stvg detector: {summary}")
     return 0
 

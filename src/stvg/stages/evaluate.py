@@ -30,6 +30,7 @@ from stvg.evaluation.metrics import get_protocol
 from stvg.evaluation.plots import write_plots
 from stvg.io import atomic_dir, read_jsonl, write_json_atomic, write_jsonl_atomic
 from stvg.records import Sample
+from stvg.runinfo import write_run_info
 from stvg.stages.label import first_videos
 
 log = logging.getLogger(__name__)
@@ -116,7 +117,6 @@ def run(
         "n_prompted": sum(db.has(s.video_id) for s in samples),
         "policies": sorted(scored),
         "parse_failures": _reasons(scored[POLICY]),
-        "seconds": round(time.perf_counter() - t0, 3),
     }
     with atomic_dir(out) as tmp:
         write_jsonl_atomic(tmp / "predictions.jsonl", records)
@@ -127,6 +127,7 @@ def run(
             threshold_op=protocol.threshold_op,
         )
         write_json_atomic(tmp / "summary.json", {**summary, "metrics": metrics})
+    write_run_info(out, "evaluate", {"total_s": time.perf_counter() - t0})
     return {**summary, "metrics": metrics}
 
 
