@@ -102,7 +102,7 @@ def _params(argv: list[str]) -> int:
 def _weights(argv: list[str]) -> int:
     import argparse
 
-    from stvg.prompting.weights import REGISTRY, fetch_weights
+    from stvg.prompting.weights import PIN_SUFFIX, REGISTRY, fetch_weights
 
     ap = argparse.ArgumentParser(prog="stvg weights fetch", description="Fetch a real checkpoint explicitly.")
     ap.add_argument("action", choices=["fetch"])
@@ -111,7 +111,9 @@ def _weights(argv: list[str]) -> int:
     ap.add_argument("--sha256", default="", help="expected SHA-256 (pins the download)")
     args = ap.parse_args(argv)
     path = fetch_weights(args.name, args.dest, pin=args.sha256)
-    print(json.dumps({"name": args.name, "path": str(path)}))
+    digest = path.with_name(path.name + PIN_SUFFIX).read_text(encoding="utf-8").split()[0]
+    pin = {"yolo": "detector.weights_sha256"}.get(REGISTRY[args.name].kind)
+    print(json.dumps({"name": args.name, "path": str(path), "sha256": digest, "pin_in_params": pin}))
     return 0
 
 

@@ -67,3 +67,19 @@ def test_resolve_never_downloads(tmp_path: Path, monkeypatch):
     assert weights.resolve_weights("yolo12x", tmp_path) == tmp_path / "yolo12x.pt"
     with pytest.raises(FileNotFoundError, match="registered name"):
         weights.resolve_weights(tmp_path / "nothing.pt", tmp_path)
+
+
+def test_weights_fetch_command_prints_the_sha256_and_where_to_pin_it(tmp_path: Path, monkeypatch, capsys):
+    import json
+
+    from stvg import cli
+
+    def fake_download(url, dest, *, sha256="", progress=True, **_):
+        Path(dest).write_bytes(b"yolo weights")
+        return Path(dest)
+
+    monkeypatch.setattr("stvg.data.fetch.download", fake_download)
+    assert cli.main(["weights", "fetch", "yolo12x", "--dest", str(tmp_path)]) == 0
+    printed = json.loads(capsys.readouterr().out.strip().splitlines()[-1])
+    assert printed["sha256"] == hashlib.sha256(b"yolo weights").hexdigest()
+    assert printed["pin_in_params"] == "detector.weights_sha256"
