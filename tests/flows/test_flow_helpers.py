@@ -82,3 +82,15 @@ def test_only_transient_download_errors_are_retried(exc, retry):
     from flows.download import _retry_helps
 
     assert _retry_helps(None, None, SimpleNamespace(data=exc)) is retry
+
+
+def test_the_policy_version_is_the_model_folder_hash_alone():
+    from flows.registry import LineageError, policy_version
+
+    first = {"train": {"artifacts/train/model": "aaa.dir", "artifacts/train/log_history.json": "b1"}}
+    retrained = {"train": {"artifacts/train/model": "aaa.dir", "artifacts/train/log_history.json": "b2"}}
+    changed = {"train": {"artifacts/train/model": "ccc.dir", "artifacts/train/log_history.json": "b1"}}
+    assert policy_version(first) == policy_version(retrained) == "aaa.dir"  # same weights, same version
+    assert policy_version(changed) == "ccc.dir"
+    with pytest.raises(LineageError, match="model"):
+        policy_version({"train": {"artifacts/train/log_history.json": "b1"}})
