@@ -94,3 +94,20 @@ def test_the_policy_version_is_the_model_folder_hash_alone():
     assert policy_version(changed) == "ccc.dir"
     with pytest.raises(LineageError, match="model"):
         policy_version({"train": {"artifacts/train/log_history.json": "b1"}})
+
+
+def test_every_stage_output_is_cached_so_dvc_checkout_can_restore_it():
+    """A run killed after DVC deleted a stage's outputs loses only what DVC did not cache."""
+    from pathlib import Path
+
+    import yaml
+
+    spec = yaml.safe_load((Path(__file__).resolve().parents[2] / "dvc.yaml").read_text(encoding="utf-8"))
+    uncached = [
+        (stage, next(iter(entry)))
+        for stage, body in spec["stages"].items()
+        for kind in ("outs", "metrics", "plots")
+        for entry in body.get(kind, [])
+        if isinstance(entry, dict) and next(iter(entry.values())).get("cache") is False
+    ]
+    assert uncached == []
