@@ -137,8 +137,7 @@ def prepare_checkpoints(ckpt_dir: Path, fingerprint: str | None, resume: bool) -
             )
         _stamp(ckpt_dir, fingerprint)
         return found
-    stamp = ckpt_dir / FINGERPRINT_FILE
-    recorded = json.loads(stamp.read_text(encoding="utf-8")).get("fingerprint") if stamp.is_file() else None
+    recorded = _read_stamp(ckpt_dir)
     if fingerprint is not None and recorded == fingerprint and (found := latest_checkpoint(ckpt_dir)):
         log.info("resuming the interrupted run of the same inputs from %s", found)
         return found
@@ -147,6 +146,13 @@ def prepare_checkpoints(ckpt_dir: Path, fingerprint: str | None, resume: bool) -
         shutil.rmtree(ckpt_dir)
     _stamp(ckpt_dir, fingerprint)
     return None
+
+
+def _read_stamp(ckpt_dir: Path) -> str | None:
+    try:
+        return str(json.loads((ckpt_dir / FINGERPRINT_FILE).read_text(encoding="utf-8"))["fingerprint"])
+    except (OSError, ValueError, KeyError, TypeError):
+        return None
 
 
 def _stamp(ckpt_dir: Path, fingerprint: str | None) -> None:
