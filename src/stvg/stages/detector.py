@@ -14,7 +14,7 @@ go to ``artifacts/run_info/detector.json`` (``stvg.runinfo``), never into a hash
 Reproducibility: training is seeded and deterministic on one kind of machine, and the checkpoint is
 written by ``prompting.detector.canonical_checkpoint`` without Ultralytics' save date, per-epoch
 timings and temporary run paths, so the same params and code give the same ``weights.pt`` bytes
-(README, "Determinism").
+(README, "Versions you can trust").
 """
 
 from __future__ import annotations
