@@ -15,8 +15,8 @@ inputs. ``checkpoints/checkpoint-N`` (with optimizer and RNG state) is working s
 run killed part-way (``dvc repro train`` included) resumes from the latest checkpoint when it was written
 for the same inputs (the fingerprint of ``training_fingerprint``) and ends with the weights of an
 uninterrupted run; ``--resume`` continues from it regardless (e.g. after raising ``max_steps``). Wall
-times, the checkpoint resumed from and the tracker go to ``artifacts/run_info/train.json``. Label rows whose video is missing from the mask database are
-skipped with a warning naming them. With ``MLFLOW_RUN_ID``/``MLFLOW_TRACKING_URI`` set by the flow the
+times, the checkpoint resumed from and the tracker go to ``artifacts/run_info/train.json``. Label rows
+whose video is missing from the mask database are skipped with a warning naming them. With ``MLFLOW_RUN_ID``/``MLFLOW_TRACKING_URI`` set by the flow the
 per-step metrics go to that MLflow run. Under ``accelerate launch`` every rank trains; only the main
 process writes files.
 """
@@ -49,22 +49,22 @@ def _frame_loader(prompt_dir: Path) -> Any:
     return db, load
 
 
-def training_fingerprint(p: TrainParams, records: list[dict[str, Any]], db: Any, base: str) -> str:
-    """A hash of everything a training run depends on: params, label rows, prompted videos, base model
-    and the training code. Checkpoints stamped with it are resumed only by a run with the same one."""
+def training_fingerprint(p: TrainParams, records: list[dict[str, Any]], db: Any, base_dir: Path) -> str:
+    """A hash of everything a training run depends on: params, label rows, prompted videos, the
+    base_model stage's folder (the tiny model itself, or the ``source.json`` naming a real one) and the
+    training code. Checkpoints stamped with it are resumed only by a run with the same one."""
     import stvg.training
 
     def content_hash(f: Path) -> str:
         return hashlib.sha256(f.read_bytes()).hexdigest()
 
-    base_path = Path(base)
-    base_files = sorted(f for f in base_path.rglob("*") if f.is_file()) if base_path.is_dir() else []
+    base_files = sorted(f for f in base_dir.rglob("*") if f.is_file())
     code = sorted(Path(stvg.training.__file__).parent.glob("*.py"))
     parts = {
         "params": params_to_dict(p),
         "labels": records,
         "videos": {vid: db.key(vid) for vid in sorted({str(r["video_id"]) for r in records})},
-        "base_model": {str(f.relative_to(base_path)): content_hash(f) for f in base_files} or base,
+        "base_model": {str(f.relative_to(base_dir)): content_hash(f) for f in base_files},
         "code": {f.name: content_hash(f) for f in code},
     }
     return hashlib.sha256(json.dumps(parts, sort_keys=True, default=str).encode("utf-8")).hexdigest()
@@ -108,7 +108,7 @@ def main(argv: list[str] | None = None) -> int:
 
     t0 = time.perf_counter()
     out = Path(args.out)
-    fingerprint = training_fingerprint(p, records, db, base)
+    fingerprint = training_fingerprint(p, records, db, Path(args.base_model))
     result = train(
         p,
         records,
