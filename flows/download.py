@@ -60,7 +60,7 @@ def fetch_source_task(
 @task(name="check-raw", cache_policy=NO_CACHE)
 def check_raw_task(params: Params, data_dir: Path) -> list[CheckReport]:
     """Load every annotation file of the ``data`` section and run the raw suite on each."""
-    from stvg.checks.raw import check_raw
+    from stvg.checks.raw import check_invalid_share, check_raw
     from stvg.data.registry import load_samples
 
     logger = get_run_logger()
@@ -81,8 +81,12 @@ def check_raw_task(params: Params, data_dir: Path) -> list[CheckReport]:
         # A query-only release (e.g. HC-STVG v2's query_v2.json) has no GT span on any sample by design.
         require_gt = any(s.gt_span_s is not None for s in loaded.samples) or not loaded.samples
         report = check_raw(loaded.samples, name=f"raw_{split}", require_gt=require_gt)
-        logger.info(report.message())
-        reports.append(report)
+        share = check_invalid_share(
+            len(loaded.samples), loaded.invalid, d.max_invalid_fraction, name=f"raw_{split}_invalid"
+        )
+        for r in (report, share):
+            logger.info(r.message())
+            reports.append(r)
     return reports
 
 

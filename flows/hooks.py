@@ -53,12 +53,19 @@ def log_detector(client: MlflowClient, run_id: str, root: Path, params: Params) 
 # ----------------------------------------------------------------------------------------------- prompt
 
 
-def check_prompt(root: Path, params: Params) -> CheckReport:
-    """Every processed video has its table and render, IDs consecutive, boxes inside, bounded churn."""
+def check_prompt(root: Path, params: Params) -> list[CheckReport]:
+    """Every processed video has its table and render, IDs consecutive, boxes inside, bounded churn;
+    and no more than ``prompt.max_failed_fraction`` of the videos failed (named with their cause)."""
     from stvg.checks.prompt import check_prompt as run_check
+    from stvg.checks.prompt import check_prompt_failures
     from stvg.prompting.maskdb import MaskDB
 
-    return run_check(MaskDB(_artifacts(root, "prompt")), params.prompt)
+    out = _artifacts(root, "prompt")
+    summary = _read_json(out / "summary.json")
+    return [
+        check_prompt_failures(summary, params.prompt.max_failed_fraction),
+        run_check(MaskDB(out), params.prompt),
+    ]
 
 
 def log_prompt(client: MlflowClient, run_id: str, root: Path, params: Params) -> None:

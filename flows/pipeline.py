@@ -10,7 +10,8 @@ its great-expectations gate, then its MLflow logging. Stages plug in through ``S
 names the dvc.yaml stage, its check and its logger; a dvc.yaml stage without an entry is reproduced
 and logged with its ``dvc.lock`` output hashes only. A failed stage or gate marks the stage run and
 the parent run FAILED and raises ``PipelineFailed`` naming the stage, the check and the offending
-items. Prefect state lives under ``.prefect/`` (see flows/__init__.py).
+items. Prefect state lives under ``.prefect/`` (see flows/__init__.py). A run killed outright (SIGKILL)
+cannot close its runs; the next pipeline does (``flows.reconcile``: FAILED / CRASHED with a note).
 """
 
 from __future__ import annotations
@@ -30,7 +31,7 @@ from prefect.cache_policies import NO_CACHE
 from prefect.exceptions import MissingContextError
 from prefect.runtime import flow_run
 
-from flows import dvc, hooks, tracking
+from flows import dvc, hooks, reconcile, tracking
 from flows.download import DownloadResult, download_flow
 from stvg.checks.core import CheckFailed, CheckReport, merge_reports
 from stvg.config import Params, RegistryParams, load_params
@@ -59,7 +60,7 @@ STAGES: list[PipelineStage] = [
     PipelineStage("train", hooks.check_train, hooks.log_train),
     PipelineStage("evaluate", hooks.check_evaluate, hooks.log_evaluate),
 ]
-POLICY_VERSION_TAG = "policy_data_version"  # dvc.lock hash of the train stage's outputs
+POLICY_VERSION_TAG = "policy_data_version"  # dvc.lock hash of the model folder (registry.policy_version)
 REGISTER = "register"  # the closing step after `evaluate`: register the policy, then the promotion gate
 
 
@@ -130,9 +131,15 @@ def pipeline_flow(params_path: str = "params.yaml", stages: list[str] | None = N
         client,
         experiment_id,
         f"pipeline-{time.strftime('%Y%m%d-%H%M%S')}",
-        tags={"stvg.stages": ",".join(plan), "prefect.flow_run_id": str(flow_run.get_id() or "")},
+        tags={
+            "stvg.stages": ",".join(plan),
+            reconcile.FLOW_RUN_TAG: str(flow_run.get_id() or ""),
+            **reconcile.owner_tags(),
+        },
     )
     logger.info("MLflow run %s (%s)", run_id, client.tracking_uri)
+    for stale in reconcile.reconcile_experiment(client, experiment_id, found_by=run_id):
+        logger.warning("closed run %s, left RUNNING by a pipeline that was killed", stale)
     tracking.log_params(client, run_id, params)
     tracking.log_lineage(client, run_id, root, raw_data_version=None)
     tracking.log_file_artifact(client, run_id, params_file, "inputs")
@@ -200,12 +207,22 @@ def pipeline_flow(params_path: str = "params.yaml", stages: list[str] | None = N
 
 
 def _log_stage_outputs(client: MlflowClient, run_id: str, root: Path, stage: str) -> None:
-    """The stage's dvc.lock output hashes (its data version) and its summary.json when there is one."""
+    """The stage's dvc.lock output hashes (its data version), its summary.json when there is one, and
+    its run facts (``artifacts/run_info/<stage>.json``: wall times as ``<stage>/..._s`` metrics, host)."""
+    from stvg.runinfo import read_run_info, run_info_path
+
     hashes = dvc.lock_hashes(root).get(stage, {})
     if hashes:
         tracking.log_tags(client, run_id, {f"dvc.out.{path}": md5 for path, md5 in hashes.items()})
         tracking.log_json_artifact(client, run_id, hashes, "dvc_outs.json", stage)
-    tracking.log_file_artifact(client, run_id, root / "artifacts" / stage / "summary.json", stage)
+    out = root / "artifacts" / stage
+    tracking.log_file_artifact(client, run_id, out / "summary.json", stage)
+    info = read_run_info(out, stage)
+    if info:
+        tracking.log_metrics(
+            client, run_id, {k: v for k, v in info.items() if k.endswith("_s")}, prefix=f"{stage}/"
+        )
+        tracking.log_file_artifact(client, run_id, run_info_path(out, stage), stage)
 
 
 def _log_data_versions(client: MlflowClient, run_id: str, root: Path) -> None:
@@ -222,15 +239,16 @@ def _log_data_versions(client: MlflowClient, run_id: str, root: Path) -> None:
 def _register(client: MlflowClient, run_id: str, root: Path, params: Params) -> tuple[str, str]:
     """Register the trained policy (alias ``challenger``) and run the promotion gate against the champion.
 
-    A policy already in the registry (same ``train`` outputs in dvc.lock, e.g. a no-op re-run) is not
-    registered again: the run is tagged with the existing version instead, and the text shows that
-    version's metrics beside the champion's as a fresh registration would.
+    A policy already in the registry (the same model folder hash in dvc.lock: a no-op re-run, or a
+    retraining that produced identical weights) is not registered again: the run is tagged with the
+    existing version instead, and the text shows that version's metrics beside the champion's as a
+    fresh registration would.
     """
     from flows.promote import register_and_promote
-    from flows.registry import stage_version
+    from flows.registry import policy_version as version_of_policy
 
     name = params.registry.model_name
-    policy_version = stage_version(dvc.lock_hashes(root), "train")
+    policy_version = version_of_policy(dvc.lock_hashes(root))
     for mv in client.search_model_versions(f"name='{name}'"):
         if mv.tags.get(POLICY_VERSION_TAG) == policy_version:
             tracking.log_tags(

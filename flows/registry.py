@@ -94,6 +94,23 @@ def stage_version(lock_hashes: Mapping[str, Mapping[str, str]], stage: str) -> s
     return hashlib.md5(text.encode("utf-8")).hexdigest()
 
 
+def policy_version(
+    lock_hashes: Mapping[str, Mapping[str, str]], stage: str = "train", model_dir: str = "model"
+) -> str:
+    """The trained policy's version: the dvc.lock hash of the model folder the stage writes, alone.
+
+    Not the whole stage's outputs: logs, curves and checkpoints do not change what is served, so a
+    retrained policy with identical weights keeps its version and is not registered again.
+    """
+    outs = lock_hashes.get(stage) or {}
+    found = [md5 for path, md5 in outs.items() if Path(path).name == model_dir]
+    if len(found) != 1:
+        raise LineageError(
+            f"dvc.lock has no single `{model_dir}` output for stage {stage!r}; run `dvc repro {stage}` first"
+        )
+    return found[0]
+
+
 def params_hash(params: Params | Mapping[str, Any]) -> str:
     """SHA-256 of the params as canonical JSON: equal params, equal hash, whatever the YAML layout."""
     plain = params_to_dict(params) if isinstance(params, Params) else dict(params)

@@ -103,7 +103,7 @@ def _params(argv: list[str]) -> int:
 def _weights(argv: list[str]) -> int:
     import argparse
 
-    from stvg.prompting.weights import REGISTRY, adopt_weights, fetch_weights, sha256_of
+    from stvg.prompting.weights import PIN_SUFFIX, REGISTRY, adopt_weights, fetch_weights
 
     ap = argparse.ArgumentParser(prog="stvg weights fetch", description="Fetch a real checkpoint explicitly.")
     ap.add_argument("action", choices=["fetch"])
@@ -117,11 +117,12 @@ def _weights(argv: list[str]) -> int:
             path, digest = adopt_weights(args.name, args.source, args.dest, pin=args.sha256)
         else:
             path = fetch_weights(args.name, args.dest, pin=args.sha256)
-            digest = sha256_of(path)
+            digest = path.with_name(path.name + PIN_SUFFIX).read_text(encoding="utf-8").split()[0]
     except (OSError, ValueError) as exc:
         print(f"stvg weights fetch: {exc}", file=sys.stderr)
         return 1
-    print(json.dumps({"name": args.name, "path": str(path), "sha256": digest}))
+    pin = {"yolo": "detector.weights_sha256"}.get(REGISTRY[args.name].kind)
+    print(json.dumps({"name": args.name, "path": str(path), "sha256": digest, "pin_in_params": pin}))
     return 0
 
 

@@ -60,6 +60,7 @@ class DataParams:
     video_root: str = "synthetic/video_parts"
     max_videos: int = 0
     skip_invalid: bool = False
+    max_invalid_fraction: float = 0.05  # raw gate: share of a file's samples skipped as invalid, at most
     clip_boxes: bool = False  # clip GT boxes to the frame instead of rejecting them (CG-STVG clips)
     vidor_root: str = ""  # VidSTG: VidOR annotation folder with the box trajectories; "" = no boxes
     max_entries: int = 0  # ST-Align: first N entries (official protocol: 2000); 0 = all
@@ -73,6 +74,11 @@ class DataParams:
             f"must be one of {', '.join(DATASETS)}, got {self.dataset!r}",
         )
         _require(self.max_videos >= 0, "data.max_videos", "must be >= 0 (0 = all videos)")
+        _require(
+            0.0 <= self.max_invalid_fraction <= 1.0,
+            "data.max_invalid_fraction",
+            f"must be a fraction in [0, 1], got {self.max_invalid_fraction}",
+        )
         _require(self.max_entries >= 0, "data.max_entries", "must be >= 0 (0 = all; ST-Align official: 2000)")
         _require(
             not self.vidor_root or self.dataset == "vidstg",
@@ -195,6 +201,10 @@ class DetectorParams:
 
     device: str = "auto"  # auto | cpu | cuda | cuda:N (training; inference runs on prompt.device)
     weights: str = ""  # a .pt file or a registered name; "" = train `arch` on the synthetic frames
+    weights_sha256: str = (
+        ""  # pin of `weights`: a given checkpoint must match it (`stvg weights fetch` prints it)
+    )
+    allow_unpinned_weights: bool = False  # true: load a given checkpoint without a pin (not for shared runs)
     arch: str = "yolov8n.yaml"
     conf: float = 0.25
     classes: tuple[str, ...] = ()  # class-name filter; () = all classes (paper: ("person",) on HC-STVG)
@@ -210,6 +220,12 @@ class DetectorParams:
     def __post_init__(self) -> None:
         _require_device(self.device, "detector.device")
         _require(0 < self.conf < 1, "detector.conf", "must be in (0, 1) (paper: 0.25)")
+        hex64 = len(self.weights_sha256) == 64 and all(
+            c in "0123456789abcdefABCDEF" for c in self.weights_sha256
+        )
+        _require(
+            not self.weights_sha256 or hex64, "detector.weights_sha256", "must be a 64-hex SHA-256 or empty"
+        )
         _require(self.imgsz >= 32 and self.imgsz % 32 == 0, "detector.imgsz", "must be a multiple of 32")
         _require(self.epochs >= 1, "detector.epochs", "must be >= 1")
         _require(self.batch >= 1, "detector.batch", "must be >= 1")
@@ -377,6 +393,7 @@ class PromptParams:
     max_frames: int = 0  # cap on tracked frames per video; 0 = no cap
     max_churn: float = 1.0  # quality gate: new IDs per tracked second
     max_repairs_per_video: int = 50  # quality gate
+    max_failed_fraction: float = 0.05  # quality gate: share of the data set's videos that failed to prompt
     detect: DetectParams = field(default_factory=DetectParams)
     repair: RepairParams = field(default_factory=RepairParams)
     render: RenderParams = field(default_factory=RenderParams)
@@ -390,6 +407,7 @@ class PromptParams:
         _require_device(self.device, "prompt.device")
         _require(self.track_fps >= 0, "prompt.track_fps", "must be >= 0 (0 = native)")
         _require(self.max_frames >= 0, "prompt.max_frames", "must be >= 0 (0 = no cap)")
+        _require(0 <= self.max_failed_fraction <= 1, "prompt.max_failed_fraction", "must be in [0, 1]")
         for name in BACKENDS:
             _require(
                 name == self.backend or getattr(self, name) is None,

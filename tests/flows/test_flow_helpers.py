@@ -71,7 +71,7 @@ def test_stage_plan_orders_and_validates(tmp_path):
     ("exc", "retry"),
     [
         (DownloadError("truncated"), True),
-        (ChecksumError("http://x", "a" * 64, "b" * 64), True),
+        (ChecksumError("http://x", "a" * 64, "b" * 64), False),  # final: the same bytes come again
         (DownloadError("HTTP 404", retryable=False), False),
         (UnsafeArchiveError("../evil"), False),
         (FileNotFoundError("no local path"), False),
@@ -82,3 +82,32 @@ def test_only_transient_download_errors_are_retried(exc, retry):
     from flows.download import _retry_helps
 
     assert _retry_helps(None, None, SimpleNamespace(data=exc)) is retry
+
+
+def test_the_policy_version_is_the_model_folder_hash_alone():
+    from flows.registry import LineageError, policy_version
+
+    first = {"train": {"artifacts/train/model": "aaa.dir", "artifacts/train/log_history.json": "b1"}}
+    retrained = {"train": {"artifacts/train/model": "aaa.dir", "artifacts/train/log_history.json": "b2"}}
+    changed = {"train": {"artifacts/train/model": "ccc.dir", "artifacts/train/log_history.json": "b1"}}
+    assert policy_version(first) == policy_version(retrained) == "aaa.dir"  # same weights, same version
+    assert policy_version(changed) == "ccc.dir"
+    with pytest.raises(LineageError, match="model"):
+        policy_version({"train": {"artifacts/train/log_history.json": "b1"}})
+
+
+def test_every_stage_output_is_cached_so_dvc_checkout_can_restore_it():
+    """A run killed after DVC deleted a stage's outputs loses only what DVC did not cache."""
+    from pathlib import Path
+
+    import yaml
+
+    spec = yaml.safe_load((Path(__file__).resolve().parents[2] / "dvc.yaml").read_text(encoding="utf-8"))
+    uncached = [
+        (stage, next(iter(entry)))
+        for stage, body in spec["stages"].items()
+        for kind in ("outs", "metrics", "plots")
+        for entry in body.get(kind, [])
+        if isinstance(entry, dict) and next(iter(entry.values())).get("cache") is False
+    ]
+    assert uncached == []

@@ -76,3 +76,28 @@ def test_label_gate_catches_a_mask_db_without_that_instance(labelled: Path) -> N
     add_video(MaskDB(labelled / "artifacts" / "prompt"), "a.mp4", {f: {2: GT_BOX} for f in range(20)})
     report = hooks.check_label(labelled, load_params(labelled / "params.yaml"))
     assert [f["examples"] for f in report.failures] == [[record["sample_id"]]]
+
+
+def _prompt_summary(root: Path, failed: list[str], videos: int) -> None:
+    failures = [{"video_id": v, "error": f"ValueError: {v} cannot be decoded"} for v in failed]
+    summary = {"videos": videos, "failures": failures, "failed": len(failed)}
+    (root / "artifacts" / "prompt" / "summary.json").write_text(json.dumps(summary))
+
+
+def test_prompt_gate_fails_past_the_failed_share_naming_the_failed_videos(labelled: Path) -> None:
+    from stvg.checks.core import merge_reports
+
+    failed = [f"broken{i}.mp4" for i in range(5)]
+    _prompt_summary(labelled, failed, videos=8)
+    params = load_params(labelled / "params.yaml")
+    report = merge_reports("prompt", hooks.check_prompt(labelled, params))
+    assert not report.success
+    (failure,) = [f for f in report.failures if f["suite"] == "prompt_failures"]
+    assert sorted(failure["examples"]) == [f"{v} (ValueError: {v} cannot be decoded)" for v in failed]
+    assert "5 of 8 failed" in report.message() and "prompt.max_failed_fraction" in report.message()
+
+
+def test_prompt_gate_tolerates_failures_within_the_bound(labelled: Path) -> None:
+    _prompt_summary(labelled, ["broken.mp4"], videos=40)  # 0.025 <= the 0.05 default
+    failures_report, _ = hooks.check_prompt(labelled, load_params(labelled / "params.yaml"))
+    assert failures_report.success, failures_report.message()

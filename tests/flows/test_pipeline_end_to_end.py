@@ -253,6 +253,34 @@ def test_lineage_command_resolves_the_champion_to_the_dvc_lock_hashes(pipeline_r
     assert {"dvc.lock", "data.dvc"} <= set(info["lineage_files"])
 
 
+# The prompt stage is left out: its own determinism (entries independent of the videos prompted before
+# them) is the prompting engine's contract and is tested with it.
+@pytest.mark.parametrize("stage", ["detector", "label", "base_model", "train", "evaluate"])
+def test_a_stage_run_again_writes_the_same_dvc_lock_hashes(pipeline_repo, stage: str) -> None:
+    """Every hashed output is a pure function of deps, params and code: a forced re-run changes nothing."""
+    from flows import dvc
+
+    repo = pipeline_repo["repo"]
+    if stage == "train":  # train from scratch, not from the previous run's last checkpoint
+        shutil.rmtree(repo / "artifacts" / "train" / "checkpoints")
+    text = dvc.run_dvc("repro", "--force", "--single-item", stage, cwd=repo)
+    assert "Running stage" in text, text[-500:]
+    assert dvc.lock_hashes(repo)[stage] == pipeline_repo["hashes"][stage]
+    info = json.loads((repo / "artifacts" / "run_info" / f"{stage}.json").read_text(encoding="utf-8"))
+    assert info["total_s"] > 0 and info["host"]  # the wall time was recorded, outside the version
+    pipeline_repo["snapshot"] = _snapshot(repo)  # same bytes, new file times: the later scenarios compare
+
+
+def test_an_identically_retrained_policy_keeps_its_version(pipeline_repo) -> None:
+    from flows import dvc
+    from flows.pipeline import POLICY_VERSION_TAG
+    from flows.registry import policy_version
+
+    client = _client(pipeline_repo["repo"])
+    (version,) = _versions(client)
+    assert version.tags[POLICY_VERSION_TAG] == policy_version(dvc.lock_hashes(pipeline_repo["repo"]))
+
+
 def test_corrupted_label_set_is_stopped_by_the_label_gate_before_training(pipeline_repo) -> None:
     from flows.pipeline import PipelineFailed, pipeline_flow
 
@@ -274,7 +302,8 @@ def test_corrupted_label_set_is_stopped_by_the_label_gate_before_training(pipeli
 
     after = _snapshot(repo)
     assert after["artifacts/label/summary.json"] != before["artifacts/label/summary.json"]  # label re-ran
-    upstream_and_train = [p for p in before if not p.startswith(("artifacts/label/", "dvc.lock"))]
+    label_outputs = ("artifacts/label/", "artifacts/run_info/label.json", "dvc.lock")
+    upstream_and_train = [p for p in before if not p.startswith(label_outputs)]
     assert {p: after[p] for p in upstream_and_train} == {p: before[p] for p in upstream_and_train}
 
     client = _client(repo)

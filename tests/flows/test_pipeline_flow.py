@@ -87,7 +87,13 @@ def make_repo(tmp_path, server, monkeypatch):  # noqa: F811
     base, state = server
     monkeypatch.delenv("MLFLOW_TRACKING_URI", raising=False)
 
-    def make(late_end: bool = False, malformed: bool = False, skip_invalid: bool = False) -> Path:
+    def make(
+        late_end: bool = False,
+        malformed: bool = False,
+        skip_invalid: bool = False,
+        max_invalid_fraction: float = 0.05,
+        sha256: str | None = None,
+    ) -> Path:
         archive = _release(late_end, malformed)
         state.files["/hcstvg_v2.tar.gz"] = archive
         repo = tmp_path / "repo"
@@ -99,6 +105,7 @@ def make_repo(tmp_path, server, monkeypatch):  # noqa: F811
                 "test_annotation": "hcstvg_v2/anno_v2/val_v2.json",
                 "video_root": "hcstvg_v2/video_parts",
                 "skip_invalid": skip_invalid,
+                "max_invalid_fraction": max_invalid_fraction,
             },
             "download": {
                 "sources": [
@@ -106,7 +113,7 @@ def make_repo(tmp_path, server, monkeypatch):  # noqa: F811
                         "name": "hcstvg_v2",
                         "kind": "http",
                         "url": f"{base}/hcstvg_v2.tar.gz",
-                        "sha256": hashlib.sha256(archive).hexdigest(),
+                        "sha256": sha256 or hashlib.sha256(archive).hexdigest(),
                         "extract": True,
                     }
                 ],
@@ -148,7 +155,12 @@ def test_download_flow_fetches_checks_and_versions_data(prefect_harness, make_re
 
     assert (repo / "data" / "hcstvg_v2" / "anno_v2" / "val_v2.json").is_file()
     assert result.raw_data_version == dvc.dvc_file_hash(repo / "data.dvc")
-    assert [r.name for r in result.reports] == ["raw_train", "raw_test"]
+    assert [r.name for r in result.reports] == [
+        "raw_train",
+        "raw_train_invalid",
+        "raw_test",
+        "raw_test_invalid",
+    ]
     assert all(r.success for r in result.reports)
     assert (repo / ".dvc" / "config").read_text().count("analytics = false") == 1
 
@@ -303,7 +315,7 @@ def test_skip_invalid_drops_a_malformed_sample_and_the_flow_lists_it(
     from flows.pipeline import pipeline_flow
 
     make, _ = make_repo
-    repo = make(malformed=True, skip_invalid=True)
+    repo = make(malformed=True, skip_invalid=True, max_invalid_fraction=0.5)  # 1 of 3 skipped
     with caplog.at_level(logging.WARNING):
         result = pipeline_flow(params_path=str(repo / "params.yaml"))
 
@@ -315,6 +327,31 @@ def test_skip_invalid_drops_a_malformed_sample_and_the_flow_lists_it(
     assert any("1 invalid sample(s) skipped" in m and "train_v2.json" in m for m in warnings), warnings
     (listed,) = [m for m in warnings if "skipped broken_clip in" in m]
     assert "train_v2.json" in listed and "st_frame" in listed
+
+
+def test_skip_invalid_past_max_invalid_fraction_stops_the_flow_naming_the_samples(prefect_harness, make_repo):
+    from flows.pipeline import PipelineFailed, pipeline_flow
+
+    make, _ = make_repo
+    repo = make(malformed=True, skip_invalid=True)  # 1 of 3 train samples skipped > the 0.05 default
+    with pytest.raises(PipelineFailed) as excinfo:
+        pipeline_flow(params_path=str(repo / "params.yaml"))
+    message = str(excinfo.value)
+    assert "stage `download`" in message and "raw_train_invalid" in message
+    assert "data.max_invalid_fraction" in message and "broken_clip (" in message and "st_frame" in message
+    assert not (repo / "data.dvc").exists()
+
+
+def test_checksum_mismatch_is_final_and_downloaded_once(prefect_harness, make_repo):
+    from flows.download import download_flow
+
+    make, state = make_repo
+    repo = make(sha256="0" * 64)  # retries: 1 in params, which a transient error would use
+    with pytest.raises(RuntimeError, match="checksum mismatch") as excinfo:
+        download_flow(params_path=str(repo / "params.yaml"))
+    assert "0" * 64 in str(excinfo.value)
+    assert state.ranges == [None]  # one transfer: the same bytes would come back on a retry
+    assert not (repo / "data").exists() or not any((repo / "data").iterdir())
 
 
 def test_a_malformed_sample_without_skip_invalid_stops_the_flow_naming_file_and_sample(

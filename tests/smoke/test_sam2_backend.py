@@ -128,7 +128,7 @@ def run_stage(root: Path, out: str, videos: list[Path]) -> tuple[int, dict, dict
     argv = ["--params", str(params), "--detector", str(weights), "--out", str(root / out), "--videos"]
     rc = stage.main([*argv, *map(str, videos)])
     summary = json.loads((root / out / "summary.json").read_text())
-    report = json.loads((root / f"{out}_run.json").read_text())
+    report = json.loads((root / "run_info" / f"{out}.json").read_text())
     return rc, summary, report
 
 

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import hashlib
 import json
 from pathlib import Path
 
@@ -22,7 +23,8 @@ def test_given_weights_are_validated_and_copied(tmp_path: Path):
 
     weights = tmp_path / "given.pt"
     load_yolo("yolov8n.yaml").save(str(weights))  # random weights with COCO class names
-    params = write_params(tmp_path, weights=str(weights), classes=["person"])
+    pin = hashlib.sha256(weights.read_bytes()).hexdigest()
+    params = write_params(tmp_path, weights=str(weights), weights_sha256=pin, classes=["person"])
     out = tmp_path / "artifacts" / "detector"
     assert main(["--params", str(params), "--out", str(out)]) == 0
     assert (out / "weights.pt").read_bytes() == weights.read_bytes()
@@ -30,6 +32,73 @@ def test_given_weights_are_validated_and_copied(tmp_path: Path):
     assert metrics["source"] == "given" and len(metrics["sha256"]) == 64
     summary = json.loads((out / "summary.json").read_text())
     assert summary["stage"] == "detector" and "person" in summary["classes"]
+
+
+class _Payload:
+    """Pickles as ``open(marker, "w")``: unpickling it creates the marker file."""
+
+    def __init__(self, marker: Path) -> None:
+        self.marker = str(marker)
+
+    def __reduce__(self):
+        return (open, (self.marker, "w"))
+
+
+def _crafted_checkpoint(tmp_path: Path) -> tuple[Path, Path]:
+    import torch
+
+    from stvg.prompting.detector import load_yolo
+
+    marker = tmp_path / "code-ran"
+    path = tmp_path / "crafted.pt"
+    model = load_yolo("yolov8n.yaml").model
+    torch.save({"model": model, "train_args": {}, "payload": _Payload(marker)}, path)
+    return path, marker
+
+
+def test_a_crafted_checkpoint_is_refused_without_running_its_code(tmp_path: Path):
+    import torch
+
+    from stvg.prompting.detector import UnsafeCheckpointError, load_yolo
+
+    path, marker = _crafted_checkpoint(tmp_path)
+    with pytest.raises(UnsafeCheckpointError, match=r"refused.*\(io\.open\)"):
+        load_yolo(path)
+    assert not marker.exists()
+    torch.load(path, weights_only=False)  # the payload is real: an unsafe load runs it
+    assert marker.exists()
+
+
+def test_the_stage_refuses_a_crafted_checkpoint_even_when_pinned(tmp_path: Path, capsys):
+    path, marker = _crafted_checkpoint(tmp_path)
+    pin = hashlib.sha256(path.read_bytes()).hexdigest()
+    out = tmp_path / "out"
+    params = write_params(tmp_path, weights=str(path), weights_sha256=pin)
+    assert main(["--params", str(params), "--out", str(out)]) == 1
+    assert "refused" in capsys.readouterr().err and not marker.exists()
+    assert not out.exists()
+
+
+def test_an_unpinned_checkpoint_is_refused_before_loading(tmp_path: Path, capsys):
+    path, marker = _crafted_checkpoint(tmp_path)
+    out = tmp_path / "out"
+    assert main(["--params", str(write_params(tmp_path, weights=str(path))), "--out", str(out)]) == 1
+    err = capsys.readouterr().err
+    actual = hashlib.sha256(path.read_bytes()).hexdigest()
+    assert "no sha256 pin" in err and f"detector.weights_sha256: {actual}" in err
+    assert "detector.allow_unpinned_weights" in err and not out.exists() and not marker.exists()
+
+
+def test_a_checkpoint_not_matching_its_pin_is_refused(tmp_path: Path, capsys):
+    from stvg.prompting.detector import load_yolo
+
+    weights = tmp_path / "given.pt"
+    load_yolo("yolov8n.yaml").save(str(weights))
+    params = write_params(tmp_path, weights=str(weights), weights_sha256="0" * 64)
+    assert main(["--params", str(params), "--out", str(tmp_path / "out")]) == 1
+    assert "does not match the pin detector.weights_sha256" in capsys.readouterr().err
+    allowed = write_params(tmp_path, weights=str(weights), allow_unpinned_weights=True)
+    assert main(["--params", str(allowed), "--out", str(tmp_path / "out")]) == 0  # explicitly allowed
 
 
 def test_bad_weights_fail_cleanly_without_partial_output(tmp_path: Path, capsys):
@@ -58,7 +127,14 @@ def test_trains_a_short_run_end_to_end(tmp_path: Path, monkeypatch):
     assert metrics["source"] == "trained" and metrics["epochs"] == 2
     assert 0.0 <= metrics["mAP50-95"] <= metrics["mAP50"] <= 1.0
     assert metrics["n_train_frames"] == 24 and metrics["classes"] == list(SHAPE_CLASSES)
-    assert metrics["seconds"] > 0
-    detector = YoloDetector(out / "weights.pt", imgsz=96)
+    run_info = json.loads((tmp_path / "artifacts" / "run_info" / "detector.json").read_text())
+    assert run_info["train_s"] > 0 and "seconds" not in metrics  # wall time outside the version
+    detector = YoloDetector(out / "weights.pt", imgsz=96)  # loads in safe mode
     assert sorted(detector.class_names.values()) == sorted(SHAPE_CLASSES)
     assert sorted(p.name for p in tmp_path.iterdir()) == ["artifacts", "params.yaml"]
+
+    # The same params and code again: the same bytes (no save date, timings or temporary paths inside).
+    again = tmp_path / "artifacts" / "again"
+    assert main(["--params", str(params), "--out", str(again)]) == 0
+    for name in ("weights.pt", "metrics.json", "summary.json"):
+        assert (again / name).read_bytes() == (out / name).read_bytes(), name

@@ -154,3 +154,30 @@ def test_http_extract_flag(server, tmp_path, extract):  # noqa: F811
     else:
         assert code == 0
         assert (tmp_path / "data" / "notes" / "notes.txt").read_bytes() == b"hello"
+
+
+def test_the_raw_data_version_does_not_depend_on_where_a_local_release_was_copied_from(tmp_path):
+    """The provenance marker (absolute source path, file times) is left out of data.dvc's hash."""
+    import shutil
+    import subprocess
+    import sys
+
+    from flows import dvc
+    from tests.conftest import REPO_ROOT
+
+    versions = []
+    for where in ("first", "second"):
+        release = tmp_path / where / "release"
+        release.mkdir(parents=True)
+        (release / "anno.json").write_text("{}")
+        repo = tmp_path / f"repo-{where}"
+        repo.mkdir()
+        shutil.copy(REPO_ROOT / ".dvcignore", repo / ".dvcignore")
+        subprocess.run(["git", "init", "-q"], cwd=repo, check=True)
+        subprocess.run([sys.executable, "-m", "dvc", "init", "-q"], cwd=repo, check=True)
+        params = _write_params(repo / "params.yaml", [{"name": "rel", "kind": "local", "path": str(release)}])
+        assert stage.main(["--params", str(params), "--data-dir", str(repo / "data"), "--no-progress"]) == 0
+        marker = json.loads((repo / "data" / "rel" / stage.SOURCE_MARKER).read_text())
+        assert marker["path"] == str(release.resolve())  # the marker differs between the two copies ...
+        versions.append(dvc.dvc_file_hash(dvc.add("data", cwd=repo)))
+    assert versions[0] == versions[1]  # ... the raw-data version does not

@@ -101,7 +101,7 @@ def run_stage(tmp: Path, weights: Path, params: Path, *videos: Path) -> tuple[in
         ]
     )
     summary = json.loads((out / "summary.json").read_text())
-    report = json.loads((tmp / "prompt_run.json").read_text())
+    report = json.loads((tmp / "run_info" / "prompt.json").read_text())
     assert not set(summary) & set(report) - {"failed"}, "the hashed summary holds no run facts"
     return rc, {**summary, **report}
 

@@ -144,7 +144,7 @@ def test_entries_do_not_depend_on_what_the_process_prompted_before(clips):
     assert stage.main(stage_argv(params, weights, resumed, videos)) == 0
     assert entry_hashes(resumed) == entry_hashes(whole), "each entry is byte-identical"
     assert tree_hash(resumed) == tree_hash(whole), "so is the whole database (its DVC version)"
-    report = json.loads((tmp / "resumed_run.json").read_text())
+    report = json.loads((tmp / "run_info" / "resumed.json").read_text())
     assert (report["processed"], report["reused"]) == (1, 2)
 
 
@@ -175,6 +175,6 @@ def test_the_stage_twice_gives_the_same_bytes_and_keeps_timings_out(clips):
     run_facts = {"timings", "total_s", "frames_per_s", "wall_seconds", "finished_at", "host", "processed"}
     for f in first.rglob("*.json"):
         assert not json_keys(json.loads(f.read_text())) & run_facts, f
-    report = json.loads((tmp / "first_run.json").read_text())
+    report = json.loads((tmp / "run_info" / "first.json").read_text())
     assert report["processed"] == 2 and set(report["timings"]) == {v.name for v in videos[:2]}
     assert report["timings"]["clip0.mp4"]["total_s"] > 0 and report["host"]

@@ -3,6 +3,11 @@
 from __future__ import annotations
 
 import json
+import os
+import signal
+import subprocess
+import sys
+import time
 from pathlib import Path
 
 import numpy as np
@@ -30,6 +35,9 @@ class _FakeDB:
 
     def has(self, video_id: str) -> bool:
         return video_id in {"v0", "v1", "v2"}
+
+    def key(self, video_id: str) -> str | None:
+        return f"key-{video_id}" if self.has(video_id) else None
 
 
 def _fake_loader(prompt_dir: Path):
@@ -110,8 +118,12 @@ def test_train_logs_rewards_saves_policy_and_resumes(tmp_path: Path, monkeypatch
 
     summary = json.loads((out / "summary.json").read_text())
     assert summary["global_step"] == 2 and summary["n_samples"] == 3 and summary["skipped_videos"] == ["v3"]
-    assert summary["report_to"] == ["none"]
+    run_info = json.loads((tmp_path / "run_info" / "train.json").read_text())
+    assert run_info["report_to"] == ["none"] and run_info["resumed_from"] is None
+    assert run_info["total_s"] > 0 and run_info["mean_step_s"] > 0  # wall times live here ...
     history = json.loads((out / "log_history.json").read_text())
+    assert not [k for h in history for k in h if "time" in k or "per_second" in k]  # ... not in a version
+    assert "seconds" not in summary
     step_logs = [h for h in history if "reward" in h]
     assert len(step_logs) == 2
     for key in (
@@ -134,7 +146,8 @@ def test_train_logs_rewards_saves_policy_and_resumes(tmp_path: Path, monkeypatch
     params3 = tiny_grpo_params(tmp_path, max_steps=3)
     assert train_stage.main(["--params", str(params3), *argv, "--resume"]) == 0
     summary = json.loads((out / "summary.json").read_text())
-    assert summary["global_step"] == 3 and summary["resumed_from"].endswith("checkpoint-2")
+    run_info = json.loads((tmp_path / "run_info" / "train.json").read_text())
+    assert summary["global_step"] == 3 and run_info["resumed_from"].endswith("checkpoint-2")
     opt2 = torch.load(ckpt2 / "optimizer.pt", weights_only=False)["state"]
     opt3 = torch.load(out / "checkpoints" / "checkpoint-3" / "optimizer.pt", weights_only=False)["state"]
     steps2 = {float(s["step"]) for s in opt2.values()}
@@ -152,3 +165,79 @@ def test_train_without_checkpoint_refuses_resume(tmp_path: Path, monkeypatch: py
     argv = ["--labels", str(_labels(tmp_path)), "--prompt-dir", str(tmp_path), "--base-model", str(base)]
     with pytest.raises(FileNotFoundError, match="no complete checkpoint"):
         train_stage.main(["--params", str(params), *argv, "--out", str(tmp_path / "t"), "--resume"])
+
+
+# ---------------------------------------------------------------------------------- kill and resume
+
+DRIVER = """
+import sys
+sys.path.insert(0, {repo!r})
+from stvg.env import configure_environment
+configure_environment()
+from stvg.stages import train as train_stage
+from tests.stages.test_train import _fake_loader
+train_stage._frame_loader = _fake_loader
+raise SystemExit(train_stage.main(sys.argv[1:]))
+"""
+
+
+def _warm_params(tmp_path: Path) -> Path:
+    """A policy that half knows the answer format, so rewards vary within a group and steps move it."""
+    params = tiny_grpo_params(
+        tmp_path, num_generations=4, per_device_train_batch_size=4, max_completion_length=64, max_steps=3
+    )
+    spec = yaml.safe_load(params.read_text())
+    spec["train"]["tiny"] = {"format_steps": 60}
+    params.write_text(yaml.safe_dump(spec))
+    return params
+
+
+def _wait_and_kill(proc: subprocess.Popen, done: Path) -> None:
+    """SIGKILL the whole process group as soon as ``done`` exists (a complete checkpoint)."""
+    deadline = time.monotonic() + 600
+    while not done.is_file():
+        assert proc.poll() is None, "the run ended before it could be killed"
+        assert time.monotonic() < deadline, "no checkpoint within 10 minutes"
+        time.sleep(0.02)
+    os.killpg(proc.pid, signal.SIGKILL)
+    proc.wait()
+
+
+def test_dvc_repro_after_a_kill_resumes_to_the_weights_of_an_uninterrupted_run(tmp_path: Path) -> None:
+    repo_root = Path(__file__).resolve().parents[2]
+    params = _warm_params(tmp_path)
+    base = tmp_path / "base"
+    assert base_model_stage.main(["--params", str(params), "--out", str(base)]) == 0
+    driver = tmp_path / "driver.py"
+    driver.write_text(DRIVER.format(repo=str(repo_root)))
+    labels = _labels(tmp_path)
+    args = f"--params {params} --labels {labels} --prompt-dir {tmp_path} --base-model {base}"
+    env = {k: v for k, v in os.environ.items() if not k.startswith("MLFLOW_")}
+
+    uninterrupted = tmp_path / "uninterrupted"
+    cmd = [sys.executable, str(driver), *args.split(), "--out", str(uninterrupted)]
+    subprocess.run(cmd, check=True, env=env, capture_output=True)
+
+    # The same command as a dvc.yaml stage, killed by SIGKILL once checkpoint-1 is complete.
+    repo = tmp_path / "repo"
+    repo.mkdir()
+    subprocess.run(["git", "init", "-q"], cwd=repo, check=True)
+    subprocess.run([sys.executable, "-m", "dvc", "init", "-q"], cwd=repo, check=True, env=env)
+    stage = {"cmd": f"{sys.executable} {driver} {args} --out train", "outs": ["train/model"]}
+    (repo / "dvc.yaml").write_text(yaml.safe_dump({"stages": {"train": stage}}))
+    repro = [sys.executable, "-m", "dvc", "repro", "train"]
+    proc = subprocess.Popen(
+        repro, cwd=repo, env=env, start_new_session=True, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL
+    )
+    _wait_and_kill(proc, repo / "train" / "checkpoints" / "checkpoint-1" / "trainer_state.json")
+    assert not (repo / "train" / "model").exists()
+    done = subprocess.run(repro, check=False, cwd=repo, env=env, capture_output=True, text=True)
+    assert done.returncode == 0, done.stdout[-3000:] + done.stderr[-3000:]
+
+    run_info = json.loads((repo / "run_info" / "train.json").read_text())
+    assert Path(run_info["resumed_from"]).name == "checkpoint-1"  # it continued, it did not start over
+    resumed = repo / "train"
+    for name in ("model/model.safetensors", "log_history.json", "summary.json", "reward_curves.png"):
+        assert (resumed / name).read_bytes() == (uninterrupted / name).read_bytes(), name
+    history = json.loads((resumed / "log_history.json").read_text())
+    assert any(abs(h.get("loss", 0.0)) > 0 for h in history), "the steps must move the weights"

@@ -20,8 +20,15 @@ def test_from_copies_the_file_under_its_registered_name_and_prints_its_sha256(tm
     digest = hashlib.sha256(b"yolo weights").hexdigest()
     assert main(["weights", "fetch", "yolo12x", "--from", str(src), "--dest", str(tmp_path / "w")]) == 0
     out = json.loads(capsys.readouterr().out)
-    assert out == {"name": "yolo12x", "path": str(tmp_path / "w" / "yolo12x.pt"), "sha256": digest}
+    assert out == {
+        "name": "yolo12x",
+        "path": str(tmp_path / "w" / "yolo12x.pt"),
+        "sha256": digest,
+        "pin_in_params": "detector.weights_sha256",
+    }
     assert (tmp_path / "w" / "yolo12x.pt").read_bytes() == b"yolo weights"
+    # recorded beside it, as a download records it (sha256sum format)
+    assert (tmp_path / "w" / "yolo12x.pt.sha256").read_text().split() == [digest, "yolo12x.pt"]
     # the stages find it by name in that folder
     assert weights.resolve_weights("yolo12x", tmp_path / "w") == tmp_path / "w" / "yolo12x.pt"
 

@@ -88,3 +88,10 @@ def test_a_reversed_span_is_the_policys_mistake_unless_it_scored() -> None:
     rows[0] = {**rows[0], "tiou": 0.4}  # a reversed span that earned a score: the scorer is broken
     report = check_predictions(rows, {"policy": 0.5}, min_parse_rate=0.0)
     assert not report.success and "policy/a" in report.message()
+
+
+def test_a_low_parse_rate_is_reported_with_the_measured_rate_and_the_bound() -> None:
+    report = check_predictions(_rows(), {"policy": 0.125}, min_parse_rate=0.5)
+    assert not report.success
+    message = report.message()
+    assert "measured 0.125" in message and "at least 0.5" in message and "evaluate.min_parse_rate" in message

@@ -7,7 +7,7 @@ import dataclasses
 import pytest
 
 from stvg.checks.core import CheckFailed
-from stvg.checks.raw import annotation_table, check_raw
+from stvg.checks.raw import annotation_table, check_invalid_share, check_raw
 from stvg.records import Sample
 
 
@@ -133,3 +133,29 @@ def test_annotation_table_box_flags():
     assert table["boxes_inside"].tolist() == [True, True]  # 1 px overhang is rounding, tolerated
     assert table["n_boxes"].tolist() == [30, 1]
     assert table.loc[0, "first_frame"] == 20 and table.loc[0, "last_frame"] == 49
+
+
+def _invalid(n: int, *, protocol: bool = False) -> list:
+    from stvg.data.errors import InvalidSample
+
+    return [InvalidSample("anno.json", f"bad{i}", "st_frame is not a number", protocol) for i in range(n)]
+
+
+def test_invalid_share_above_the_cap_fails_naming_the_skipped_samples():
+    report = check_invalid_share(1, _invalid(2), 0.05)
+    assert not report.success
+    (failure,) = report.failures
+    assert sorted(failure["examples"]) == [
+        "bad0 (st_frame is not a number)",
+        "bad1 (st_frame is not a number)",
+    ]
+    assert "data.max_invalid_fraction" in report.message() and "2 of 3" in report.message()
+
+
+def test_invalid_share_within_the_cap_passes():
+    assert check_invalid_share(39, _invalid(1), 0.05).success  # 1 of 40 = 0.025
+    assert not check_invalid_share(39, _invalid(1), 0.0).success  # a zero cap tolerates none
+
+
+def test_protocol_drops_are_not_counted_as_invalid():
+    assert check_invalid_share(1, _invalid(5, protocol=True), 0.05).success

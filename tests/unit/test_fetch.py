@@ -182,28 +182,28 @@ def test_existing_verified_file_is_not_downloaded_again(server, tmp_path):
 
 def _zip_bytes(members: dict[str, bytes], symlinks: dict[str, str] | None = None) -> bytes:
     buf = io.BytesIO()
-    with zipfile.ZipFile(buf, "w") as zf:
-        for name, content in members.items():
-            zf.writestr(name, content)
+    with zipfile.ZipFile(buf, "w") as zf:  # links first, so later members could go through them
         for name, target in (symlinks or {}).items():
             info = zipfile.ZipInfo(name)
             info.external_attr = (0o120777 << 16) | 0
             zf.writestr(info, target)
+        for name, content in members.items():
+            zf.writestr(name, content)
     return buf.getvalue()
 
 
 def _tar_bytes(members: dict[str, bytes], links: dict[str, tuple[bytes, str]] | None = None) -> bytes:
     buf = io.BytesIO()
-    with tarfile.open(fileobj=buf, mode="w:gz") as tf:
-        for name, content in members.items():
-            info = tarfile.TarInfo(name)
-            info.size = len(content)
-            tf.addfile(info, io.BytesIO(content))
+    with tarfile.open(fileobj=buf, mode="w:gz") as tf:  # links first, as in _zip_bytes
         for name, (kind, target) in (links or {}).items():
             info = tarfile.TarInfo(name)
             info.type = kind
             info.linkname = target
             tf.addfile(info)
+        for name, content in members.items():
+            info = tarfile.TarInfo(name)
+            info.size = len(content)
+            tf.addfile(info, io.BytesIO(content))
     return buf.getvalue()
 
 
@@ -217,28 +217,79 @@ def test_archive_downloaded_and_extracted(server, tmp_path):
     assert (out / "release" / "videos" / "a.mp4").read_bytes() == b"v"
 
 
-def test_zip_with_internal_symlink_is_extracted_as_a_link(tmp_path):
-    archive = tmp_path / "ok.zip"
-    archive.write_bytes(_zip_bytes({"a/file.txt": b"x"}, symlinks={"a/link.txt": "file.txt"}))
-    out = extract_archive(archive, tmp_path / "data" / "ok")
-    assert (out / "a" / "link.txt").is_symlink()
-    assert (out / "a" / "link.txt").read_bytes() == b"x"
+def _chain(escape_to: str, depth: int = 12) -> tuple[dict[str, str], str]:
+    """Links that each look harmless but together climb out: l0 -> ., l{i} -> l{i-1}/.. (+ a member)."""
+    links = {"l0": "."} | {f"l{i}": f"l{i - 1}/.." for i in range(1, depth + 1)}
+    return links, f"l{depth}/{escape_to.lstrip('/')}"
 
 
 BAD_ZIPS = {
     "dotdot": ({"ok.txt": b"1", "../evil.txt": b"x"}, None, "contains '..'"),
     "absolute": ({"ok.txt": b"1", "/tmp/evil.txt": b"x"}, None, "absolute path"),
-    "symlink_out": ({"ok.txt": b"1"}, {"link": "../../outside"}, "leaves the archive tree"),
-    "symlink_absolute": ({"ok.txt": b"1"}, {"link": "/etc/passwd"}, "absolute path"),
+    "symlink_out": ({"ok.txt": b"1"}, {"link": "../../outside"}, "symbolic link"),
+    "symlink_absolute": ({"ok.txt": b"1"}, {"link": "/etc/passwd"}, "symbolic link"),
+    "symlink_inside": ({"a/file.txt": b"x"}, {"a/link.txt": "file.txt"}, "symbolic link"),
 }
 
 BAD_TARS = {
     "dotdot": ({"ok.txt": b"1", "sub/../../evil.txt": b"x"}, None, "contains '..'"),
     "absolute": ({"ok.txt": b"1", "/tmp/evil.txt": b"x"}, None, "absolute path"),
-    "symlink_out": ({"ok.txt": b"1"}, {"sub/link": (tarfile.SYMTYPE, "../../outside")}, "leaves the archive"),
-    "hardlink_out": ({"ok.txt": b"1"}, {"hard": (tarfile.LNKTYPE, "../outside")}, "leaves the archive"),
-    "device": ({"ok.txt": b"1"}, {"dev": (tarfile.CHRTYPE, "")}, "device"),
+    "symlink_out": ({"ok.txt": b"1"}, {"sub/link": (tarfile.SYMTYPE, "../../outside")}, "symbolic link"),
+    "symlink_inside": ({"ok.txt": b"1"}, {"link": (tarfile.SYMTYPE, "ok.txt")}, "symbolic link"),
+    "hardlink_out": ({"ok.txt": b"1"}, {"hard": (tarfile.LNKTYPE, "../outside")}, "hard link"),
+    "hardlink_inside": ({"ok.txt": b"1"}, {"hard": (tarfile.LNKTYPE, "ok.txt")}, "hard link"),
+    "char_device": ({"ok.txt": b"1"}, {"dev": (tarfile.CHRTYPE, "")}, "device"),
+    "block_device": ({"ok.txt": b"1"}, {"dev": (tarfile.BLKTYPE, "")}, "device"),
+    "fifo": ({"ok.txt": b"1"}, {"fifo": (tarfile.FIFOTYPE, "")}, "device or fifo"),
 }
+
+
+def test_zip_symlink_chain_cannot_write_outside_destination(tmp_path):
+    target = tmp_path / "outside" / "escaped.txt"
+    target.parent.mkdir()
+    links, member = _chain(str(target))
+    archive = tmp_path / "chain.zip"
+    archive.write_bytes(_zip_bytes({member: b"pwned"}, links))
+    with pytest.raises(UnsafeArchiveError, match="symbolic link"):
+        extract_archive(archive, tmp_path / "data" / "release")
+    assert not target.exists()
+    assert not (tmp_path / "data" / "release").exists()
+
+
+def test_tar_symlink_chain_cannot_write_outside_destination(tmp_path):
+    target = tmp_path / "outside" / "escaped.txt"
+    target.parent.mkdir()
+    links, member = _chain(str(target))
+    archive = tmp_path / "chain.tar.gz"
+    archive.write_bytes(
+        _tar_bytes({member: b"pwned"}, {name: (tarfile.SYMTYPE, dest) for name, dest in links.items()})
+    )
+    with pytest.raises(UnsafeArchiveError, match="symbolic link"):
+        extract_archive(archive, tmp_path / "data" / "release")
+    assert not target.exists()
+
+
+def test_zip_device_member_is_refused(tmp_path):
+    buf = io.BytesIO()
+    with zipfile.ZipFile(buf, "w") as zf:
+        zf.writestr("ok.txt", b"1")
+        info = zipfile.ZipInfo("dev")
+        info.external_attr = 0o020644 << 16  # character device
+        zf.writestr(info, b"")
+    archive = tmp_path / "dev.zip"
+    archive.write_bytes(buf.getvalue())
+    with pytest.raises(UnsafeArchiveError, match="device"):
+        extract_archive(archive, tmp_path / "data" / "release")
+    assert not (tmp_path / "data" / "release").exists()
+
+
+def test_link_refusal_names_member_and_fix(tmp_path):
+    archive = tmp_path / "links.tar.gz"
+    archive.write_bytes(_tar_bytes({"a.txt": b"1"}, {"b.txt": (tarfile.SYMTYPE, "a.txt")}))
+    with pytest.raises(UnsafeArchiveError) as excinfo:
+        extract_archive(archive, tmp_path / "data" / "release")
+    message = str(excinfo.value)
+    assert "'b.txt'" in message and "local" in message
 
 
 @pytest.mark.parametrize("case", sorted(BAD_ZIPS))

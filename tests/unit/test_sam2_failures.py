@@ -117,5 +117,5 @@ def test_the_stage_stops_on_a_device_failure_keeps_what_it_wrote_and_resumes(tmp
     assert MaskDB(tmp_path / "prompt").video_ids() == ["a.mp4"]
     monkeypatch.setattr(backends, "build_backend", real_build)
     assert stage.main(argv) == 0
-    report = json.loads((tmp_path / "prompt_run.json").read_text())
+    report = json.loads((tmp_path / "run_info" / "prompt.json").read_text())
     assert (report["processed"], report["reused"]) == (2, 1)

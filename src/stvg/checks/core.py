@@ -78,7 +78,7 @@ class CheckReport:
         lines = [f"check `{self.name}` failed: {len(self.failures)} expectation(s) on {self.n_rows} rows"]
         for f in self.failures:
             column = f" on `{f['column']}`" if f.get("column") else ""
-            what = f.get("error") or f"{f['unexpected_count']} offending row(s)"
+            what = f.get("error") or _what(f)
             examples = f"; e.g. {', '.join(map(str, f['examples']))}" if f.get("examples") else ""
             suite = f"[{f['suite']}] " if f.get("suite") else ""
             lines.append(f"  - {suite}{f['expectation']}{column} ({f['why']}): {what}{examples}")
@@ -89,6 +89,13 @@ class CheckReport:
         if not self.success:
             raise CheckFailed(self)
         return self
+
+
+def _what(failure: dict[str, Any]) -> str:
+    """Offending rows, or for a table-level expectation (a min, a mean, a count) the measured value."""
+    if not failure["unexpected_count"] and failure.get("observed_value") is not None:
+        return f"measured {failure['observed_value']}"
+    return f"{failure['unexpected_count']} offending row(s)"
 
 
 def merge_reports(name: str, reports: Sequence[CheckReport]) -> CheckReport:

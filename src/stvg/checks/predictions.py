@@ -90,8 +90,9 @@ def prediction_expectations(min_parse_rate: float, repaired_at_least_strict: boo
             {"column": "bad_span_scores_zero", "value_set": [True]},
             "an answer whose span is reversed or negative scores 0",
         ),
+        # one value per table (the policy's rate): the report shows it beside the bound
         Expect(
-            "ExpectColumnValuesToBeBetween",
+            "ExpectColumnMinToBeBetween",
             {"column": "parse_rate", "min_value": min_parse_rate, "max_value": 1},
             f"the policy parses at least {min_parse_rate:g} of its answers (evaluate.min_parse_rate)",
         ),

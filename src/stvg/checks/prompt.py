@@ -7,7 +7,7 @@ Per-row facts are computed here, with pandas/numpy, so the GX suite stays a read
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from typing import Any
 
 import numpy as np
@@ -140,6 +140,30 @@ def prompt_expectations(p: PromptParams) -> list[Expect]:
 
 
 PROMPT_EXPECTATIONS = prompt_expectations(PromptParams())
+
+
+def check_prompt_failures(summary: Mapping[str, Any], max_fraction: float) -> CheckReport:
+    """Fail when more than ``max_fraction`` of the videos failed to prompt, naming them and the cause.
+
+    The prompt stage isolates a failing video (and exits 0 while any video succeeded), so without this
+    bound a mostly failed run reaches the label gate, which can only blame samples whose video is gone.
+    Reads the stage's ``summary.json`` (``videos``: how many were asked for; ``failures``: one
+    ``{video_id, error}`` per failed video).
+    """
+    failures = [f for f in summary.get("failures") or [] if f.get("video_id")]
+    n_videos = max(int(summary.get("videos") or 0), len(failures))
+    rows = [
+        {"video": f"{f['video_id']} ({f.get('error', 'no reason given')})", "ok": False} for f in failures
+    ]
+    rows += [{"video": f"ok-{i}", "ok": True} for i in range(n_videos - len(failures))]
+    table = pd.DataFrame(rows, columns=["video", "ok"]).astype({"ok": "bool"})
+    bound = Expect(
+        "ExpectColumnValuesToBeInSet",
+        {"column": "ok", "value_set": [True], "mostly": 1.0 - max_fraction},
+        f"at most {max_fraction:g} of the videos fail to prompt (prompt.max_failed_fraction; "
+        f"{len(failures)} of {n_videos} failed)",
+    )
+    return run_suite("prompt_failures", table, [bound], id_column="video")
 
 
 def check_prompt(

@@ -15,6 +15,7 @@ from typing import TypeVar
 import pandas as pd
 
 from stvg.checks.core import CheckReport, Expect, run_suite
+from stvg.data.errors import InvalidSample
 from stvg.records import DATASETS, SENTENCE_TYPES, Sample
 
 BOX_TOLERANCE_PX = 1.0
@@ -154,6 +155,28 @@ def raw_expectations(*, require_gt: bool = True) -> list[Expect]:
 def check_raw(samples: Sequence[Sample], *, name: str = "raw", require_gt: bool = True) -> CheckReport:
     """Run the raw-annotation suite on loaded samples."""
     return run_suite(name, annotation_table(samples), raw_expectations(require_gt=require_gt), "sample_id")
+
+
+def check_invalid_share(
+    n_valid: int, invalid: Sequence[InvalidSample], max_fraction: float, *, name: str = "raw_invalid"
+) -> CheckReport:
+    """Fail when more than ``max_fraction`` of a file's samples were skipped as invalid, naming them.
+
+    ``data.skip_invalid`` drops a malformed sample instead of stopping; without this cap a release
+    that is mostly broken (a wrong format option, a truncated file) would pass with a handful of
+    survivors. Samples the data set's own protocol drops are not defects and are not counted.
+    """
+    defects = [bad for bad in invalid if not bad.protocol]
+    rows = [{"sample": f"{bad.sample_id} ({bad.reason})", "valid": False} for bad in defects]
+    rows += [{"sample": f"valid-{i}", "valid": True} for i in range(n_valid)]
+    table = pd.DataFrame(rows, columns=["sample", "valid"]).astype({"valid": "bool"})
+    share = Expect(
+        "ExpectColumnValuesToBeInSet",
+        {"column": "valid", "value_set": [True], "mostly": 1.0 - max_fraction},
+        f"at most {max_fraction:g} of the samples invalid (data.max_invalid_fraction; "
+        f"{len(defects)} of {len(rows)} are)",
+    )
+    return run_suite(name, table, [share], id_column="sample")
 
 
 def _row(s: Sample) -> dict[str, object]:

@@ -38,7 +38,7 @@ class Rejections:
 
     def drop(self, sample_id: str, reason: str) -> None:
         """Record a sample the data set's own protocol drops (never an error)."""
-        self.invalid.append(InvalidSample(self.file, sample_id, reason))
+        self.invalid.append(InvalidSample(self.file, sample_id, reason, protocol=True))
 
     def result(self, samples: list[Sample]) -> LoadResult:
         return LoadResult(samples, list(self.invalid))

@@ -31,3 +31,4 @@ class InvalidSample:
     file: str
     sample_id: str
     reason: str
+    protocol: bool = False  # dropped by the data set's own protocol (not a defect; not capped by the gate)

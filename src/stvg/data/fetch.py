@@ -3,9 +3,12 @@
 - ``download`` streams to ``<dest>.part`` and renames into place only when the size (Content-Length)
   and SHA-256 check out. A ``.part`` left by a broken transfer is resumed with an HTTP ``Range``
   request; a server that ignores ``Range`` (200 instead of 206) restarts the file from byte 0.
-- ``extract_archive`` refuses absolute paths, ``..`` components, links that leave the tree and device
-  files *before* writing anything, then extracts into a temporary sibling that is renamed into place
-  (``stvg.io.atomic_dir``), so a rejected or broken archive leaves nothing at the destination.
+- ``extract_archive`` refuses absolute paths, ``..`` components, links of any kind and device files
+  *before* writing anything, then extracts into a temporary sibling that is renamed into place
+  (``stvg.io.atomic_dir``), so a rejected or broken archive leaves nothing at the destination. Links are
+  refused rather than judged: whether a link target stays inside the tree depends on the links created
+  before it (a chain ``l0 -> .``, ``l1 -> l0/..``, ... climbs out while each target looks harmless on its
+  own), so an archive that needs links is extracted by hand and registered as a ``local`` source.
 - ``register_local`` copies a file or folder the user already has. It copies rather than symlinks or
   hardlinks on purpose: ``dvc add`` moves workspace files into its cache and makes them read-only,
   which through a hardlink would change the user's original file, and DVC does not follow symlinks
@@ -54,13 +57,13 @@ class ChecksumError(DownloadError):
         super().__init__(
             f"checksum mismatch for {url}: expected sha256 {expected}, got {actual}; the download was "
             "removed. Check the URL and the sha256 in params.yaml (download.sources)",
-            retryable=True,
+            retryable=False,  # the server sent these bytes; asking again gets the same ones
         )
         self.url, self.expected, self.actual = url, expected, actual
 
 
 class UnsafeArchiveError(ValueError):
-    """An archive member would land outside the destination or is not a regular file/folder/link."""
+    """An archive member would land outside the destination or is not a regular file or folder."""
 
 
 # ----------------------------------------------------------------------------------------------- download
@@ -231,9 +234,9 @@ def extract_archive(archive: Path, dest: Path) -> Path:
     name = archive.name.lower()
     if name.endswith(".zip"):
         with zipfile.ZipFile(archive) as zf:
-            links = _check_zip(archive, zf)
+            _check_zip(archive, zf)
             with atomic_dir(dest) as tmp:
-                _extract_zip(zf, links, tmp)
+                zf.extractall(tmp)  # members checked above: plain files and folders under tmp
     elif name.endswith(ARCHIVE_SUFFIXES):
         with tarfile.open(archive, "r:*") as tf:
             _check_tar(archive, tf)
@@ -255,57 +258,35 @@ def _member_path(archive: Path, name: str) -> PurePosixPath:
     return PurePosixPath(*parts) if parts else PurePosixPath(".")
 
 
-def _check_link(archive: Path, member: str, where: PurePosixPath, target: str, *, hard: bool) -> None:
-    """A link target must stay inside the tree (hard links are relative to the root, symlinks to the member)."""
-    if target.startswith("/") or re.match(r"^[A-Za-z]:", target):
-        raise UnsafeArchiveError(f"{archive}: link {member!r} points to absolute path {target!r}; refusing")
-    base = "" if hard else str(where.parent)
-    resolved = posixpath.normpath(posixpath.join(base, target.replace("\\", "/")))
-    if resolved == ".." or resolved.startswith("../"):
-        raise UnsafeArchiveError(
-            f"{archive}: link {member!r} -> {target!r} leaves the archive tree; refusing"
-        )
+def _link_refused(archive: Path, member: str, kind: str, target: str) -> UnsafeArchiveError:
+    return UnsafeArchiveError(
+        f"{archive}: member {member!r} is a {kind} link (-> {target!r}); archives may hold only files and "
+        "folders, because a link can redirect later members outside the destination. Extract the archive "
+        "yourself and register the folder as a `local` source (download.sources) if its links are wanted"
+    )
 
 
 def _check_tar(archive: Path, tf: tarfile.TarFile) -> None:
     for m in tf.getmembers():
-        where = _member_path(archive, m.name)
+        _member_path(archive, m.name)
         if m.ischr() or m.isblk() or m.isfifo() or m.isdev():
             raise UnsafeArchiveError(f"{archive}: member {m.name!r} is a device or fifo; refusing to extract")
         if m.issym() or m.islnk():
-            _check_link(archive, m.name, where, m.linkname, hard=m.islnk())
-        elif not (m.isfile() or m.isdir()):
+            raise _link_refused(archive, m.name, "hard" if m.islnk() else "symbolic", m.linkname)
+        if not (m.isfile() or m.isdir()):
             raise UnsafeArchiveError(f"{archive}: member {m.name!r} has an unsupported type; refusing")
 
 
-def _zip_is_symlink(info: zipfile.ZipInfo) -> bool:
-    return stat.S_ISLNK(info.external_attr >> 16)
-
-
-def _check_zip(archive: Path, zf: zipfile.ZipFile) -> dict[str, str]:
-    """Validate every member; returns {member name: link target} for the symlinks."""
-    links: dict[str, str] = {}
+def _check_zip(archive: Path, zf: zipfile.ZipFile) -> None:
+    """Validate every member: relative names without ``..``, regular files and folders only."""
     for info in zf.infolist():
-        where = _member_path(archive, info.filename)
+        _member_path(archive, info.filename)
         mode = info.external_attr >> 16
         if mode and (stat.S_ISCHR(mode) or stat.S_ISBLK(mode) or stat.S_ISFIFO(mode) or stat.S_ISSOCK(mode)):
             raise UnsafeArchiveError(f"{archive}: member {info.filename!r} is a device or fifo; refusing")
-        if _zip_is_symlink(info):
-            target = zf.read(info).decode("utf-8")
-            _check_link(archive, info.filename, where, target, hard=False)
-            links[info.filename] = target
-    return links
-
-
-def _extract_zip(zf: zipfile.ZipFile, links: dict[str, str], root: Path) -> None:
-    # zipfile would write a symlink as a small file holding its target: recreate real links instead.
-    for info in zf.infolist():
-        if info.filename in links:
-            link = root / _member_path(Path(zf.filename or "archive"), info.filename)
-            link.parent.mkdir(parents=True, exist_ok=True)
-            os.symlink(links[info.filename], link)
-        else:
-            zf.extract(info, root)
+        if stat.S_ISLNK(mode):
+            target = zf.read(info).decode("utf-8", errors="replace")
+            raise _link_refused(archive, info.filename, "symbolic", target)
 
 
 # ----------------------------------------------------------------------------------------------- local

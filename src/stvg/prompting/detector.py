@@ -6,6 +6,11 @@ is downloaded or installed at run time: a missing file is an error naming the fe
 ``disable_integrations`` turns off Ultralytics' own MLflow/DVC/... callbacks and analytics so a
 ``train()`` never logs anywhere by itself (the flow owns tracking).
 
+Checkpoints are pickles: Ultralytics' default load (``weights_only=False``) runs whatever code a
+crafted ``.pt`` carries. ``load_yolo`` always loads a ``.pt`` in Ultralytics' safe mode (the
+``ULTRALYTICS_SAFE_LOAD`` path: ``torch.load(weights_only=True)`` against its allow-list of model
+classes), and reports a refused file as ``UnsafeCheckpointError`` naming the foreign objects.
+
 Ultralytics caps torch at ``cores - 1`` threads (1 on a 2-core machine) whenever it selects a CPU
 device; ``threads`` here overrides that for the duration of each call.
 """
@@ -65,8 +70,40 @@ def ultralytics_threads(threads: int | None) -> Iterator[None]:
         torch.set_num_threads(old_torch)
 
 
+class UnsafeCheckpointError(ValueError):
+    """A checkpoint references objects outside Ultralytics' allow-list; it was not unpickled."""
+
+
+@contextlib.contextmanager
+def safe_unpickling() -> Iterator[None]:
+    """Ultralytics' ``ULTRALYTICS_SAFE_LOAD`` mode for this block, whenever ultralytics was imported.
+
+    The environment flag is read once at import; the module global it sets is what each load consults.
+    """
+    from ultralytics.nn import tasks
+
+    old = tasks.SAFE_LOAD
+    tasks.SAFE_LOAD = True
+    try:
+        yield
+    finally:
+        tasks.SAFE_LOAD = old
+
+
+def foreign_globals(path: Path) -> list[str]:
+    """Python objects a torch checkpoint references outside torch/Ultralytics/numpy (scanned, never run)."""
+    import torch
+
+    try:
+        names = torch.serialization.get_unsafe_globals_in_checkpoint(str(path))
+    except (ValueError, RuntimeError, OSError):  # not a torch zip archive: the load itself reports it
+        return []
+    trusted = ("torch.", "ultralytics.", "numpy.", "collections.OrderedDict", "builtins.set")
+    return sorted(n for n in names if not n.startswith(trusted))
+
+
 def load_yolo(weights: str | Path) -> Any:
-    """An Ultralytics ``YOLO`` from a weights file, or from an architecture yaml (random weights)."""
+    """An Ultralytics ``YOLO`` from a weights file (loaded safely), or from an architecture yaml."""
     from ultralytics import YOLO
 
     disable_integrations()
@@ -79,9 +116,21 @@ def load_yolo(weights: str | Path) -> Any:
     if not path.is_file():
         raise FileNotFoundError(
             f"detector weights {path} not found; train them with `stvg detector`, fetch a registered "
-            "checkpoint with stvg.prompting.weights.fetch_weights, or set detector.weights to a local .pt"
+            "checkpoint with `stvg weights fetch`, or set detector.weights to a local .pt"
         )
-    return YOLO(str(path))
+    try:
+        with safe_unpickling():
+            return YOLO(str(path))
+    except Exception as exc:
+        foreign = foreign_globals(path)
+        if not foreign:
+            raise
+        raise UnsafeCheckpointError(
+            f"detector weights {path} refused: the checkpoint references Python objects that are not model "
+            f"classes ({', '.join(foreign[:5])}), and unpickling it could run code. It is loaded only with "
+            "weights_only=True against Ultralytics' allow-list; use an official Ultralytics checkpoint "
+            "or one trained by `stvg detector`"
+        ) from exc
 
 
 def _name_coco_classes(model: Any) -> None:
@@ -352,3 +401,46 @@ def train_detector(
         metrics["mask_mAP50"] = raw["metrics/mAP50(M)"]
         metrics["mask_mAP50-95"] = raw["metrics/mAP50-95(M)"]
     return TrainResult(weights=weights, metrics=metrics, epochs=epochs, seconds=seconds, task=str(model.task))
+
+
+# Ultralytics checkpoint keys that record when/where a run happened, not what it learned.
+_VOLATILE_CHECKPOINT_KEYS = ("date", "git", "train_results")
+
+
+def canonical_checkpoint(src: Path, dst: Path, work_dir: Path) -> None:
+    """Re-save a trained Ultralytics checkpoint so identical weights give identical bytes.
+
+    Ultralytics stamps the save date, a per-epoch timing table (``train_results``) and the run's
+    temporary paths (``train_args``, the model's ``args``) into the pickle, so two identical trainings
+    differ in bytes and even in size. This keeps everything a loader reads (model, class names,
+    task, metrics, version) and replaces paths under ``work_dir`` (the temporary training folder) by
+    their relative form. It loads
+    ``src`` the safe way, which also proves the file loads under ``load_yolo``.
+    """
+    import io
+
+    import torch
+    from ultralytics.nn.tasks import torch_safe_load
+
+    ckpt, _ = torch_safe_load(str(src), safe_only=True)
+    roots = (str(work_dir), str(Path(work_dir).resolve()))
+    clean = {k: v for k, v in ckpt.items() if k not in _VOLATILE_CHECKPOINT_KEYS}
+    clean["train_args"] = _relative_paths(ckpt.get("train_args") or {}, roots)
+    model = clean.get("model")
+    if model is not None and isinstance(getattr(model, "args", None), dict):
+        model.args = _relative_paths(model.args, roots)
+    buffer = io.BytesIO()  # a buffer, not a path: torch names the archive's records after the file
+    torch.save(clean, buffer)
+    Path(dst).write_bytes(buffer.getvalue())
+
+
+def _relative_paths(args: dict[str, Any], roots: tuple[str, ...]) -> dict[str, Any]:
+    """``args`` with every string under one of ``roots`` made relative to it (``./dataset/data.yaml``)."""
+
+    def rel(value: Any) -> Any:
+        for root in roots:
+            if isinstance(value, str) and root in value:
+                value = value.replace(root, ".")
+        return value
+
+    return {k: rel(v) for k, v in args.items()}

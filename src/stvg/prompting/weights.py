@@ -8,8 +8,11 @@ obtained elsewhere (a host without network) to the same place, verified the same
 
 Checksums: the upstream projects publish no SHA-256 for these files, and none could be computed
 here (no access to the hosts), so ``sha256`` is empty and ``size_bytes`` records the expected size
-where known (approximate sizes are marked as such). ``fetch_weights`` logs the SHA-256 of what it
-downloaded; pin it with ``pin=`` (or in the registry) to verify every later fetch.
+where known (approximate sizes are marked as such). ``fetch_weights`` records the SHA-256 of what it
+downloaded beside the file (``<file>.sha256``, sha256sum format) and logs it; pin it with ``pin=`` (or
+in the registry) to verify every later fetch. A checkpoint the pipeline is *given*
+(``detector.weights``) must match the pin in params (``detector.weights_sha256``, see
+``check_pinned``): a pickle checkpoint is code as much as data, so the version in git names its bytes.
 
 The official STVG-R1 code loads ``yolov12x.pt`` (the YOLOv12 authors' release, an Ultralytics fork);
 ``yolo12x`` is Ultralytics' own build of the same architecture, which the pinned ultralytics loads
@@ -26,6 +29,7 @@ from pathlib import Path
 log = logging.getLogger(__name__)
 
 SAM2_BASE_URL = "https://dl.fbaipublicfiles.com/segment_anything_2/092824"
+PIN_SUFFIX = ".sha256"  # the record `fetch_weights` writes beside a checkpoint
 
 
 @dataclass(frozen=True)
@@ -125,10 +129,12 @@ def fetch_weights(name: str, dest_dir: str | Path, *, pin: str = "", progress: b
     dest.parent.mkdir(parents=True, exist_ok=True)
     expected = (pin or entry.sha256).lower()
     path = download(entry.url, dest, sha256=expected, progress=progress)
-    if not expected:
-        log.info(
-            "%s: sha256 %s (not published upstream; pass pin= to verify later fetches)", name, sha256_of(path)
-        )
+    digest = expected or sha256_of(path)
+    record = path.with_name(path.name + PIN_SUFFIX)
+    record.write_text(f"{digest}  {path.name}\n", encoding="utf-8")
+    log.info(
+        "%s: sha256 %s (recorded in %s; pin it in params.yaml to verify later runs)", name, digest, record
+    )
     return path
 
 
@@ -157,8 +163,35 @@ def adopt_weights(name: str, source: str | Path, dest_dir: str | Path, *, pin: s
     if dest.resolve() != src.resolve():
         with atomic_path(dest) as tmp:
             shutil.copyfile(src, tmp)
+    dest.with_name(dest.name + PIN_SUFFIX).write_text(f"{digest}  {dest.name}\n", encoding="utf-8")
     log.info("%s: adopted %s as %s (sha256 %s)", name, src, dest, digest)
     return dest, digest
+
+
+class WeightsPinError(ValueError):
+    """A given checkpoint has no sha256 pin, or its bytes do not match the pin; final, never retried."""
+
+
+def check_pinned(path: str | Path, sha256: str, *, allow_unpinned: bool, param: str) -> str:
+    """The checkpoint's SHA-256, after checking it against its pin ``sha256`` (the params key ``param``).
+
+    An unpinned checkpoint is refused unless ``allow_unpinned``: the pipeline would otherwise version
+    whatever file happens to sit at that path, and unpickle it.
+    """
+    actual = sha256_of(path)
+    if sha256 and actual != sha256.lower():
+        raise WeightsPinError(
+            f"{path}: sha256 {actual} does not match the pin {param}: {sha256.lower()}; the file is not the "
+            "one pinned (changed, truncated or replaced). Fetch it again (stvg weights fetch) or fix the pin"
+        )
+    if not sha256 and not allow_unpinned:
+        recorded = Path(str(path) + PIN_SUFFIX)
+        where = f" ({recorded} holds the sha256 recorded when it was fetched)" if recorded.is_file() else ""
+        raise WeightsPinError(
+            f"{path} has no sha256 pin{where}: set {param}: {actual} in params.yaml once you trust this file, "
+            f"or set {param.rsplit('.', 1)[0]}.allow_unpinned_weights: true to load it unverified"
+        )
+    return actual
 
 
 def resolve_weights(spec: str | Path, weights_dir: str | Path = "weights") -> Path:

@@ -20,6 +20,7 @@ from pathlib import Path
 
 from stvg.config import load_params
 from stvg.io import atomic_dir, write_json_atomic
+from stvg.runinfo import write_run_info
 from stvg.training import template
 from stvg.training.policy import SOURCE_FILE, build_tiny_policy, save_policy, weights_hash
 
@@ -70,8 +71,8 @@ def main(argv: list[str] | None = None) -> int:
             template.save_template(tmp)
             summary = {"model": source, "local": local.exists()}
         summary["template_version"] = template.TEMPLATE_VERSION
-        summary["seconds"] = round(time.perf_counter() - t0, 2)
         write_json_atomic(tmp / "summary.json", summary)
+    write_run_info(out, "base_model", {"total_s": time.perf_counter() - t0})
     print(f"base_model: {summary}")
     return 0
 

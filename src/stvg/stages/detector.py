@@ -7,8 +7,14 @@ With ``detector.weights: ""`` it trains ``detector.arch`` (a detection or -seg y
 distribution as the train split, from a stream disjoint from both benchmark splits, so the val split,
 which is the benchmark, is never seen) and validates on ``n_val_frames`` frames from another disjoint
 stream. With a weights path it checks that the file loads and has the requested classes, and copies
-it. Writes ``weights.pt``, ``metrics.json`` (mAP50, mAP50-95, epochs, seconds) and ``summary.json``,
-all at once (the folder appears complete or not at all); the YOLO run folder lives in a temp dir.
+it. Writes ``weights.pt``, ``metrics.json`` (mAP50, mAP50-95, epochs) and ``summary.json``, all at
+once (the folder appears complete or not at all); the YOLO run folder lives in a temp dir. Wall times
+go to ``artifacts/run_info/detector.json`` (``stvg.runinfo``), never into a hashed output.
+
+Reproducibility: training is seeded and deterministic on one kind of machine, and the checkpoint is
+written by ``prompting.detector.canonical_checkpoint`` without Ultralytics' save date, per-epoch
+timings and temporary run paths, so the same params and code give the same ``weights.pt`` bytes
+(README, "Versions you can trust").
 """
 
 from __future__ import annotations
@@ -24,6 +30,7 @@ from typing import Any
 
 from stvg.config import DetectorParams, ParamsError, SyntheticParams, load_params
 from stvg.io import atomic_dir, write_json_atomic
+from stvg.runinfo import write_run_info
 
 log = logging.getLogger("stvg.detector")
 
@@ -55,9 +62,14 @@ def labelled_frames(
     return frames, tuple(SHAPE_CLASSES)
 
 
-def train(d: DetectorParams, synthetic: SyntheticParams, out: Path, device: str = "cpu") -> dict[str, Any]:
-    """Train ``d.arch`` on generator frames on ``device``; writes weights.pt and metrics.json into ``out``."""
-    from stvg.prompting.detector import train_detector, write_yolo_dataset
+def train(
+    d: DetectorParams, synthetic: SyntheticParams, out: Path, device: str = "cpu"
+) -> tuple[dict[str, Any], dict[str, float]]:
+    """Train ``d.arch`` on generator frames on ``device``; writes weights.pt and metrics.json into ``out``.
+
+    Returns the metrics and the wall times (``render_s``, ``train_s``), which are kept out of ``out``.
+    """
+    from stvg.prompting.detector import canonical_checkpoint, train_detector, write_yolo_dataset
 
     t0 = time.perf_counter()
     train_frames, names = labelled_frames(synthetic, d.n_train_frames, d.seed, d.crowded_fraction)
@@ -84,12 +96,10 @@ def train(d: DetectorParams, synthetic: SyntheticParams, out: Path, device: str 
             seed=d.seed,
             device=device,
         )
-        shutil.copyfile(result.weights, out / "weights.pt")
+        canonical_checkpoint(result.weights, out / "weights.pt", work)
     metrics = {
         **{k: round(v, 4) for k, v in result.metrics.items()},
         "epochs": result.epochs,
-        "seconds": round(result.seconds, 1),
-        "data_seconds": round(render_s, 1),
         "task": result.task,
         "arch": d.arch,
         "imgsz": d.imgsz,
@@ -99,22 +109,29 @@ def train(d: DetectorParams, synthetic: SyntheticParams, out: Path, device: str 
         "source": "trained",
     }
     write_json_atomic(out / "metrics.json", metrics)
-    return metrics
+    return metrics, {"render_s": render_s, "train_s": result.seconds}
 
 
 def adopt(d: DetectorParams, out: Path) -> dict[str, Any]:
-    """Check a given weights file (a path or a registered name in ``weights/``) loads with the requested
-    classes, and copy it to ``out``."""
+    """Check a given weights file (a path or a registered name in ``weights/``) against its pin, load
+    it safely with the requested classes, copy it.
+
+    The copy is what later stages load, so the pin is checked on the bytes copied, before any unpickling.
+    """
     from stvg.prompting.detector import YoloDetector
-    from stvg.prompting.weights import resolve_weights, sha256_of
+    from stvg.prompting.weights import check_pinned, resolve_weights
 
     src = resolve_weights(d.weights)
-    detector = YoloDetector(src, conf=d.conf, classes=d.classes, imgsz=d.imgsz)
-    shutil.copyfile(src, out / "weights.pt")
+    copied = out / "weights.pt"
+    shutil.copyfile(src, copied)
+    digest = check_pinned(
+        copied, d.weights_sha256, allow_unpinned=d.allow_unpinned_weights, param="detector.weights_sha256"
+    )
+    detector = YoloDetector(copied, conf=d.conf, classes=d.classes, imgsz=d.imgsz)
     metrics = {
         "source": "given",
         "weights": str(src),
-        "sha256": sha256_of(src),
+        "sha256": digest,
         "task": str(detector.model.task),
         "classes": sorted(set(detector.class_names.values())),
     }
@@ -134,11 +151,13 @@ def main(argv: list[str] | None = None) -> int:
     out = Path(args.out)
     t0 = time.perf_counter()
     try:
-        from stvg.runtime import device_report, resolve_device
+        from stvg.runtime import device_kind, device_report, resolve_device
 
         device = resolve_device(d.device, "detector.device")
         with atomic_dir(out) as tmp_out:
-            metrics = adopt(d, tmp_out) if d.weights else train(d, params.synthetic, tmp_out, device)
+            metrics, seconds = (
+                (adopt(d, tmp_out), {}) if d.weights else train(d, params.synthetic, tmp_out, device)
+            )
             summary = {
                 "stage": "detector",
                 "source": metrics["source"],
@@ -146,14 +165,14 @@ def main(argv: list[str] | None = None) -> int:
                 "mAP50": metrics.get("mAP50"),
                 "mAP50-95": metrics.get("mAP50-95"),
                 "epochs": metrics.get("epochs"),
-                "seconds": round(time.perf_counter() - t0, 1),
                 "classes": metrics["classes"],
-                **(device_report(device) if not d.weights else {}),
+                "device_kind": device_kind(device) if not d.weights else None,
             }
             write_json_atomic(tmp_out / "summary.json", summary)
     except (FileNotFoundError, ValueError) as exc:
         print(f"stvg detector: {exc}", file=sys.stderr)
         return 1
+    write_run_info(out, "detector", {**seconds, "total_s": time.perf_counter() - t0}, device_report(device))
     print(f"stvg detector: {summary}")
     return 0
 

@@ -31,6 +31,7 @@ from stvg.evaluation.metrics import get_protocol
 from stvg.evaluation.plots import write_plots
 from stvg.io import atomic_dir, read_jsonl, write_json_atomic, write_jsonl_atomic
 from stvg.records import Sample
+from stvg.runinfo import write_run_info
 from stvg.stages.label import first_videos
 from stvg.training.answer import answer_parser
 
@@ -93,7 +94,7 @@ def run(
 ) -> dict[str, Any]:
     """Answer, score and write the outputs; returns the summary (with ``metrics``)."""
     from stvg.prompting.maskdb import MaskDB
-    from stvg.runtime import device_report, resolve_device
+    from stvg.runtime import device_kind, device_report, resolve_device
 
     t0 = time.perf_counter()
     e = params.evaluate
@@ -127,8 +128,7 @@ def run(
         "n_prompted": sum(db.has(s.video_id) for s in samples),
         "policies": sorted(scored),
         "parse_failures": _reasons(scored[POLICY]),
-        "seconds": round(time.perf_counter() - t0, 3),
-        **device_report(device),
+        "device_kind": device_kind(device),
     }
     with atomic_dir(out) as tmp:
         write_jsonl_atomic(tmp / "predictions.jsonl", records)
@@ -139,6 +139,7 @@ def run(
             threshold_op=protocol.threshold_op,
         )
         write_json_atomic(tmp / "summary.json", {**summary, "metrics": metrics})
+    write_run_info(out, "evaluate", {"total_s": time.perf_counter() - t0}, device_report(device))
     return {**summary, "metrics": metrics}
 
 

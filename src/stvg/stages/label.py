@@ -11,7 +11,8 @@ Outputs (written atomically, in ``--out``):
 - ``metrics.json`` — the prompting ceiling on the test split (``ceiling_m_vIoU``, ``ceiling_m_tIoU``,
   ``ceiling_vIoU@R``; dropped samples count 0, as they would in evaluation), the same over kept test
   labels (``..._kept``) and over train, drop fractions and mean confidence;
-- ``summary.json`` — counts per split and status, drop reasons, the protocol, timings.
+- ``summary.json`` — counts per split and status, drop reasons, the protocol (the wall time goes to
+  ``artifacts/run_info/label.json``, outside any version).
 
 A label record: ``sample_id, split, dataset, video_id, video, query, sentence_type, target_id,
 start_s, end_s, duration_s, fps, n_frames, sampled_start, sampled_end`` (indices into the mask
@@ -39,6 +40,7 @@ from stvg.io import atomic_dir, write_json_atomic, write_jsonl_atomic
 from stvg.labels.ceiling import prompting_ceiling
 from stvg.labels.voting import label_frame_shift, sampled_span, vote_target
 from stvg.records import Sample
+from stvg.runinfo import write_run_info
 from stvg.tubes import tracked_grid
 
 log = logging.getLogger(__name__)
@@ -191,7 +193,6 @@ def run(params: Params, data_dir: Path, prompt_dir: Path, out: Path) -> dict[str
         kept = [r for r in records if r["status"] != "dropped"]
         for k in CONFIDENCE_FIELDS:
             metrics[f"{split}_mean_{k}"] = float(np.mean([r[k] for r in kept])) if kept else 0.0
-    summary["seconds"] = round(time.perf_counter() - t0, 3)
     with atomic_dir(out) as tmp:
         for split, records in by_split.items():
             write_jsonl_atomic(tmp / f"{split}.jsonl", [r for r in records if r["status"] != "dropped"])
@@ -200,6 +201,7 @@ def run(params: Params, data_dir: Path, prompt_dir: Path, out: Path) -> dict[str
         )
         write_json_atomic(tmp / "metrics.json", metrics)
         write_json_atomic(tmp / "summary.json", {**summary, "metrics": metrics})
+    write_run_info(out, "label", {"total_s": time.perf_counter() - t0})
     return {**summary, "metrics": metrics}
 
 

@@ -16,7 +16,7 @@ Determinism: every file under ``--out`` (DVC hashes the folder: the prompted-dat
 function of the videos, the output-relevant params, the model weights and the prompting code, so a
 run resumed after a kill, a run over a subset, or the videos in another order give the same bytes.
 What a run did and how long it took (videos prompted / reused / pruned, timings, host) goes to the
-run report, ``<out>_run.json`` beside the folder (``--report``), which DVC does not track and the
+run report, ``run_info/prompt.json`` beside the folder (``--report``; ``stvg.runinfo``), which DVC does not track and the
 flow logs to MLflow.
 """
 
@@ -59,7 +59,7 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
     parser.add_argument(
         "--report",
         default=None,
-        help="run report (timings, host, what was prompted or reused); default: <out>_run.json beside --out",
+        help="run report (timings, host, what was prompted or reused); default: run_info/<out name>.json beside --out",
     )
     return parser.parse_args(argv)
 
@@ -332,11 +332,14 @@ def main(argv: list[str] | None = None) -> int:
 
 
 def run_report_path(out: Path, report: str | None = None) -> Path:
-    """Where the run report goes: ``--report``, else beside the database as ``<out>_run.json``.
+    """Where the run report goes: ``--report``, else ``run_info/<out's name>.json`` beside the database
+    (``runinfo.run_info_path``: ``artifacts/run_info/prompt.json`` for the stage's own folder).
 
     Outside the database folder on purpose: DVC hashes that folder, and timings must not change a version.
     """
-    return Path(report) if report else out.with_name(f"{out.name}_run.json")
+    from stvg.runinfo import run_info_path
+
+    return Path(report) if report else run_info_path(out, out.name)
 
 
 if __name__ == "__main__":

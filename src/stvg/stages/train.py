@@ -9,10 +9,14 @@ Multi-GPU (paper scale: params.paper.yaml), DeepSpeed ZeRO-3 (add ``_offload`` t
         --labels artifacts/label/train.jsonl --prompt-dir artifacts/prompt --base-model artifacts/base_model \\
         --out artifacts/train
 
-Outputs: ``model/`` (weights + processor + prompt_template.json), ``checkpoints/checkpoint-N`` (with
-optimizer state; ``--resume`` continues from the latest), ``log_history.json`` (TRL's per-step logs),
-``reward_curves.png`` and ``summary.json``. Label rows whose video is missing from the mask database are
-skipped with a warning naming them. With ``MLFLOW_RUN_ID``/``MLFLOW_TRACKING_URI`` set by the flow the
+Outputs: ``model/`` (weights + processor + prompt_template.json), ``log_history.json`` (TRL's per-step
+logs, without wall times), ``reward_curves.png`` and ``summary.json`` -- all pure functions of the
+inputs. ``checkpoints/checkpoint-N`` (with optimizer and RNG state) is working state, not a version: a
+run killed part-way (``dvc repro train`` included) resumes from the latest checkpoint when it was written
+for the same inputs (the fingerprint of ``training_fingerprint``) and ends with the weights of an
+uninterrupted run; ``--resume`` continues from it regardless (e.g. after raising ``max_steps``). Wall
+times, the checkpoint resumed from and the tracker go to ``artifacts/run_info/train.json``. Label rows
+whose video is missing from the mask database are skipped with a warning naming them. With ``MLFLOW_RUN_ID``/``MLFLOW_TRACKING_URI`` set by the flow the
 per-step metrics go to that MLflow run. Under ``accelerate launch`` every rank trains; only the main
 process writes files.
 """
@@ -20,13 +24,17 @@ process writes files.
 from __future__ import annotations
 
 import argparse
+import hashlib
+import json
 import logging
 import time
 from pathlib import Path
 from typing import Any
 
-from stvg.config import load_params
+from stvg.config import TrainParams, load_params, params_to_dict
 from stvg.io import read_jsonl, write_json_atomic
+from stvg.runinfo import write_run_info
+from stvg.runtime import device_kind
 
 log = logging.getLogger(__name__)
 
@@ -40,6 +48,27 @@ def _frame_loader(prompt_dir: Path) -> Any:
         return db.sampled_frames(video_id), db.sampling(video_id)
 
     return db, load
+
+
+def training_fingerprint(p: TrainParams, records: list[dict[str, Any]], db: Any, base_dir: Path) -> str:
+    """A hash of everything a training run depends on: params, label rows, prompted videos, the
+    base_model stage's folder (the tiny model itself, or the ``source.json`` naming a real one) and the
+    training code. Checkpoints stamped with it are resumed only by a run with the same one."""
+    import stvg.training
+
+    def content_hash(f: Path) -> str:
+        return hashlib.sha256(f.read_bytes()).hexdigest()
+
+    base_files = sorted(f for f in base_dir.rglob("*") if f.is_file())
+    code = sorted(Path(stvg.training.__file__).parent.glob("*.py"))
+    parts = {
+        "params": params_to_dict(p),
+        "labels": records,
+        "videos": {vid: db.key(vid) for vid in sorted({str(r["video_id"]) for r in records})},
+        "base_model": {str(f.relative_to(base_dir)): content_hash(f) for f in base_files},
+        "code": {f.name: content_hash(f) for f in code},
+    }
+    return hashlib.sha256(json.dumps(parts, sort_keys=True, default=str).encode("utf-8")).hexdigest()
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -80,7 +109,16 @@ def main(argv: list[str] | None = None) -> int:
 
     t0 = time.perf_counter()
     out = Path(args.out)
-    result = train(p, records, out, base_model=base, load_frames=load_frames, resume=args.resume)
+    fingerprint = training_fingerprint(p, records, db, Path(args.base_model))
+    result = train(
+        p,
+        records,
+        out,
+        base_model=base,
+        load_frames=load_frames,
+        resume=args.resume,
+        fingerprint=fingerprint,
+    )
     if not result.is_main_process:  # another rank of a multi-process run: rank 0 writes the outputs
         return 0
     drawn = plot_curves(result.log_history, out / "reward_curves.png")
@@ -90,16 +128,20 @@ def main(argv: list[str] | None = None) -> int:
         "n_samples": result.n_samples,
         "skipped_videos": missing,
         "global_step": result.global_step,
-        "resumed_from": result.resumed_from,
-        "report_to": result.report_to,
         "final_reward": steps[-1]["reward"] if steps else None,
         "mean_reward": sum(h["reward"] for h in steps) / len(steps) if steps else None,
         "plotted": drawn,
-        "seconds": round(time.perf_counter() - t0, 2),
-        "device": result.device,
+        "device_kind": device_kind(result.device),
         "batching": result.batching,
     }
     write_json_atomic(out / "summary.json", summary)
+    facts = {
+        "resumed_from": result.resumed_from,
+        "report_to": result.report_to,
+        "fingerprint": fingerprint,
+        "device": result.device,
+    }
+    write_run_info(out, "train", {**result.timings, "total_s": time.perf_counter() - t0}, facts)
     print(f"train: step {result.global_step}, model in {result.model_dir}")
     return 0
 

@@ -5,7 +5,7 @@
 validates it); only ``output_dir``, ``report_to``, ``reward_weights`` and ``seed`` are set here.
 
 Departures from the official code (REFERENCE 7.2): checkpoints keep optimizer and scheduler state
-(``save_only_model`` false) so ``resume=True`` continues the step count and the optimizer exactly; the
+(``save_only_model`` false) so a resumed run continues the step count and the optimizer exactly; the
 ID match and tIoU are separate rewards (same total with equal weights); video goes through the model in
 the loss pass too (``grpo.py``).
 
@@ -16,6 +16,13 @@ through ``Trainer.save_model``, a collective under ZeRO-3 that gathers the parti
 (``zero3_save_16bit_model`` in the accelerate config); a plain ``save_pretrained`` on one rank would
 write its empty shards. ``TrainResult.is_main_process`` tells the caller whether to write its own files.
 
+Interrupted runs: with a ``fingerprint`` (a hash of everything the run depends on, computed by the
+stage) a fresh call resumes from the latest complete checkpoint when the checkpoints were written for
+the same fingerprint, and starts over otherwise, so ``dvc repro train`` after a kill continues where it
+stopped and ends with the same weights as an uninterrupted run (RNG, data order, optimizer and scheduler
+state are restored from the checkpoint). ``log_history.json`` holds only what the run learned: step
+times, throughput and the per-session mean loss go to ``TrainResult.timings`` instead.
+
 Tracking without importing MLflow: when ``MLFLOW_RUN_ID`` or ``MLFLOW_TRACKING_URI`` is in the
 environment, ``report_to=["mlflow"]`` and transformers' ``MLflowCallback`` re-attaches to the flow's run
 (TRL logs per-reward mean/std, ``frac_reward_zero_std``, completion lengths, KL); otherwise ``"none"``.
@@ -24,6 +31,7 @@ environment, ``report_to=["mlflow"]`` and transformers' ``MLflowCallback`` re-at
 from __future__ import annotations
 
 import contextlib
+import json
 import logging
 import os
 import random
@@ -46,7 +54,12 @@ log = logging.getLogger(__name__)
 
 CHECKPOINT_DIR = "checkpoints"
 MODEL_DIR = "model"
+FINGERPRINT_FILE = "fingerprint.json"  # inside CHECKPOINT_DIR: what the checkpoints were trained on
 _OWNED_KEYS = ("output_dir", "report_to", "reward_weights")
+# Log keys that describe the session, not the model: wall times, throughput, and TRL/transformers'
+# closing `train_loss`, a mean over the steps of *this* call (a resumed run averages fewer).
+_SESSION_KEYS = ("step_time", "train_loss")
+_SESSION_SUFFIXES = ("_runtime", "_per_second")
 
 
 @dataclass(frozen=True)
@@ -72,13 +85,81 @@ def report_targets(environ: dict[str, str] | None = None) -> list[str]:
 
 
 def latest_checkpoint(checkpoint_dir: Path) -> Path | None:
-    """The highest-numbered complete ``checkpoint-N`` folder (one with ``trainer_state.json``), if any."""
+    """The highest-numbered complete ``checkpoint-N`` folder, if any.
+
+    Complete: its ``trainer_state.json`` (the Trainer writes it last) parses and names step N; a run
+    killed while saving leaves a folder without it, or with a truncated one.
+    """
     found = []
     for d in checkpoint_dir.glob("checkpoint-*"):
         suffix = d.name.rsplit("-", 1)[-1]
-        if d.is_dir() and suffix.isdigit() and (d / "trainer_state.json").is_file():
+        if d.is_dir() and suffix.isdigit() and _saved_step(d) == int(suffix):
             found.append((int(suffix), d))
     return max(found)[1] if found else None
+
+
+def _saved_step(checkpoint: Path) -> int | None:
+    try:
+        return int(json.loads((checkpoint / "trainer_state.json").read_text(encoding="utf-8"))["global_step"])
+    except (OSError, ValueError, KeyError, TypeError):
+        return None
+
+
+def split_session_logs(history: list[dict[str, Any]]) -> tuple[list[dict[str, Any]], dict[str, float]]:
+    """TRL's log history without session facts, and those facts summarised (total/mean seconds).
+
+    What remains is a pure function of the run's inputs: an interrupted and resumed run logs the same.
+    """
+
+    def session(key: str) -> bool:
+        return key in _SESSION_KEYS or key.endswith(_SESSION_SUFFIXES)
+
+    kept = [{k: v for k, v in row.items() if not session(k)} for row in history]
+    kept = [row for row in kept if set(row) - {"step", "epoch"}]  # drop rows that held only session facts
+    steps = [float(row["step_time"]) for row in history if "step_time" in row]
+    timings = {"train_s": sum(float(r.get("train_runtime", 0.0)) for r in history)}
+    if steps:
+        timings["mean_step_s"] = sum(steps) / len(steps)
+    return kept, timings
+
+
+def prepare_checkpoints(ckpt_dir: Path, fingerprint: str | None, resume: bool) -> Path | None:
+    """The checkpoint to resume from, after clearing checkpoints that belong to other inputs.
+
+    ``resume=True`` (``--resume``): the latest checkpoint whatever it was trained on (continuing with new
+    params is the caller's intent), an error when there is none. Otherwise the latest checkpoint when
+    the folder's fingerprint equals ``fingerprint`` (an interrupted run of the same inputs), else none:
+    the folder is emptied and stamped with ``fingerprint``. Call on the main process only.
+    """
+    if resume:
+        found = latest_checkpoint(ckpt_dir)
+        if found is None:
+            raise FileNotFoundError(
+                f"--resume: no complete checkpoint under {ckpt_dir}; run without --resume first"
+            )
+        _stamp(ckpt_dir, fingerprint)
+        return found
+    recorded = _read_stamp(ckpt_dir)
+    if fingerprint is not None and recorded == fingerprint and (found := latest_checkpoint(ckpt_dir)):
+        log.info("resuming the interrupted run of the same inputs from %s", found)
+        return found
+    if ckpt_dir.exists():
+        log.info("fresh run: removing old checkpoints in %s", ckpt_dir)
+        shutil.rmtree(ckpt_dir)
+    _stamp(ckpt_dir, fingerprint)
+    return None
+
+
+def _read_stamp(ckpt_dir: Path) -> str | None:
+    try:
+        return str(json.loads((ckpt_dir / FINGERPRINT_FILE).read_text(encoding="utf-8"))["fingerprint"])
+    except (OSError, ValueError, KeyError, TypeError):
+        return None
+
+
+def _stamp(ckpt_dir: Path, fingerprint: str | None) -> None:
+    if fingerprint is not None:
+        write_json_atomic(ckpt_dir / FINGERPRINT_FILE, {"fingerprint": fingerprint})
 
 
 def seed_everything(seed: int) -> None:
@@ -127,20 +208,21 @@ def train(
     base_model: str | Path,
     load_frames: FrameLoader,
     resume: bool = False,
+    fingerprint: str | None = None,
     device: str | None = None,
 ) -> TrainResult:
     """Train the policy with GRPO on ``records`` (label rows) and save it to ``out_dir/model``.
 
     ``load_frames(video_id) -> (frames (T, H, W, 3) uint8 RGB, sampling dict)`` supplies the prompted
     frames as the prompt stage sampled them. ``resume=True`` continues from the latest checkpoint in
-    ``out_dir/checkpoints`` (step count, optimizer, scheduler, RNG) and fails if there is none.
+    ``out_dir/checkpoints`` (step count, optimizer, scheduler, RNG) and fails if there is none; without
+    it, checkpoints stamped with the same ``fingerprint`` are resumed (``prepare_checkpoints``).
     """
     # ------------------------------------------------------------------ seed, config, checkpoint
     seed_everything(p.seed)
     out = Path(out_dir)
     ckpt_dir = out / CHECKPOINT_DIR
-    resume_from = latest_checkpoint(ckpt_dir) if resume else None
-    if resume and resume_from is None:
+    if resume and latest_checkpoint(ckpt_dir) is None:  # every rank fails alike, before any setup
         raise FileNotFoundError(
             f"--resume: no complete checkpoint under {ckpt_dir}; run without --resume first"
         )
@@ -158,11 +240,9 @@ def train(
     log.info("GRPO batching: %s", batching.to_dict())
     for departure in batching.departures_from_official():
         log.info("GRPO batching departs from the official trainer: %s", departure)
-    if not resume:
-        if args.should_save and ckpt_dir.exists():
-            log.info("fresh run: removing old checkpoints in %s", ckpt_dir)
-            shutil.rmtree(ckpt_dir)
-        _wait_for_everyone(args)  # unconditional (every rank must reach it); none sees old checkpoints
+    chosen = prepare_checkpoints(ckpt_dir, fingerprint, resume) if args.should_save else None
+    _wait_for_everyone(args)  # unconditional (every rank must reach it); none sees old checkpoints
+    resume_from = _broadcast_path(chosen)
 
     # ------------------------------------------------------------------ data
     question_template = template.load_template(base_model)  # the official text when it ships none
@@ -180,6 +260,9 @@ def train(
         model=model, reward_funcs=funcs, args=args, train_dataset=dataset, processing_class=processor
     )
 
+    if resume_from is not None and not (trainer.is_deepspeed_enabled or trainer.is_fsdp_enabled):
+        load_checkpoint_weights(trainer.model, resume_from)
+
     # ------------------------------------------------------------------ train
     log.info("GRPO on %d samples, resume_from=%s, report_to=%s", len(rows), resume_from, report_to)
     trainer.train(resume_from_checkpoint=str(resume_from) if resume_from else None)
@@ -187,7 +270,7 @@ def train(
     # ------------------------------------------------------------------ save (main process writes)
     model_dir = out / MODEL_DIR
     save_final_model(trainer, processor, model_dir, question_template)
-    history = list(trainer.state.log_history)
+    history, timings = split_session_logs(list(trainer.state.log_history))
     if args.should_save:
         write_json_atomic(out / "log_history.json", history)
     _wait_for_everyone(args)
@@ -203,7 +286,33 @@ def train(
         is_main_process=bool(args.should_save),
         batching=batching.to_dict(),
         device=str(args.device),
+        timings=timings,
     )
+
+
+def load_checkpoint_weights(model: Any, checkpoint: Path) -> None:
+    """Copy a Trainer checkpoint's weights into ``model``, through ``from_pretrained``'s key conversion.
+
+    transformers' Trainer resumes a single-process run with ``load_state_dict(strict=False)`` on the
+    keys as saved; Qwen2.5-VL saves its language model as ``model.layers.*`` but holds it as
+    ``model.language_model.layers.*``, so the Trainer silently leaves the language model at its
+    starting weights (measured: a run killed after step 2 and resumed differed from step 3 on). Loading
+    the folder with ``from_pretrained`` applies the conversion; the copy is strict. The Trainer's own
+    partial load afterwards rewrites the keys that matched with the same values. (DeepSpeed and FSDP
+    resume through their own checkpoint formats and are left to the Trainer.)
+    """
+    dtype = next(model.parameters()).dtype
+    saved = type(model).from_pretrained(str(checkpoint), dtype=dtype)
+    model.load_state_dict(saved.state_dict(), strict=True)
+    del saved
+
+
+def _broadcast_path(path: Path | None) -> Path | None:
+    """The main process's choice of checkpoint, on every rank (a no-op in a single process)."""
+    from accelerate.utils import broadcast_object_list
+
+    chosen = broadcast_object_list([str(path) if path else None], from_process=0)[0]
+    return Path(chosen) if chosen else None
 
 
 def _wait_for_everyone(args: Any) -> None:

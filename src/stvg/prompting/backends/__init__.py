@@ -92,7 +92,7 @@ def output_params(p: PromptParams, device: str = "cpu") -> dict[str, Any]:
     from stvg.runtime import device_kind, sam2_hole_filling
 
     out = params_to_dict(p)
-    for gate in ("max_churn", "max_repairs_per_video"):
+    for gate in ("max_churn", "max_repairs_per_video", "max_failed_fraction"):
         out.pop(gate)
     out["device"] = device_kind(device)
     if p.backend == "sam2":
