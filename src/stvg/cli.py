@@ -6,7 +6,8 @@
     stvg score FORMAT SUBMISSION ANNOTATION [...]              official metrics of a submission file
     stvg params apply OVERRIDES.yaml                           switch params.yaml (e.g. to the paper set)
     stvg weights fetch NAME [--dest weights] [--sha256 HEX]    fetch a real checkpoint (YOLOv12-x, SAM2.1), checksummed
-    stvg promote | stvg lineage MODEL_URI                      the model registry (MLflow)
+    stvg promote | stvg lineage MODEL_URI [--checkout DIR]     the model registry (MLflow)
+    stvg services up|down|status                               the team services (PostgreSQL, S3, MLflow, Prefect)
 
 This module is the composition root: it dispatches to ``stvg.stages.<name>.main`` and, for the
 orchestration commands, to the ``flows`` package (the library itself never imports Prefect or MLflow).
@@ -26,6 +27,7 @@ FLOW_COMMANDS = {
     "promote": "flows.promote",
     "lineage": "flows.lineage",
     "retrain": "flows.retrain",
+    "services": "flows.services.cli",
 }
 
 
