@@ -8,7 +8,7 @@ remote is another one (e.g. a team's committed remote) is left as it is.
 
 After a successful run the pipeline pushes data, stage outputs and the run cache (``dvc push
 --run-cache``) and records the outcome on the MLflow run (``dvc.pushed``, ``dvc.remote``, ``dvc.push``)
-and on the registered version (``dvc_pushed``). A store that is down is reported as "NOT pushed" with
+and on the registered version (``dvc_pushed``: true once its data reached the remote). A store that is down is reported as "NOT pushed" with
 the cause; the run itself stays FINISHED (its results are in MLflow) and says how to push later.
 """
 
@@ -160,5 +160,7 @@ def push_after_run(client: MlflowClient, run_id: str, root: Path, model_version:
     )  # fmt: skip
     if model_version.startswith("models:/"):
         name, version = model_version.removeprefix("models:/").rsplit("/", 1)
-        client.set_model_version_tag(name, version, VERSION_PUSHED_TAG, str(outcome.pushed).lower())
+        tags = client.get_model_version(name, version).tags
+        if outcome.pushed or VERSION_PUSHED_TAG not in tags:  # once on the remote, it stays there
+            client.set_model_version_tag(name, version, VERSION_PUSHED_TAG, str(outcome.pushed).lower())
     return outcome
