@@ -61,11 +61,11 @@ def checkout(client: MlflowClient, info: dict[str, Any], target: Path, source_ro
     """Check out the model described by ``info`` (``flows.lineage.model_lineage``) into the clone ``target``."""
     target = Path(target).resolve()
     _require_clone(target)
+    dvc.ensure_repo(target)
+    url = _ensure_remote(target, Path(source_root))  # before anything tracked changes
     commit = str(info.get("git_commit") or "")
     _git_checkout(target, commit)
     files = _restore_pins(client, str(info["run_id"]), target)
-    dvc.ensure_repo(target)
-    url = _ensure_remote(target, Path(source_root))
     dvc.run_dvc("pull", cwd=target, stream=True)
     status = json.loads(dvc.run_dvc("status", "--json", cwd=target).strip() or "{}")
     warnings = []

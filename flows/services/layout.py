@@ -14,6 +14,7 @@ from pathlib import Path
 
 HOST = "127.0.0.1"  # every service binds here and nowhere else
 PORTS_ENV_VAR = "STVG_SERVICES_PORTS"
+SERVICES_DIR_VAR = "STVG_SERVICES_DIR"  # the services folder, when not <repo>/.services
 ORDER = ("postgres", "s3", "mlflow", "prefect")  # start order; `down` goes backwards
 MLFLOW_BUCKET = "mlflow"
 DVC_BUCKET = "dvc"

@@ -8,12 +8,20 @@ from pathlib import Path
 
 from flows.services import procs, secrets
 from flows.services.base import Service
-from flows.services.layout import ADMIN_USER, DVC_BUCKET, ORDER, Layout, load_layout, save_state
+from flows.services.layout import (
+    ADMIN_USER,
+    DVC_BUCKET,
+    ORDER,
+    SERVICES_DIR_VAR,
+    Layout,
+    load_layout,
+    save_state,
+)
 from flows.services.mlflow_server import MlflowServer
 from flows.services.objectstore import ObjectStore
 from flows.services.postgres import Postgres
 from flows.services.prefect_server import PrefectServer
-from stvg.env import format_env_file
+from stvg.env import SERVICES_DIR_NAME, format_env_file
 
 ENV_HEADER = """Written by `stvg services up`: the client settings of this checkout's team services.
 Loaded by `make run`, `stvg ...` and the flows (stvg.env); git-ignored, readable by its owner only.
@@ -37,6 +45,7 @@ class ServiceState:
 
 
 def services(layout: Layout) -> list[Service]:
+    """The four services of ``layout``, in start order, with the folder's secrets (created on first use)."""
     found = secrets.load_or_create(layout.secrets_file)
     classes: dict[str, type[Service]] = {
         "postgres": Postgres, "s3": ObjectStore, "mlflow": MlflowServer, "prefect": PrefectServer,
@@ -45,9 +54,8 @@ def services(layout: Layout) -> list[Service]:
 
 
 def default_dir(root: Path) -> Path:
-    from stvg.env import SERVICES_DIR_NAME
-
-    return Path(os.environ.get("STVG_SERVICES_DIR") or Path(root) / SERVICES_DIR_NAME)
+    """``$STVG_SERVICES_DIR``, else ``<root>/.services``."""
+    return Path(os.environ.get(SERVICES_DIR_VAR) or Path(root) / SERVICES_DIR_NAME)
 
 
 def up(services_dir: Path, repo: Path | None = None) -> list[ServiceState]:
