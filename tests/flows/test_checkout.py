@@ -75,13 +75,15 @@ def test_checkout_gives_a_fresh_clone_the_exact_inputs_and_a_clean_dvc_status(
 
 
 def test_checkout_refuses_what_it_cannot_make_exact(trained: dict, tmp_path: Path) -> None:
+    client, info, repo = trained["client"], trained["info"], trained["repo"]
     with pytest.raises(CheckoutError, match="is not the top of a git clone"):
-        checkout(trained["client"], trained["info"], tmp_path / "nowhere", source_root=trained["repo"])
-    target = tmp_path / "B"
-    _git(tmp_path, "clone", "-q", str(trained["repo"]), str(target))
-    unknown = trained["info"] | {"git_commit": "f" * 40}
-    with pytest.raises(CheckoutError, match=f"commit {'f' * 40} is not in .*fetch"):
-        checkout(trained["client"], unknown, target, source_root=trained["repo"])
+        checkout(client, info, tmp_path / "nowhere", source_root=repo)
+    lonely = tmp_path / "lonely"
+    _git(tmp_path, "clone", "-q", str(repo), str(lonely))
     with pytest.raises(CheckoutError, match="has no DVC remote to pull from"):
-        checkout(trained["client"], trained["info"], target, source_root=target)
-    assert not (target / "dvc.lock").exists() and _git(target, "status", "--porcelain") == ""  # untouched
+        checkout(client, info, lonely, source_root=lonely)
+    assert not (lonely / "dvc.lock").exists() and _git(lonely, "status", "--porcelain") == ""  # untouched
+    target = tmp_path / "B"
+    _git(tmp_path, "clone", "-q", str(repo), str(target))
+    with pytest.raises(CheckoutError, match=f"commit {'f' * 40} is not in .*fetch"):
+        checkout(client, info | {"git_commit": "f" * 40}, target, source_root=repo)

@@ -21,7 +21,7 @@ pytestmark = pytest.mark.slow
 HERE = Path(__file__).resolve().parent
 REPO = HERE.parents[1]
 INNER = HERE / "isolated_services.py"
-TIMEOUT_S = 5400  # the scenarios take ~10 min on 2 idle cores; shared cores stretch that a lot
+TIMEOUT_S = 14400  # the scenarios take ~10 min on 2 idle cores; a machine shared by many jobs, hours
 
 
 def _missing_tools() -> list[str]:
@@ -62,7 +62,12 @@ def test_team_services_in_a_loopback_only_network_namespace(tmp_path: Path) -> N
         text=True,
         timeout=TIMEOUT_S,
     )
-    print(done.stdout[-20000:], done.stderr[-5000:])
+    log = tmp_path / "inner.log"
+    log.write_text(done.stdout + done.stderr)
+    durations = done.stdout.find("slowest durations")
+    print(
+        f"inner run's output: {log}\n{done.stdout[durations - 40 :] if durations > 0 else done.stdout[-5000:]}"
+    )
     assert done.returncode == 0, done.stdout[-8000:] + done.stderr[-3000:]
     suite = ET.parse(report).getroot()
     suite = suite if suite.tag == "testsuite" else suite.find("testsuite")
