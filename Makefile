@@ -4,7 +4,8 @@ VENV ?= .venv
 PY := $(VENV)/bin/python
 export STVG_ROOT := $(CURDIR)
 
-.PHONY: help venv run test test-fast test-gpu gpu-report lint format pipeline mlflow-ui prefect-server paper paper-1gpu bench retrain-serve
+.PHONY: help venv run test test-fast test-gpu gpu-report lint format pipeline mlflow-ui prefect-server paper paper-1gpu bench \
+	retrain-serve services services-down services-status
 
 help: ## show this help
 	@grep -E '^[a-zA-Z_-]+:.*?## ' $(MAKEFILE_LIST) | awk 'BEGIN{FS=":.*?## "}{printf "  %-16s %s\n", $$1, $$2}'
@@ -51,3 +52,12 @@ bench: venv ## run the CPU benchmarks (each prints JSON lines)
 
 retrain-serve: venv ## serve the weekly retraining deployment (needs `make prefect-server`)
 	PREFECT_HOME=$(CURDIR)/.prefect PREFECT_API_URL=http://127.0.0.1:4200/api $(PY) -m flows.retrain serve --cron "0 3 * * 1"
+
+services: venv ## start the team services on 127.0.0.1 (PostgreSQL, S3 store, MLflow, Prefect); `make run` then uses them
+	$(VENV)/bin/stvg services up
+
+services-down: venv ## stop the services `make services` started (by PID)
+	$(VENV)/bin/stvg services down
+
+services-status: venv ## PID, health, URL and log of each service
+	$(VENV)/bin/stvg services status

@@ -1,8 +1,10 @@
 """The ``stvg`` console script: the composition root that puts the orchestration beside the library.
 
     stvg run [--stages ...]                  the whole pipeline flow (Prefect)            -> flows.pipeline
-    stvg promote | stvg lineage MODEL_URI    the model registry (MLflow)                  -> flows.promote / lineage
+    stvg promote | stvg lineage MODEL_URI [--checkout DIR]
+                                             the model registry (MLflow)                  -> flows.promote / lineage
     stvg retrain run|serve                   retraining when the raw data changed         -> flows.retrain
+    stvg services up|down|status             the team services (PostgreSQL, S3, MLflow, Prefect) -> flows.services
     stvg <anything else>                     the library's commands (stages, data, score, params, weights)
 
 Dependencies point one way: this module imports ``flows`` and ``stvg``; ``stvg`` never imports
@@ -20,6 +22,7 @@ FLOW_COMMANDS = {
     "promote": "flows.promote",
     "lineage": "flows.lineage",
     "retrain": "flows.retrain",
+    "services": "flows.services.cli",
 }
 
 

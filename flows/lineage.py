@@ -1,7 +1,8 @@
 """Where did a registered model come from, and how do I get that data and code back?
 
-Run: ``stvg lineage models:/stvg-r1@champion [--json]`` (also ``models:/stvg-r1/3`` or
-``models:/stvg-r1/latest``).
+Run: ``stvg lineage models:/stvg-r1@champion [--json] [--checkout DIR]`` (also ``models:/stvg-r1/3``
+or ``models:/stvg-r1/latest``). ``--checkout DIR`` does the restoring itself in the git clone DIR
+(``flows/checkout.py``): commit, pins, ``dvc pull``, then ``dvc status``, which must come out clean.
 
 Prints the raw-data, prompted-data and label-set versions (DVC hashes), the git commit, the params
 hash and the params logged on the training run, the parent and stage run ids, and the exact commands
@@ -17,12 +18,15 @@ import json
 import re
 import shlex
 import sys
+from pathlib import Path
 from typing import Any
 
 from mlflow import MlflowClient
 from mlflow.entities.model_registry import ModelVersion
 from mlflow.exceptions import MlflowException
 
+from flows.checkout import CheckoutError, checkout
+from flows.dvc import DvcError
 from flows.registry import LINEAGE_ARTIFACT_DIR, LINEAGE_KEYS, open_client, version_metrics
 from stvg.env import configure_environment
 
@@ -96,6 +100,7 @@ def restore_commands(info: dict[str, Any]) -> list[str]:
         "dvc checkout  # data/ and artifacts/ from the local DVC cache",
         "dvc pull      # instead, when the cache lacks them: fetch from the DVC remote",
         f"grep -q {info.get('raw_data_version') or '<raw>'} data.dvc && dvc status  # verify the raw-data pin",
+        f"# or all of it in another git clone: stvg lineage {info.get('model_uri', 'MODEL_URI')} --checkout DIR",
     ]
     return commands
 
@@ -147,15 +152,26 @@ def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(prog="stvg lineage", description=__doc__.splitlines()[0])
     parser.add_argument("model_uri", help="models:/NAME@ALIAS, models:/NAME/VERSION or models:/NAME/latest")
     parser.add_argument("--json", action="store_true", help="print one JSON line")
+    parser.add_argument(
+        "--checkout",
+        metavar="DIR",
+        default="",
+        help="restore the model's commit, pins and data in the git clone DIR",
+    )
     args = parser.parse_args(argv)
     root = configure_environment()
+    client = open_client(root)
     try:
-        info = model_lineage(open_client(root), args.model_uri)
-    except LineageLookupError as exc:
+        info = model_lineage(client, args.model_uri)
+        restored = checkout(client, info, Path(args.checkout), root) if args.checkout else None
+    except (LineageLookupError, CheckoutError, DvcError) as exc:
         print(f"stvg lineage: {exc}", file=sys.stderr)
         return 1
-    print(json.dumps(info, sort_keys=True) if args.json else format_lineage(info))
-    return 0
+    if args.json:
+        print(json.dumps(info | ({"checkout": restored.to_dict()} if restored else {}), sort_keys=True))
+    else:
+        print(format_lineage(info) + (f"\n{restored.text()}" if restored else ""))
+    return 0 if restored is None or restored.clean else 1
 
 
 if __name__ == "__main__":

@@ -12,12 +12,19 @@ and logged with its ``dvc.lock`` output hashes only. A failed stage or gate mark
 the parent run FAILED and raises ``PipelineFailed`` naming the stage, the check and the offending
 items. Prefect state lives under ``.prefect/`` (see flows/__init__.py). A run killed outright (SIGKILL)
 cannot close its runs; the next pipeline does (``flows.reconcile``: FAILED / CRASHED with a note).
+
+After a successful run, data, stage outputs and the run cache are pushed to the DVC remote
+(``flows/remote.py``; "NOT pushed" and why, when the store is down). Registration and promotion hold the
+model's registration slot on a shared Prefect server (``flows/registry_lock.py``), so concurrent
+pipelines from several clones register and decide one at a time. A tracking server that stops
+answering fails the flow naming it, and its open runs are closed by the next run (``flows/outage.py``).
 """
 
 from __future__ import annotations
 
 import argparse
 import logging
+import os
 import sys
 import time
 from collections.abc import Callable, Sequence
@@ -31,8 +38,9 @@ from prefect.cache_policies import NO_CACHE
 from prefect.exceptions import MissingContextError
 from prefect.runtime import flow_run
 
-from flows import dvc, hooks, reconcile, tracking
+from flows import dvc, hooks, outage, reconcile, remote, tracking
 from flows.download import DownloadResult, download_flow
+from flows.registry_lock import registry_lock
 from stvg.checks.core import CheckFailed, CheckReport, merge_reports
 from stvg.config import Params, RegistryParams, load_params
 
@@ -76,6 +84,7 @@ class PipelineResult:
     model_version: str = ""  # registered version of `registry.model_name` (empty when not registered)
     promotion: str = ""  # the gate's decision, with the metrics side by side
     model_name: str = RegistryParams().model_name  # `registry.model_name`: the lineage hint names it
+    data_push: str = ""  # where `dvc push` put the data and outputs, or why it did not
 
 
 class PipelineFailed(RuntimeError):
@@ -127,6 +136,7 @@ def pipeline_flow(params_path: str = "params.yaml", stages: list[str] | None = N
 
     client = tracking.get_client(root)
     experiment_id = tracking.ensure_experiment(client, params.registry.experiment, root)
+    outage.close_unclosed(client, root)  # runs a tracking-server outage left open from this checkout
     run_id = tracking.start_run(
         client,
         experiment_id,
@@ -140,13 +150,13 @@ def pipeline_flow(params_path: str = "params.yaml", stages: list[str] | None = N
     logger.info("MLflow run %s (%s)", run_id, client.tracking_uri)
     for stale in reconcile.reconcile_experiment(client, experiment_id, found_by=run_id):
         logger.warning("closed run %s, left RUNNING by a pipeline that was killed", stale)
-    tracking.log_params(client, run_id, params)
-    tracking.log_lineage(client, run_id, root, raw_data_version=None)
-    tracking.log_file_artifact(client, run_id, params_file, "inputs")
 
     current, stage_run = plan[0] if plan else DOWNLOAD, None
-    raw_version, model_version, promotion = "", "", ""
+    raw_version, model_version, promotion, pushed = "", "", "", None
     try:
+        tracking.log_params(client, run_id, params)
+        tracking.log_lineage(client, run_id, root, raw_data_version=None)
+        tracking.log_file_artifact(client, run_id, params_file, "inputs")
         for current in plan:
             stage_run = tracking.start_run(client, experiment_id, current, parent_run_id=run_id)
             if current == DOWNLOAD:
@@ -179,17 +189,20 @@ def pipeline_flow(params_path: str = "params.yaml", stages: list[str] | None = N
         _log_data_versions(client, run_id, root)
         if "evaluate" in plan:
             current = REGISTER
-            model_version, promotion = _register(client, run_id, root, params)
+            with registry_lock(params.registry.model_name):
+                model_version, promotion = _register(client, run_id, root, params)
+        pushed = remote.push_after_run(client, run_id, root, model_version)
+        logger.info("DVC remote: %s", pushed.line())
     except Exception as exc:
         report = exc.report if isinstance(exc, CheckFailed) else None
-        failure = {"stage": current, "error": str(exc), "check": report.to_dict() if report else None}
-        if report is not None:
-            tracking.log_json_artifact(client, run_id, report.to_dict(), f"{report.name}.json", "checks")
-        tracking.log_json_artifact(client, run_id, failure, "failure.json")
-        tracking.log_tags(client, run_id, {"stvg.failed_stage": current})
-        if stage_run:
-            tracking.end_run(client, stage_run, failed=True)
-        tracking.end_run(client, run_id, failed=True)
+        try:
+            _record_failure(client, run_id, stage_run, current, exc, report)
+        except Exception:
+            if outage.server_reachable(client.tracking_uri):
+                raise
+            outage.remember_unclosed(root, client.tracking_uri, [stage_run or "", run_id], current)
+            down = outage.TrackingUnavailable(client.tracking_uri, run_id, exc)
+            raise PipelineFailed(current, run_id, down, report) from exc
         raise PipelineFailed(current, run_id, exc, report) from exc
     tracking.end_run(client, run_id)
     result_out = PipelineResult(
@@ -201,9 +214,29 @@ def pipeline_flow(params_path: str = "params.yaml", stages: list[str] | None = N
         model_version,
         promotion,
         params.registry.model_name,
+        pushed.line() if pushed else "",
     )
     logger.info("pipeline finished: MLflow run %s, raw-data version %s", run_id, raw_version or "-")
     return result_out
+
+
+def _record_failure(
+    client: MlflowClient,
+    run_id: str,
+    stage_run: str | None,
+    stage: str,
+    exc: BaseException,
+    report: CheckReport | None,
+) -> None:
+    """``failure.json``, the failed stage's tag, and both runs closed as FAILED."""
+    failure = {"stage": stage, "error": str(exc), "check": report.to_dict() if report else None}
+    if report is not None:
+        tracking.log_json_artifact(client, run_id, report.to_dict(), f"{report.name}.json", "checks")
+    tracking.log_json_artifact(client, run_id, failure, "failure.json")
+    tracking.log_tags(client, run_id, {"stvg.failed_stage": stage})
+    if stage_run:
+        tracking.end_run(client, stage_run, failed=True)
+    tracking.end_run(client, run_id, failed=True)
 
 
 def _log_stage_outputs(client: MlflowClient, run_id: str, root: Path, stage: str) -> None:
@@ -327,9 +360,22 @@ def next_steps(result: PipelineResult) -> list[str]:
             if result.model_version
             else []
         ),
+        *([f"  DVC remote:        {result.data_push}"] if result.data_push else []),
         f"  lineage:           stvg lineage models:/{result.model_name}@champion",
-        "  MLflow UI:         make mlflow-ui       -> http://127.0.0.1:5000",
-        "  Prefect UI:        make prefect-server  -> http://127.0.0.1:4200",
+        *_ui_lines(result.tracking_uri),
+    ]
+
+
+def _ui_lines(tracking_uri: str) -> list[str]:
+    """Where the UIs are: the team services' servers when in use, else how to open the local ones."""
+    prefect_api = os.environ.get("PREFECT_API_URL", "")
+    return [
+        f"  MLflow UI:         {tracking_uri}"
+        if tracking_uri.startswith("http")
+        else "  MLflow UI:         make mlflow-ui       -> http://127.0.0.1:5000",
+        f"  Prefect UI:        {prefect_api.removesuffix('/api')}"
+        if prefect_api
+        else "  Prefect UI:        make prefect-server  -> http://127.0.0.1:4200",
     ]
 
 

@@ -33,6 +33,7 @@ from flows.registry import (
     version_by_alias,
     version_metrics,
 )
+from flows.registry_lock import registry_lock
 from stvg.config import Params, ParamsError, load_params
 from stvg.env import configure_environment
 from stvg.registry_gate import GateError, PromotionDecision, decide_promotion
@@ -40,6 +41,7 @@ from stvg.registry_gate import GateError, PromotionDecision, decide_promotion
 log = logging.getLogger(__name__)
 
 _MAX_TAG_CHARS = 5000  # MLflow's model-version tag value limit
+DECISION_TAG = "promotion.decision"
 
 
 class PromotionError(RuntimeError):
@@ -57,8 +59,9 @@ def promote(
     """Decide, move ``champion`` when the gate passes, and record the decision on the challenger.
 
     ``decision.promote`` is True when the challenger is the champion afterwards (also when it already
-    was: then nothing is re-recorded). Raises PromotionError without a challenger and GateError when
-    metrics are missing.
+    was: then nothing is re-recorded). A challenger the gate already decided is not decided again
+    (``promote`` False, nothing moved or recorded): each version gets one decision, against the champion
+    of its time. Raises PromotionError without a challenger and GateError when metrics are missing.
     """
     challenger = version_by_alias(client, model_name, CHALLENGER)
     if challenger is None:
@@ -77,6 +80,11 @@ def promote(
     decision = decide_promotion(
         challenger_metrics, champion_metrics, primary_metric, margin, tolerance, compare
     )
+    earlier = challenger.tags.get(DECISION_TAG)
+    if earlier:  # the gate decides once per version: a later call reports, and moves nothing
+        against = challenger.tags.get("promotion.champion_version", "?")
+        reason = f"version {challenger.version} was already decided ({earlier} vs champion version {against})"
+        return replace(decision, promote=False, reason=f"{reason}; nothing changed")
     if decision.promote:
         client.set_registered_model_alias(model_name, CHAMPION, str(challenger.version))
     _record(client, challenger, champion, decision)
@@ -126,7 +134,7 @@ def _record(
     when = datetime.now(UTC).strftime("%Y-%m-%dT%H:%M:%SZ")
     comparisons = json.dumps(decision.to_dict()["comparisons"], sort_keys=True)
     tags = {
-        "promotion.decision": "promoted" if decision.promote else "rejected",
+        DECISION_TAG: "promoted" if decision.promote else "rejected",
         "promotion.reason": decision.reason,
         "promotion.champion_version": "none" if champion is None else str(champion.version),
         "promotion.primary_metric": decision.primary,
@@ -159,14 +167,15 @@ def main(argv: list[str] | None = None) -> int:
     try:
         registry = load_params(Path(args.params)).registry
         client = open_client(root)
-        decision = promote(
-            client,
-            registry.model_name,
-            registry.primary_metric,
-            registry.margin,
-            registry.tolerance,
-            registry.gate_metrics,
-        )
+        with registry_lock(registry.model_name):
+            decision = promote(
+                client,
+                registry.model_name,
+                registry.primary_metric,
+                registry.margin,
+                registry.tolerance,
+                registry.gate_metrics,
+            )
     except (ParamsError, PromotionError, GateError) as exc:
         print(f"stvg promote: {exc}", file=sys.stderr)
         return 1

@@ -12,6 +12,9 @@ from stvg.env import configure_environment
 REPO_ROOT = Path(__file__).resolve().parents[1]
 SHARED_DATA = REPO_ROOT.parent / "shared" / "data"
 
+# Tests never talk to a checkout's running team services by accident: a test that wants them points
+# its own processes at them (tests/services/).
+os.environ["STVG_SERVICES_ENV"] = "none"
 configure_environment(REPO_ROOT)
 
 

@@ -1,7 +1,6 @@
 """The library's commands: one per pipeline stage, plus data, scoring, params and weights tools.
 
     stvg download|detector|prompt|label|base_model|train|evaluate [stage args]   one stage (what dvc.yaml runs)
-    stvg run [--stages ...]                                    the whole pipeline flow (Prefect)
     stvg data stats FORMAT PATH                                counts of an annotation file, one JSON line;
                                                                each invalid entry named with its reason
     stvg score FORMAT SUBMISSION ANNOTATION [...]              official metrics of a submission file
@@ -9,10 +8,9 @@
     stvg weights fetch NAME [--dest weights] [--sha256 HEX] [--from PATH]
                                                                fetch a real checkpoint (YOLO12-x, SAM2.1), or adopt a
                                                                local copy (--from), checksummed
-    stvg promote | stvg lineage MODEL_URI                      the model registry (MLflow)
 
 The ``stvg`` console script is ``flows.cli`` (the composition root), which adds the orchestration
-commands (``run``, ``promote``, ``lineage``, ``retrain``) and hands everything else to ``main`` here:
+commands (``run``, ``promote``, ``lineage [--checkout DIR]``, ``retrain``, ``services``) and hands everything else to ``main`` here:
 the library knows nothing of the flows (``python -m stvg.cli <stage>`` runs a stage without them).
 """
 

@@ -2,13 +2,27 @@
 
 Called by the CLI and the flows at start-up (never at import time). Values the user already set win,
 so a GPU user can re-enable the Hugging Face hub with ``HF_HUB_OFFLINE=0``.
+
+When the team services run (``stvg services up`` writes ``.services/env``), their client settings
+(``MLFLOW_TRACKING_URI`` and credentials, ``PREFECT_API_URL``, the DVC remote) are loaded the same way,
+so ``make run``, ``stvg …`` and the flows use the services without any other step. ``STVG_SERVICES_ENV``
+names another env file (a second clone pointing at the same services) or ``none`` (ignore it).
 """
 
 from __future__ import annotations
 
+import logging
 import os
+import shlex
 import shutil
+from collections.abc import Mapping
 from pathlib import Path
+
+SERVICES_ENV_VAR = "STVG_SERVICES_ENV"  # path of the services' env file, or "none"
+SERVICES_DIR_NAME = ".services"  # per-checkout folder of the team services (git-ignored)
+SERVICES_ENV_NAME = "env"
+
+log = logging.getLogger(__name__)
 
 
 def project_root() -> Path:
@@ -48,6 +62,10 @@ def project_env(root: Path) -> dict[str, str]:
 def configure_environment(root: Path | None = None) -> Path:
     """Set the project environment (without overriding the user's values) and return the root."""
     root = root or project_root()
+    env_file = services_env_file(root)
+    if env_file is not None:
+        for key, value in read_env_file(env_file).items():
+            os.environ.setdefault(key, value)
     for key, value in project_env(root).items():
         os.environ.setdefault(key, value)
     ensure_ultralytics_fonts(Path(os.environ["YOLO_CONFIG_DIR"]))
@@ -74,3 +92,46 @@ def ensure_ultralytics_fonts(config_dir: Path) -> None:
     for name in names:
         if not (target_dir / name).is_file():
             shutil.copyfile(src, target_dir / name)
+
+
+def services_env_file(root: Path) -> Path | None:
+    """The services' env file to load: ``$STVG_SERVICES_ENV``, else ``<root>/.services/env``; None if absent.
+
+    A ``STVG_SERVICES_ENV`` naming a missing file is reported (the run would otherwise silently use the
+    local stores instead of the services the user asked for).
+    """
+    named = os.environ.get(SERVICES_ENV_VAR, "")
+    if named.lower() == "none":
+        return None
+    path = Path(named) if named else Path(root) / SERVICES_DIR_NAME / SERVICES_ENV_NAME
+    if path.is_file():
+        return path
+    if named:
+        log.warning(
+            "%s=%s: no such file; using the local stores (run `stvg services up`)", SERVICES_ENV_VAR, named
+        )
+    return None
+
+
+def read_env_file(path: Path) -> dict[str, str]:
+    """``KEY=VALUE`` lines (an ``export`` prefix, shell quoting and ``#`` comments allowed) as a dict."""
+    values: dict[str, str] = {}
+    for number, line in enumerate(Path(path).read_text(encoding="utf-8").splitlines(), 1):
+        line = line.strip()
+        if not line or line.startswith("#"):
+            continue
+        key, sep, raw = line.removeprefix("export ").partition("=")
+        if not sep or not key.strip().isidentifier():
+            raise ValueError(
+                f"{path}:{number}: expected KEY=VALUE, got {line[:40]!r}; regenerate it with `stvg services up`"
+            )
+        words = shlex.split(raw, comments=True)
+        values[key.strip()] = words[0] if words else ""
+    return values
+
+
+def format_env_file(values: Mapping[str, str], header: str) -> str:
+    """The text ``read_env_file`` reads back (also valid for ``source`` in a shell): quoted values."""
+    lines = [f"# {line}" if line else "#" for line in header.splitlines()]
+    lines += [f"export {key}={shlex.quote(str(value))}" for key, value in values.items()]
+    return "\n".join(lines) + "\n"
