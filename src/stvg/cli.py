@@ -7,6 +7,8 @@
     stvg params apply OVERRIDES.yaml                           switch params.yaml (e.g. to the paper set)
     stvg weights fetch NAME [--dest weights] [--sha256 HEX]    fetch a real checkpoint (YOLOv12-x, SAM2.1), checksummed
     stvg promote | stvg lineage MODEL_URI                      the model registry (MLflow)
+    stvg ground VIDEO "QUERY" [--model URI] [--out DIR]        ground a sentence in a raw video (--batch FILE)
+    stvg serve [--model models:/stvg-r1@champion]              serve the champion over HTTP, following the alias
 
 This module is the composition root: it dispatches to ``stvg.stages.<name>.main`` and, for the
 orchestration commands, to the ``flows`` package (the library itself never imports Prefect or MLflow).
@@ -26,6 +28,8 @@ FLOW_COMMANDS = {
     "promote": "flows.promote",
     "lineage": "flows.lineage",
     "retrain": "flows.retrain",
+    "ground": "flows.ground",
+    "serve": "flows.serve",
 }
 
 
