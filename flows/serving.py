@@ -197,7 +197,7 @@ def save_grounding_model(
     """Write the pyfunc model folder (MLmodel, signature, the bundle as its artifact) to ``path``."""
     mlflow.pyfunc.save_model(
         path=str(path),
-        python_model=StvgGroundingModel(),
+        python_model=str(Path(__file__).with_name("serving_model.py")),
         artifacts={BUNDLE_ARTIFACT: str(bundle_dir)},
         signature=grounding_signature(ground),
         model_config=dict(MODEL_CONFIG),
@@ -266,11 +266,14 @@ def _download(source: str, target: Path, tracking_uri: str) -> None:
     target.parent.mkdir(parents=True, exist_ok=True)
     tmp = Path(tempfile.mkdtemp(prefix=f".{target.name}-", dir=target.parent))
     try:
-        mlflow.artifacts.download_artifacts(artifact_uri=source, dst_path=str(tmp), tracking_uri=tracking_uri)
-        (tmp / ".complete").write_text("")
+        # A folder URI lands as dst_path/<its last name>: that folder is the model.
+        got = mlflow.artifacts.download_artifacts(
+            artifact_uri=source, dst_path=str(tmp), tracking_uri=tracking_uri
+        )
+        (Path(got) / ".complete").write_text("")
         if target.exists():
             shutil.rmtree(target)
-        tmp.rename(target)
+        Path(got).rename(target)
     finally:
         if tmp.exists():
             shutil.rmtree(tmp, ignore_errors=True)

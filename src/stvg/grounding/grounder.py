@@ -120,7 +120,7 @@ class Grounder:
 
     def check_video(self, path: Path, name: str) -> VideoInfo:
         """Probe the video and refuse one that is not a video or is too long (GroundingInputError)."""
-        info = probe_video(path)
+        info = probe_video(path, name)
         check_duration(info.duration_s, self.max_video_s, name)
         return info
 

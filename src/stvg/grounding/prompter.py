@@ -57,15 +57,23 @@ def video_hash(path: Path) -> str:
     return content_hash(path)
 
 
-def probe_video(path: Path) -> VideoInfo:
-    """fps, frame count and size; raises ``stvg.grounding.inputs.GroundingInputError`` for a non-video."""
+def probe_video(path: Path, name: str = "") -> VideoInfo:
+    """fps, frame count and size; raises ``stvg.grounding.inputs.GroundingInputError`` for a non-video.
+
+    ``name`` replaces the file's path in the message (an upload's temporary file means nothing to
+    the caller).
+    """
     from stvg.grounding.inputs import GroundingInputError
     from stvg.prompting.video import VideoError, probe
 
     try:
         meta = probe(path)
     except VideoError as exc:
-        raise GroundingInputError(f"video is not a decodable video: {exc}") from exc
+        cause = str(exc).replace(f"{path}: ", "")
+        raise GroundingInputError(
+            f"video {name or path} is not a decodable video ({cause}); send a complete video file "
+            "(mp4, avi, mkv, ... anything OpenCV/FFmpeg decodes)"
+        ) from exc
     return VideoInfo(fps=meta.fps, n_frames=meta.n_frames, width=meta.width, height=meta.height)
 
 
