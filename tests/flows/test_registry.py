@@ -498,3 +498,15 @@ def test_pipeline_register_prints_the_side_by_side_table_also_on_a_no_op_rerun(
     out = capsys.readouterr().out
     assert behind in out
     assert f"stvg lineage models:/{name}@champion" in out and "models:/stvg-r1@" not in out
+
+
+def test_experiment_is_created_as_model_training(client: MlflowClient, tmp_path: Path) -> None:
+    """MLflow 3's UI opens an experiment on its GenAI view unless it is marked as model training."""
+    from flows.tracking import EXPERIMENT_KIND_TAG, ensure_experiment
+
+    made = ensure_experiment(client, "kind-new", tmp_path)
+    assert client.get_experiment(made).tags[EXPERIMENT_KIND_TAG] == "custom_model_development"
+    older = client.create_experiment("kind-old", artifact_location=(tmp_path / "a").as_uri())
+    assert EXPERIMENT_KIND_TAG not in client.get_experiment(older).tags
+    assert ensure_experiment(client, "kind-old", tmp_path) == older
+    assert client.get_experiment(older).tags[EXPERIMENT_KIND_TAG] == "custom_model_development"

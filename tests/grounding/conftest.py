@@ -64,11 +64,19 @@ def project_params(repo_root: Path) -> Params:
 
 
 @pytest.fixture(scope="session")
-def champion_bundle(
-    tmp_path_factory: pytest.TempPathFactory, project_params: Params, trained_detector_path: Path
-) -> Path:
-    out = tmp_path_factory.mktemp("champion") / "bundle"
-    return build_champion(out, project_params, trained_detector_path, ANSWER_ID, ANSWER_SPAN)
+def champion_policy(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """The scripted policy's save_pretrained folder (what the train stage would leave)."""
+    return scripted_policy(tmp_path_factory.mktemp("champion") / "policy", ANSWER_ID, *ANSWER_SPAN)
+
+
+@pytest.fixture(scope="session")
+def champion_bundle(champion_policy: Path, project_params: Params, trained_detector_path: Path) -> Path:
+    """The grounding bundle a registration would log: the policy with the embedded default's prompting."""
+    from stvg.grounding.bundle import write_bundle
+
+    out = champion_policy.parent / "bundle"
+    write_bundle(out, champion_policy, project_params, trained_detector_path)
+    return out
 
 
 @pytest.fixture(scope="session")
