@@ -37,6 +37,9 @@ import threading
 import time
 from typing import Any
 
+from fastapi import Request  # module level: FastAPI resolves the route annotations from here
+from fastapi.responses import JSONResponse
+
 from stvg.env import configure_environment
 
 log = logging.getLogger("stvg.serve")
@@ -127,8 +130,6 @@ def verify_signature(secret: str, headers: Any, body: bytes, now: float | None =
 
 def build_app(served: ServedModel, secret: str) -> Any:
     """MLflow's scoring app over ``served``, plus the webhook receiver and ``/model``."""
-    from fastapi import Request
-    from fastapi.responses import JSONResponse
     from mlflow.pyfunc import scoring_server
 
     app = scoring_server.init(served)
@@ -190,6 +191,7 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
     parser.add_argument("--video-root", default="", help="folder requests may name video paths in")
     parser.add_argument("--max-video-s", type=float, default=0.0, help="longest video (0: the model's)")
     parser.add_argument("--device", default="", help="torch device (default: cuda when available)")
+    parser.add_argument("--timeout-s", type=int, default=600, help="longest request, seconds")
     return parser.parse_args(argv)
 
 
@@ -229,15 +231,20 @@ def main(argv: list[str] | None = None) -> int:
     elif not args.poll_s:
         args.poll_s = 10.0
         log.info("%s sends no webhooks (no MLflow server); polling the alias every 10 s", client.tracking_uri)
+    os.environ["MLFLOW_SCORING_SERVER_REQUEST_TIMEOUT"] = str(args.timeout_s)  # read by the scoring app
     stop = threading.Event()
     if args.poll_s:
         threading.Thread(target=poll_alias, args=(served, client, args.poll_s, stop), daemon=True).start()
-    try:
-        uvicorn.run(build_app(served, secret), host=args.host, port=args.port, log_level="info")
-    finally:
+    app = build_app(served, secret)
+
+    def shut_down() -> None:  # uvicorn re-raises SIGTERM after shutdown: clean up here, not after run()
         stop.set()
         if hook:
             client.delete_webhook(hook)
+            log.info("registry webhook %s removed", hook)
+
+    app.router.on_shutdown.append(shut_down)
+    uvicorn.run(app, host=args.host, port=args.port, log_level="info")
     return 0
 
 

@@ -76,7 +76,8 @@ def test_query_duration_and_names() -> None:
     check_duration(8.0, 8.0, "clip.mp4")
     with pytest.raises(GroundingInputError, match=r"clip.mp4 lasts 8.1 s, over this model's limit of 8.0 s"):
         check_duration(8.1, 8.0, "clip.mp4")
-    assert describe(b"abc") == "<3 bytes>" and describe("x" * 100) == "<100 characters of base64>"
+    assert describe(b"abc") == "<uploaded video, 3 bytes>" and describe("clip.mp4") == "clip.mp4"
+    assert describe("QUJD" * 100) == "<uploaded video, ~300 bytes as base64>"
 
 
 def test_options_default_to_the_model_and_reject_bad_values() -> None:

@@ -46,11 +46,17 @@ LINEAGE = {
     "git_commit": "4" * 40,
 }
 REPO = Path(__file__).resolve().parents[2]
+WEBHOOK_ENV = {
+    "MLFLOW_WEBHOOK_ALLOWED_SCHEMES": "http,https",
+    "MLFLOW_WEBHOOK_ALLOW_PRIVATE_IPS": "true",
+    "MLFLOW_WEBHOOK_CACHE_TTL": "1",
+}
 
 
 def _env(server: str) -> dict[str, str]:
     path = os.pathsep.join([str(REPO / "src"), str(REPO), os.environ.get("PYTHONPATH", "")])
-    return os.environ | {"MLFLOW_TRACKING_URI": server, "PYTHONPATH": path, "STVG_ROOT": str(REPO)}
+    bins = os.pathsep.join([str(Path(sys.executable).parent), os.environ.get("PATH", "")])  # mlflow runs `uvicorn`
+    return os.environ | {"MLFLOW_TRACKING_URI": server, "PYTHONPATH": path, "STVG_ROOT": str(REPO), "PATH": bins}
 
 
 def _post(url: str, payload: dict[str, Any], timeout: float = 600) -> tuple[int, dict[str, Any]]:
@@ -89,13 +95,10 @@ def registry(tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
     with loopback_only():
         port = free_port()
         url = f"http://127.0.0.1:{port}"
-        # Webhooks to 127.0.0.1 need the private-address opt-in; the server caches its webhook list
-        # for MLFLOW_WEBHOOK_CACHE_TTL s (60 by default), shortened so a new webhook is used at once.
-        env = (
-            os.environ
-            | MLFLOW_SERVER_ENV
-            | {"MLFLOW_WEBHOOK_ALLOW_PRIVATE_IPS": "true", "MLFLOW_WEBHOOK_CACHE_TTL": "1"}
-        )
+        # A webhook to http://127.0.0.1 needs two opt-ins (MLflow allows https and public addresses only);
+        # the server caches its webhook list for MLFLOW_WEBHOOK_CACHE_TTL s (60 by default), shortened
+        # here so a webhook registered just after an alias event is used at once.
+        env = os.environ | MLFLOW_SERVER_ENV | WEBHOOK_ENV
         cmd = mlflow_server_command(folder, port)
         with server_process(cmd, f"{url}/health", folder / "server.log", env=env, cwd=folder, timeout_s=180):
             yield url

@@ -148,8 +148,10 @@ class Grounder:
             probe_s = time.perf_counter() - t0
             try:
                 prompted = self.prompter.prompt(path, video_id, content, progress)
-            except PromptingError as exc:
-                return replace(base, error=str(exc), timings={"decode_s": probe_s})
+            except PromptingError as exc:  # e.g. nothing detected: a valid video with nothing to ground
+                cause = str(exc).replace(f"{video_id}: ", "")
+                timings = {"decode_s": probe_s, "prompt_s": time.perf_counter() - t0 - probe_s}
+                return replace(base, error=f"video {name}: {cause}", timings=timings)
             self._remember(video_id)
             timings = {
                 "decode_s": probe_s + prompted.timings["decode_s"],

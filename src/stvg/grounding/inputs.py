@@ -47,12 +47,14 @@ def check_duration(duration_s: float, max_video_s: float, name: str) -> None:
         )
 
 
-def describe(video: object, limit: int = 60) -> str:
+def describe(video: object, limit: int = 120) -> str:
     """A short printable name of a video argument (never the whole base64 text)."""
     if isinstance(video, bytes | bytearray):
-        return f"<{len(video)} bytes>"
+        return f"<uploaded video, {len(video)} bytes>"
     text = str(video)
-    return text if len(text) <= limit else f"<{len(text)} characters of base64>"
+    if len(text) <= limit and not text.startswith("data:"):
+        return text
+    return f"<uploaded video, ~{len(text) * 3 // 4} bytes as base64>"
 
 
 @contextlib.contextmanager
