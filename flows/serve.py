@@ -13,7 +13,9 @@ version the alias points to, plus two routes:
   loads that version in the background and swaps it in; until it is ready the old version answers.
 - ``GET /model``: the name, alias and version serving, a reload under way, the last reload error.
 
-Every response row says which version answered (``model_version``). Against an MLflow server
+``--model`` may also be ``models:/NAME/VERSION`` or a local folder (an MLflow model, or a grounding
+bundle): those are served as they are, without following anything. Every response row says which
+version answered (``model_version``). Against an MLflow server
 (``MLFLOW_TRACKING_URI=http://…``) the command registers that webhook itself, pointing at
 ``--public-url`` (default ``http://HOST:PORT``), and removes it on exit; a receiver on a private
 address needs ``MLFLOW_WEBHOOK_ALLOW_PRIVATE_IPS=true`` on the MLflow server. The project's local
@@ -35,6 +37,7 @@ import re
 import secrets
 import threading
 import time
+from pathlib import Path
 from typing import Any
 
 from fastapi import Request  # module level: FastAPI resolves the route annotations from here
@@ -181,7 +184,11 @@ def poll_alias(served: ServedModel, client: Any, every_s: float, stop: threading
 
 def parse_args(argv: list[str] | None) -> argparse.Namespace:
     parser = argparse.ArgumentParser(prog="stvg serve", description=__doc__.splitlines()[0])
-    parser.add_argument("--model", default="models:/stvg-r1@champion", help="models:/NAME@ALIAS to follow")
+    parser.add_argument(
+        "--model",
+        default="models:/stvg-r1@champion",
+        help="models:/NAME@ALIAS (followed), models:/NAME/N or a folder",
+    )
     parser.add_argument("--host", default="127.0.0.1", help="bind address (default: loopback only)")
     parser.add_argument("--port", type=int, default=5001)
     parser.add_argument("--public-url", default="", help="URL the MLflow server reaches this one at")
@@ -195,6 +202,74 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
     return parser.parse_args(argv)
 
 
+def open_model(model: str, client: Any, config: dict[str, Any]) -> tuple[ServedModel, str]:
+    """The holder for ``--model`` and the version to load first.
+
+    ``models:/NAME@ALIAS`` is followed; ``models:/NAME/VERSION`` and a local folder (an MLflow model,
+    or a bare grounding bundle) are served as they are.
+    """
+    import mlflow
+
+    from flows.lineage import resolve_model_uri
+
+    def registered(name: str) -> Any:
+        def load(version: str) -> Any:
+            uri = f"models:/{name}/{version}"
+            return mlflow.pyfunc.load_model(uri, model_config=config | {"model_version": version})
+
+        return load
+
+    match = _ALIAS_URI.match(model)
+    if match:
+        version = client.get_model_version_by_alias(match["name"], match["alias"]).version
+        return ServedModel(match["name"], match["alias"], registered(match["name"])), str(version)
+    if model.startswith("models:/"):
+        found = resolve_model_uri(client, model)
+        return ServedModel(found.name, "", registered(found.name)), str(found.version)
+    folder = local_pyfunc(Path(model).expanduser())
+    return ServedModel(
+        str(model), "", lambda _: mlflow.pyfunc.load_model(str(folder), model_config=config)
+    ), ""
+
+
+def local_pyfunc(folder: Path) -> Path:
+    """An MLflow model folder for ``folder`` (itself, or a pyfunc wrapped around a bare bundle)."""
+    import tempfile
+
+    from flows.serving import save_grounding_model
+    from stvg.grounding.bundle import is_bundle, load_bundle
+
+    if (folder / "MLmodel").is_file():
+        return folder
+    if not is_bundle(folder):
+        raise FileNotFoundError(f"{folder} is neither an MLflow model (MLmodel) nor a grounding bundle")
+    wrapped = Path(tempfile.mkdtemp(prefix="stvg-serve-")) / "model"
+    save_grounding_model(wrapped, folder, load_bundle(folder).ground, pip_requirements=[])
+    return wrapped
+
+
+def follow_registry(served: ServedModel, client: Any, args: argparse.Namespace, secret: str) -> Any:
+    """Subscribe to alias moves (webhook on a server, else polling); returns the clean-up to run."""
+    hook, stop = "", threading.Event()
+    if client.tracking_uri.startswith(("http://", "https://")):
+        url = (args.public_url or f"http://{args.host}:{args.port}").rstrip("/") + WEBHOOK_PATH
+        hook = register_webhook(client, f"stvg-serve-{served.name}-{served.alias}-{args.port}", url, secret)
+        log.info("registry webhook %s -> %s", hook, url)
+    elif not args.poll_s:
+        args.poll_s = 10.0
+        log.info("%s sends no webhooks (no MLflow server); polling the alias every 10 s", client.tracking_uri)
+    if args.poll_s:
+        threading.Thread(target=poll_alias, args=(served, client, args.poll_s, stop), daemon=True).start()
+
+    def clean_up() -> None:
+        stop.set()
+        if hook:
+            client.delete_webhook(hook)
+            log.info("registry webhook %s removed", hook)
+
+    return clean_up
+
+
 def main(argv: list[str] | None = None) -> int:
     import mlflow
     import uvicorn
@@ -203,47 +278,24 @@ def main(argv: list[str] | None = None) -> int:
 
     args = parse_args(argv)
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s: %(message)s")
-    match = _ALIAS_URI.match(args.model)
-    if not match:
-        print(f"stvg serve: --model must be models:/NAME@ALIAS (got {args.model!r})")
-        return 2
     root = configure_environment()
     client = get_client(root)
     mlflow.set_tracking_uri(client.tracking_uri)
     mlflow.set_registry_uri(client.tracking_uri)
     config = {"video_root": args.video_root, "max_video_s": args.max_video_s, "device": args.device}
-
-    def load(version: str) -> Any:
-        uri = f"models:/{match['name']}/{version}"
-        return mlflow.pyfunc.load_model(uri, model_config=config | {"model_version": version})
-
-    served = ServedModel(match["name"], match["alias"], load)
-    first = str(client.get_model_version_by_alias(served.name, served.alias).version)
-    if not served.reload(first):
-        print(f"stvg serve: cannot load {args.model} (version {first}): {served.last_error}")
+    try:
+        served, first = open_model(args.model, client, config)
+    except Exception as exc:  # noqa: BLE001 - one clear line for a model that cannot be found
+        print(f"stvg serve: cannot open {args.model}: {exc}")
+        return 2
+    if not served.reload(first or "local"):
+        print(f"stvg serve: cannot load {args.model}: {served.last_error}")
         return 1
     secret = os.environ.get(SECRET_ENV) or secrets.token_hex(16)
-    hook = ""
-    if client.tracking_uri.startswith(("http://", "https://")):
-        url = (args.public_url or f"http://{args.host}:{args.port}").rstrip("/") + WEBHOOK_PATH
-        hook = register_webhook(client, f"stvg-serve-{served.name}-{served.alias}-{args.port}", url, secret)
-        log.info("registry webhook %s -> %s", hook, url)
-    elif not args.poll_s:
-        args.poll_s = 10.0
-        log.info("%s sends no webhooks (no MLflow server); polling the alias every 10 s", client.tracking_uri)
+    clean_up = follow_registry(served, client, args, secret) if served.alias else (lambda: None)
     os.environ["MLFLOW_SCORING_SERVER_REQUEST_TIMEOUT"] = str(args.timeout_s)  # read by the scoring app
-    stop = threading.Event()
-    if args.poll_s:
-        threading.Thread(target=poll_alias, args=(served, client, args.poll_s, stop), daemon=True).start()
     app = build_app(served, secret)
-
-    def shut_down() -> None:  # uvicorn re-raises SIGTERM after shutdown: clean up here, not after run()
-        stop.set()
-        if hook:
-            client.delete_webhook(hook)
-            log.info("registry webhook %s removed", hook)
-
-    app.router.on_shutdown.append(shut_down)
+    app.router.on_shutdown.append(clean_up)  # uvicorn re-raises SIGTERM after shutdown: not after run()
     uvicorn.run(app, host=args.host, port=args.port, log_level="info")
     return 0
 

@@ -170,7 +170,8 @@ class Grounder:
         from stvg.grounding.annotate import annotate_video
 
         t0 = time.perf_counter()
-        boxes = self.prompter.entry(result.video_id).boxes_by_frame() if result.video_id else {}
+        held = self.prompter.has(result.video_id)
+        boxes = self.prompter.entry(result.video_id).boxes_by_frame() if held else {}
         annotate_video(path, result, boxes, out)
         return time.perf_counter() - t0
 

@@ -185,6 +185,10 @@ class VideoPrompter:
         decode = float(result.summary["timings"].get("decode_s", 0.0))
         return {"decode_s": decode, "prompt_s": time.perf_counter() - t0 - decode}
 
+    def has(self, video_id: str) -> bool:
+        """Whether the database holds the video (prompting may have failed, e.g. nothing detected)."""
+        return self.db.has(video_id)
+
     def entry(self, video_id: str) -> PromptedVideo:
         """A video already in the database (after ``prompt``)."""
         return PromptedVideo(self.db, video_id, {})
