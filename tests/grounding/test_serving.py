@@ -55,8 +55,14 @@ WEBHOOK_ENV = {
 
 def _env(server: str) -> dict[str, str]:
     path = os.pathsep.join([str(REPO / "src"), str(REPO), os.environ.get("PYTHONPATH", "")])
-    bins = os.pathsep.join([str(Path(sys.executable).parent), os.environ.get("PATH", "")])  # mlflow runs `uvicorn`
-    return os.environ | {"MLFLOW_TRACKING_URI": server, "PYTHONPATH": path, "STVG_ROOT": str(REPO), "PATH": bins}
+    # `mlflow models serve` starts `uvicorn` by name: the venv's bin folder must be on PATH
+    bins = os.pathsep.join([str(Path(sys.executable).parent), os.environ.get("PATH", "")])
+    return os.environ | {
+        "MLFLOW_TRACKING_URI": server,
+        "PYTHONPATH": path,
+        "STVG_ROOT": str(REPO),
+        "PATH": bins,
+    }
 
 
 def _post(url: str, payload: dict[str, Any], timeout: float = 600) -> tuple[int, dict[str, Any]]:
