@@ -1,6 +1,6 @@
 """``stvg serve``: the champion over HTTP, following the registry when the alias moves.
 
-    stvg serve [--model models:/stvg-r1@champion] [--host 127.0.0.1] [--port 5001]
+    stvg serve [--model models:/stvg-r1@champion] [--host 127.0.0.1] [--port 8000]
                [--public-url URL] [--poll-s SECONDS] [--video-root DIR] [--max-video-s S]
 
 MLflow's own scoring app (``mlflow.pyfunc.scoring_server.init``, what ``mlflow models serve`` runs:
@@ -190,7 +190,7 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
         help="models:/NAME@ALIAS (followed), models:/NAME/N or a folder",
     )
     parser.add_argument("--host", default="127.0.0.1", help="bind address (default: loopback only)")
-    parser.add_argument("--port", type=int, default=5001)
+    parser.add_argument("--port", type=int, default=8000)
     parser.add_argument("--public-url", default="", help="URL the MLflow server reaches this one at")
     parser.add_argument(
         "--poll-s", type=float, default=0.0, help="poll the alias every N s (0: webhook only)"
