@@ -59,12 +59,17 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
 
 def load_grounder(model: str, root: Path, cache_dir: Path, device: str = "") -> Any:
     """A ``Grounder`` over the model at ``model`` (URI or folder); raises with a message on failure."""
-    from flows.serving import fetch_model
-    from flows.tracking import get_client
+    from mlflow import MlflowClient
+
+    from flows.serving import fetch_model, require_registry
+    from flows.tracking import tracking_uri
     from stvg.grounding.bundle import load_bundle
     from stvg.grounding.grounder import Grounder
 
-    client = None if Path(model).expanduser().is_dir() else get_client(root)
+    client = None
+    if not Path(model).expanduser().is_dir():
+        require_registry(tracking_uri(root))  # before a client, which would create an empty store
+        client = MlflowClient(tracking_uri=tracking_uri(root))
     local = fetch_model(model, root / ".cache" / "models", client)
     info = {"uri": model, "name": local.name, "version": local.version}
     return Grounder(load_bundle(local.bundle_dir), cache_dir, device=device or None, model_info=info)

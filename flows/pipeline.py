@@ -310,6 +310,7 @@ def next_steps(result: PipelineResult) -> list[str]:
             else []
         ),
         f"  lineage:           stvg lineage models:/{result.model_name}@champion",
+        '  ground a video:    stvg ground VIDEO "QUERY"   (serve it: stvg serve -> http://127.0.0.1:8000)',
         "  MLflow UI:         make mlflow-ui       -> http://127.0.0.1:5000",
         "  Prefect UI:        make prefect-server  -> http://127.0.0.1:4200",
     ]

@@ -273,13 +273,21 @@ def follow_registry(served: ServedModel, client: Any, args: argparse.Namespace, 
 def main(argv: list[str] | None = None) -> int:
     import mlflow
     import uvicorn
+    from mlflow import MlflowClient
 
-    from flows.tracking import get_client
+    from flows.serving import require_registry
+    from flows.tracking import tracking_uri
 
     args = parse_args(argv)
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s: %(message)s")
     root = configure_environment()
-    client = get_client(root)
+    if args.model.startswith("models:/"):
+        try:
+            require_registry(tracking_uri(root))  # before a client, which would create an empty store
+        except FileNotFoundError as exc:
+            print(f"stvg serve: {exc}")
+            return 2
+    client = MlflowClient(tracking_uri=tracking_uri(root))
     mlflow.set_tracking_uri(client.tracking_uri)
     mlflow.set_registry_uri(client.tracking_uri)
     config = {"video_root": args.video_root, "max_video_s": args.max_video_s, "device": args.device}

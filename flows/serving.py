@@ -245,6 +245,10 @@ def fetch_model(uri: str, cache_root: Path, client: Any) -> LocalModel:
         if found is None:
             raise FileNotFoundError(f"{local} holds no grounding model (bundle.json, or artifacts/bundle/)")
         return LocalModel(found)
+    if not uri.startswith("models:/"):
+        raise FileNotFoundError(
+            f"{uri} is neither a model folder nor a models:/NAME@ALIAS or models:/NAME/VERSION URI"
+        )
     version = resolve_model_uri(client, uri)
     tag = hashlib.sha256(str(version.source).encode("utf-8")).hexdigest()[:10]
     target = cache_root / version.name / f"v{version.version}-{tag}"
@@ -257,6 +261,15 @@ def fetch_model(uri: str, cache_root: Path, client: Any) -> LocalModel:
             "carried their prompting configuration; register a new version (make run)"
         )
     return LocalModel(found, version.name, str(version.version))
+
+
+def require_registry(tracking_uri: str) -> None:
+    """Refuse a local store that does not exist yet (rather than create an empty one and find nothing)."""
+    if tracking_uri.startswith("sqlite:///") and not Path(tracking_uri.removeprefix("sqlite:///")).is_file():
+        raise FileNotFoundError(
+            f"no model registry at {tracking_uri}: run `make run` in this repository first, run from the "
+            "repository root (or set STVG_ROOT), or set MLFLOW_TRACKING_URI to your MLflow server"
+        )
 
 
 def _download(source: str, target: Path, tracking_uri: str) -> None:
