@@ -163,19 +163,9 @@ def register_model(
         tags={k: str(v) for k, v in lineage.items()},
     )
     try:
-        with tempfile.TemporaryDirectory(prefix="stvg-model-") as tmp:
-            bundle = Path(tmp) / "bundle"
-            write_bundle(bundle, model_dir, params, Path(detector_weights))
-            local = Path(tmp) / "model"
-            save_grounding_model(
-                local,
-                bundle,
-                params.ground,
-                pip_requirements=pip_requirements(),
-                mlflow_model=mlflow.models.Model(run_id=run_id, model_id=logged.model_id),
-                metadata={"stvg": {"lineage": dict(lineage)}},
-            )
-            client.log_model_artifacts(logged.model_id, str(local))
+        _log_grounding_model(
+            client, logged.model_id, run_id, model_dir, params, Path(detector_weights), lineage
+        )
     except Exception:
         client.finalize_logged_model(logged.model_id, "FAILED")
         raise
@@ -203,6 +193,31 @@ def register_model(
     client.set_registered_model_alias(name, CHALLENGER, str(version.version))
     log.info("registered %s version %s (alias %s) from run %s", name, version.version, CHALLENGER, run_id)
     return client.get_model_version(name, str(version.version))
+
+
+def _log_grounding_model(
+    client: MlflowClient,
+    model_id: str,
+    run_id: str,
+    model_dir: Path,
+    params: Params,
+    detector_weights: Path,
+    lineage: Mapping[str, str],
+) -> None:
+    """Bundle the policy with its prompting configuration and log it as the grounding pyfunc."""
+    with tempfile.TemporaryDirectory(prefix="stvg-model-") as tmp:
+        bundle = Path(tmp) / "bundle"
+        write_bundle(bundle, model_dir, params, detector_weights)
+        local = Path(tmp) / "model"
+        save_grounding_model(
+            local,
+            bundle,
+            params.ground,
+            pip_requirements=pip_requirements(),
+            mlflow_model=mlflow.models.Model(run_id=run_id, model_id=model_id),
+            metadata={"stvg": {"lineage": dict(lineage)}},
+        )
+        client.log_model_artifacts(model_id, str(local))
 
 
 def open_client(root: Path) -> MlflowClient:
