@@ -46,9 +46,9 @@ def draw_frame(frame: np.ndarray, f: int, result: GroundingResult, boxes: Mappin
         for iid, box in others.items():
             _box(layer, box, FAINT, 1, str(iid))
         img = cv2.addWeighted(layer, FAINT_ALPHA, img, 1 - FAINT_ALPHA, 0)
-    if result.ok and f in result.tube:
-        _box(img, result.tube[f], TARGET, 2, f"ID {result.target_id}")
     _caption(img, result)
+    if result.ok and f in result.tube:  # after the caption: the answer is never hidden under text
+        _box(img, result.tube[f], TARGET, 2, f"ID {result.target_id}")
     _timeline(img, f, result)
     return img
 
