@@ -126,8 +126,8 @@ class StvgGroundingModel(mlflow.pyfunc.PythonModel):
         with contextlib.ExitStack() as stack:
             videos = [self._checked_video(stack, i, row) for i, row in enumerate(rows)]
             out = [
-                self._ground(path, name, row["query"], options, bool(params.get("return_frames")))
-                for (path, name), row in zip(videos, rows, strict=True)
+                self._ground(i, path, name, row["query"], options, bool(params.get("return_frames")))
+                for i, ((path, name), row) in enumerate(zip(videos, rows, strict=True))
             ]
         return pd.DataFrame(out, columns=list(OUTPUT_COLUMNS), dtype=object)
 
@@ -148,8 +148,15 @@ class StvgGroundingModel(mlflow.pyfunc.PythonModel):
             raise bad_input(f"row {i}: {exc}") from exc
         return path, name
 
-    def _ground(self, path: Path, name: str, query: str, options: Any, return_frames: bool) -> dict[str, Any]:
-        result = self.grounder.ground(path, query, options, name=name)
+    def _ground(
+        self, i: int, path: Path, name: str, query: str, options: Any, return_frames: bool
+    ) -> dict[str, Any]:
+        from stvg.grounding.inputs import GroundingInputError
+
+        try:
+            result = self.grounder.ground(path, query, options, name=name)
+        except GroundingInputError as exc:  # e.g. frames past the header that do not decode
+            raise bad_input(f"row {i}: {exc}") from exc
         record = result.to_dict()
         frames_mp4 = ""
         if return_frames:
