@@ -18,8 +18,8 @@ from stvg.grounding.prompter import Box, read_video, write_mp4
 from stvg.grounding.result import GroundingResult
 
 TARGET = (40, 220, 60)  # RGB
-FAINT = (210, 210, 210)
-FAINT_ALPHA = 0.45  # weight of the faint layer (other instances)
+FAINT = (230, 60, 60)  # the other instances: red like the IDs the policy sees, blended
+FAINT_ALPHA = 0.5  # weight of the faint layer
 BAR_PX = 6  # timeline height
 
 
