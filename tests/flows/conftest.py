@@ -8,22 +8,23 @@ from collections.abc import Callable, Iterator
 
 import pytest
 
-from tests.netns import loopback_only
 from tests.servers import MLFLOW_SERVER_ENV, free_port, mlflow_server_command, server_process
 
 
 @pytest.fixture(scope="module")
 def mlflow_server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
-    """`mlflow server --workers 1` on a free local port in a loopback-only network namespace (the module's
-    tests run in it too), killed (whole process group) at the end."""
+    """`mlflow server --workers 1` on a free local port, killed (whole process group) at the end.
+
+    It stays in the machine's network namespace: the session's Prefect test server, which flows in the
+    same modules talk to, lives there (``tests.netns.loopback_only`` would put them out of its reach).
+    """
     folder = tmp_path_factory.mktemp("mlflow-server")
-    with loopback_only():
-        port = free_port()
-        url = f"http://127.0.0.1:{port}"
-        env = os.environ | MLFLOW_SERVER_ENV
-        cmd = mlflow_server_command(folder, port)
-        with server_process(cmd, f"{url}/health", folder / "server.log", env=env, cwd=folder, timeout_s=120):
-            yield url
+    port = free_port()
+    url = f"http://127.0.0.1:{port}"
+    env = os.environ | MLFLOW_SERVER_ENV
+    cmd = mlflow_server_command(folder, port)
+    with server_process(cmd, f"{url}/health", folder / "server.log", env=env, cwd=folder, timeout_s=120):
+        yield url
 
 
 @pytest.fixture
