@@ -5,6 +5,7 @@
                                              the model registry (MLflow)                  -> flows.promote / lineage
     stvg retrain run|serve                   retraining when the raw data changed         -> flows.retrain
     stvg services up|down|status             the team services (PostgreSQL, S3, MLflow, Prefect) -> flows.services
+    stvg ground VIDEO "QUERY" | stvg serve   ground a raw video with a registered model, serve it -> flows.ground / serve
     stvg <anything else>                     the library's commands (stages, data, score, params, weights)
 
 Dependencies point one way: this module imports ``flows`` and ``stvg``; ``stvg`` never imports
@@ -23,6 +24,8 @@ FLOW_COMMANDS = {
     "lineage": "flows.lineage",
     "retrain": "flows.retrain",
     "services": "flows.services.cli",
+    "ground": "flows.ground",
+    "serve": "flows.serve",
 }
 
 

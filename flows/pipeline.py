@@ -362,6 +362,7 @@ def next_steps(result: PipelineResult) -> list[str]:
         ),
         *([f"  DVC remote:        {result.data_push}"] if result.data_push else []),
         f"  lineage:           stvg lineage models:/{result.model_name}@champion",
+        '  ground a video:    stvg ground VIDEO "QUERY"   (serve it: stvg serve -> http://127.0.0.1:8000)',
         *_ui_lines(result.tracking_uri),
     ]
 

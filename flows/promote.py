@@ -106,21 +106,31 @@ def register_and_promote(
     *,
     model_dir: Path | None = None,
     metrics_path: Path | None = None,
+    detector_weights: Path | None = None,
 ) -> tuple[ModelVersion, PromotionDecision]:
-    """The pipeline's last step: register ``artifacts/train/model`` with the workspace lineage, then promote.
+    """The pipeline's last step: register ``artifacts/train/model`` (bundled with the prompting
+    configuration and ``artifacts/detector/weights.pt``) with the workspace lineage, then promote.
 
     Metrics are the numeric entries of ``artifacts/evaluate/metrics.json``; dvc.lock, data.dvc and
     params.yaml are logged with the run so ``stvg lineage`` can restore them exactly.
     """
     model_dir = model_dir or root / "artifacts" / "train" / "model"
     metrics_path = metrics_path or root / "artifacts" / "evaluate" / "metrics.json"
+    detector_weights = detector_weights or root / "artifacts" / "detector" / "weights.pt"
     if not metrics_path.is_file():
         raise PromotionError(f"{metrics_path} not found; run `dvc repro evaluate` before registering")
     raw = json.loads(metrics_path.read_text(encoding="utf-8"))
     metrics = {k: float(v) for k, v in raw.items() if isinstance(v, int | float) and not isinstance(v, bool)}
     files = {name: root / name for name in ("dvc.lock", "data.dvc", "params.yaml")}
     version = register_model(
-        client, run_id, model_dir, params, read_lineage(root), metrics, lineage_files=files
+        client,
+        run_id,
+        model_dir,
+        params,
+        read_lineage(root),
+        metrics,
+        detector_weights=detector_weights,
+        lineage_files=files,
     )
     r = params.registry
     decision = promote(client, r.model_name, r.primary_metric, r.margin, r.tolerance, r.gate_metrics)

@@ -1,18 +1,20 @@
-"""Register the trained policy in the MLflow Model Registry with its lineage; the flow calls this last.
+"""Register the trained model in the MLflow Model Registry with its lineage; the flow calls this last.
 
-``register_model`` logs the ``save_pretrained`` policy folder as an MLflow *pyfunc* model under the
-pipeline's parent run, registers it as ``registry.model_name`` (``stvg-r1``), writes the lineage as
-model-version tags (``raw_data_version``, ``prompted_data_version``, ``label_data_version``,
-``git_commit``, ``params_hash``) plus the benchmark metrics (``metrics``, JSON), and points the alias
-``challenger`` at the new version. Promotion to ``champion`` is a separate, gated step
-(``flows/promote.py``).
+``register_model`` builds the grounding bundle (``stvg.grounding.bundle``: the ``save_pretrained``
+policy, its processor and prompt template, the prompting configuration the policy was trained with
+and the detector / SAM2 weights by content hash), logs it as the MLflow *pyfunc* of
+``flows.serving`` (a raw video and a query in, the answered tube out, with a signature and a params
+schema) under the pipeline's parent run, registers it as ``registry.model_name`` (``stvg-r1``),
+writes the lineage as model-version tags (``raw_data_version``, ``prompted_data_version``,
+``label_data_version``, ``git_commit``, ``params_hash``) plus the benchmark metrics (``metrics``,
+JSON), and points the alias ``challenger`` at the new version. Promotion to ``champion`` is a
+separate, gated step (``flows/promote.py``).
 
 Only ``MlflowClient`` calls with explicit ids are used (no fluent run state), so this works the same
 against the local sqlite store and an MLflow server (``MLFLOW_TRACKING_URI``). Why a pyfunc and not
-``mlflow.transformers``: the latter cannot log Qwen2.5-VL with its video processor (ENVIRONMENT.md);
-the pyfunc's artifact is the unchanged checkpoint folder, loaded by the project's own code on first
-``predict``. Loading the model therefore needs this project installed (``pip install -e .``); the
-model's ``pip_requirements`` pin the third-party stack only.
+``mlflow.transformers``: the latter cannot log Qwen2.5-VL with its video processor (ENVIRONMENT.md).
+Loading the model needs this project installed (``pip install -e .``); the model's
+``pip_requirements`` pin the third-party stack only.
 """
 
 from __future__ import annotations
@@ -27,14 +29,15 @@ from importlib import metadata
 from pathlib import Path
 from typing import Any
 
-import mlflow.pyfunc
-import pandas as pd
+import mlflow.models
 from mlflow import MlflowClient
 from mlflow.entities.model_registry import ModelVersion
 from mlflow.exceptions import MlflowException
 
 from flows import dvc, tracking
+from flows.serving import save_grounding_model
 from stvg.config import Params, params_to_dict
+from stvg.grounding.bundle import write_bundle
 
 log = logging.getLogger(__name__)
 
@@ -44,7 +47,10 @@ LINEAGE_KEYS = ("raw_data_version", "prompted_data_version", "label_data_version
 METRICS_TAG = "metrics"  # JSON {name: value}: exact names (MLflow keys may not contain "@")
 MODEL_ARTIFACT_NAME = "policy"  # the logged model's name inside the run
 LINEAGE_ARTIFACT_DIR = "lineage"  # run artifact folder holding dvc.lock / data.dvc / params.yaml
-_REQUIREMENT_PACKAGES = ("mlflow", "torch", "torchvision", "transformers", "numpy", "pandas", "opencv-python")
+_REQUIREMENT_PACKAGES = (
+    "mlflow", "torch", "torchvision", "transformers", "ultralytics", "numpy", "pandas", "opencv-python",
+    "pycocotools", "lap", "scipy", "pyarrow",
+)  # fmt: skip
 
 
 # ----------------------------------------------------------------------------------------------- lineage
@@ -120,38 +126,6 @@ def params_hash(params: Params | Mapping[str, Any]) -> str:
 # ----------------------------------------------------------------------------------------------- the model
 
 
-class StvgPolicyModel(mlflow.pyfunc.PythonModel):
-    """Pyfunc wrapper of the policy checkpoint folder; heavy libraries load on the first ``predict``.
-
-    Input: a DataFrame, one row per question, with the columns ``stvg.training.inference`` expects
-    for an item (the prompted video's frames/path, sampling and the query). Output: a DataFrame with
-    the raw ``answer`` and its parsed ``target_id``, ``start_s``, ``end_s``, ``ok``.
-    """
-
-    def load_context(self, context: Any) -> None:
-        self.policy_dir = Path(context.artifacts[MODEL_ARTIFACT_NAME])
-
-    def predict(
-        self, context: Any, model_input: pd.DataFrame, params: dict[str, Any] | None = None
-    ) -> pd.DataFrame:
-        from stvg.training.answer import parse_answer
-        from stvg.training.inference import generate_answers
-
-        options = {"batch_size": 4, "max_new_tokens": 64, "do_sample": False, "seed": 0} | dict(params or {})
-        items = model_input.to_dict(orient="records")
-        answers = generate_answers(self.policy_dir, items, **options)
-        parsed = [parse_answer(a) for a in answers]
-        return pd.DataFrame(
-            {
-                "answer": answers,
-                "target_id": [p.target_id for p in parsed],
-                "start_s": [p.start_s for p in parsed],
-                "end_s": [p.end_s for p in parsed],
-                "ok": [p.ok for p in parsed],
-            }
-        )
-
-
 def pip_requirements() -> list[str]:
     """Exact pins of the installed third-party stack the model needs (explicit: inference is slow)."""
     pins = []
@@ -174,17 +148,25 @@ def register_model(
     lineage: Mapping[str, str],
     metrics: Mapping[str, float],
     *,
+    detector_weights: str | os.PathLike[str],
     lineage_files: Mapping[str, str | os.PathLike[str]] | None = None,
 ) -> ModelVersion:
-    """Log ``model_dir`` as a pyfunc under run ``run_id``, register it, tag lineage, alias ``challenger``.
+    """Bundle ``model_dir`` with the prompting configuration, log it as the grounding pyfunc under run
+    ``run_id``, register it, tag lineage, alias ``challenger``.
 
-    ``lineage`` must hold every key of ``LINEAGE_KEYS`` (see ``read_lineage``). ``lineage_files``
-    (name -> path, e.g. dvc.lock, data.dvc, params.yaml) are copied to the run's ``lineage/`` folder
-    so ``stvg lineage`` can restore the exact pins even when they were never committed.
+    ``detector_weights`` is the detector the prompt stage used (``artifacts/detector/weights.pt``);
+    ``params`` give the prompting configuration and the grounding defaults. ``lineage`` must hold every
+    key of ``LINEAGE_KEYS`` (see ``read_lineage``). ``lineage_files`` (name -> path, e.g. dvc.lock,
+    data.dvc, params.yaml) are copied to the run's ``lineage/`` folder so ``stvg lineage`` can restore
+    the exact pins even when they were never committed.
     """
     model_dir = Path(model_dir)
     if not model_dir.is_dir() or not any(model_dir.iterdir()):
         raise FileNotFoundError(f"policy folder {model_dir} is missing or empty; run `dvc repro train` first")
+    if not Path(detector_weights).is_file():
+        raise FileNotFoundError(
+            f"detector weights {detector_weights} not found; run `dvc repro detector` first"
+        )
     missing = [k for k in LINEAGE_KEYS if not lineage.get(k)]
     if missing:
         raise LineageError(f"lineage lacks {missing}; build it with flows.registry.read_lineage(root)")
@@ -198,17 +180,9 @@ def register_model(
         tags={k: str(v) for k, v in lineage.items()},
     )
     try:
-        with tempfile.TemporaryDirectory(prefix="stvg-model-") as tmp:
-            local = Path(tmp) / "model"
-            mlflow.pyfunc.save_model(
-                path=str(local),
-                python_model=StvgPolicyModel(),
-                artifacts={MODEL_ARTIFACT_NAME: str(model_dir)},
-                pip_requirements=pip_requirements(),
-                mlflow_model=mlflow.models.Model(run_id=run_id, model_id=logged.model_id),
-                metadata={"stvg": {"lineage": dict(lineage)}},
-            )
-            client.log_model_artifacts(logged.model_id, str(local))
+        _log_grounding_model(
+            client, logged.model_id, run_id, model_dir, params, Path(detector_weights), lineage
+        )
     except Exception:
         client.finalize_logged_model(logged.model_id, "FAILED")
         raise
@@ -236,6 +210,31 @@ def register_model(
     client.set_registered_model_alias(name, CHALLENGER, str(version.version))
     log.info("registered %s version %s (alias %s) from run %s", name, version.version, CHALLENGER, run_id)
     return client.get_model_version(name, str(version.version))
+
+
+def _log_grounding_model(
+    client: MlflowClient,
+    model_id: str,
+    run_id: str,
+    model_dir: Path,
+    params: Params,
+    detector_weights: Path,
+    lineage: Mapping[str, str],
+) -> None:
+    """Bundle the policy with its prompting configuration and log it as the grounding pyfunc."""
+    with tempfile.TemporaryDirectory(prefix="stvg-model-") as tmp:
+        bundle = Path(tmp) / "bundle"
+        write_bundle(bundle, model_dir, params, detector_weights)
+        local = Path(tmp) / "model"
+        save_grounding_model(
+            local,
+            bundle,
+            params.ground,
+            pip_requirements=pip_requirements(),
+            mlflow_model=mlflow.models.Model(run_id=run_id, model_id=model_id),
+            metadata={"stvg": {"lineage": dict(lineage)}},
+        )
+        client.log_model_artifacts(model_id, str(local))
 
 
 def open_client(root: Path) -> MlflowClient:

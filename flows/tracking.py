@@ -32,6 +32,8 @@ from mlflow.entities import Metric, Param, RunStatus, RunTag
 from stvg.config import Params, flatten, params_to_dict
 
 PARENT_TAG = "mlflow.parentRunId"
+EXPERIMENT_KIND_TAG = "mlflow.experimentKind"  # what MLflow 3's UI opens an experiment as
+EXPERIMENT_KIND = "custom_model_development"  # model training (the other kind is genai_development)
 MAX_PARAM_CHARS = 6000  # MLflow's limit on a param value
 BATCH_SIZE = 100  # MLflow's limit on params per log_batch call
 VERSION_PACKAGES = (
@@ -72,16 +74,24 @@ def get_client(root: Path) -> MlflowClient:
 
 
 def ensure_experiment(client: MlflowClient, name: str, root: Path) -> str:
-    """The id of experiment ``name``, created on first use (artifacts under mlflow/artifacts locally)."""
+    """The id of experiment ``name``, created on first use (artifacts under mlflow/artifacts locally).
+
+    The experiment is marked as model training (``EXPERIMENT_KIND``), which MLflow 3's UI reads to
+    open it on runs and models instead of its GenAI traces view; an experiment made without the mark
+    gets it here.
+    """
     existing = client.get_experiment_by_name(name)
     if existing is not None:
+        if existing.tags.get(EXPERIMENT_KIND_TAG) is None:
+            client.set_experiment_tag(existing.experiment_id, EXPERIMENT_KIND_TAG, EXPERIMENT_KIND)
         return str(existing.experiment_id)
     artifact_location = None
     if client.tracking_uri.startswith(("sqlite:", "file:")) or "://" not in client.tracking_uri:
         location = local_artifact_root(root) / name
         location.mkdir(parents=True, exist_ok=True)
         artifact_location = location.as_uri()
-    return str(client.create_experiment(name, artifact_location=artifact_location))
+    tags = {EXPERIMENT_KIND_TAG: EXPERIMENT_KIND}
+    return str(client.create_experiment(name, artifact_location=artifact_location, tags=tags))
 
 
 def start_run(

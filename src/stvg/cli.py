@@ -8,6 +8,8 @@
     stvg weights fetch NAME [--dest weights] [--sha256 HEX] [--from PATH]
                                                                fetch a real checkpoint (YOLO12-x, SAM2.1), or adopt a
                                                                local copy (--from), checksummed
+    stvg ground VIDEO "QUERY" [--model URI] [--out DIR]        ground a sentence in a raw video (--batch FILE)
+    stvg serve [--model models:/stvg-r1@champion]              serve the champion over HTTP, following the alias
 
 The ``stvg`` console script is ``flows.cli`` (the composition root), which adds the orchestration
 commands (``run``, ``promote``, ``lineage [--checkout DIR]``, ``retrain``, ``services``) and hands everything else to ``main`` here:

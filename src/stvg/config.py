@@ -577,6 +577,27 @@ class RegistryParams:
 
 
 @dataclass(frozen=True)
+class GroundParams:
+    """Grounding a raw video with a registered model (``stvg ground``, serving): request defaults and limits.
+
+    Copied into every registered model version, where they are the defaults of the served params schema.
+    """
+
+    max_video_s: float = 600.0  # longest video accepted, seconds; a longer one is refused (4xx when served)
+    max_new_tokens: int = 64  # answer length cap, tokens (a full answer of the tiny policy: ~47)
+    do_sample: bool = False  # greedy unless set
+    temperature: float = 1.0  # sampling temperature (only with do_sample)
+    seed: int = 0  # generation seed
+    cache_videos: int = 16  # prompted videos a server keeps, so a second query on one video skips prompting
+
+    def __post_init__(self) -> None:
+        _require(self.max_video_s > 0, "ground.max_video_s", "must be > 0 seconds")
+        _require(self.max_new_tokens >= 1, "ground.max_new_tokens", "must be >= 1")
+        _require(self.temperature > 0, "ground.temperature", "must be > 0")
+        _require(self.cache_videos >= 1, "ground.cache_videos", "must be >= 1")
+
+
+@dataclass(frozen=True)
 class Params:
     """All parameters, one frozen section per stage."""
 
@@ -590,6 +611,7 @@ class Params:
     train: TrainParams = field(default_factory=TrainParams)
     evaluate: EvaluateParams = field(default_factory=EvaluateParams)
     registry: RegistryParams = field(default_factory=RegistryParams)
+    ground: GroundParams = field(default_factory=GroundParams)
 
 
 # ----------------------------------------------------------------------------------------------- loading

@@ -8,13 +8,13 @@ from __future__ import annotations
 import json
 from pathlib import Path
 
-import mlflow
 import pytest
 from mlflow import MlflowClient
 
 from flows import lineage as lineage_cli
 from flows import promote as promote_cli
 from flows.registry import CHAMPION, register_model
+from flows.serving import fetch_model
 from stvg.config import Params, RegistryParams
 
 pytestmark = pytest.mark.slow
@@ -41,6 +41,8 @@ def test_register_promote_lineage_and_load_through_the_server(
     policy = tmp_path / "policy"
     policy.mkdir()
     (policy / "config.json").write_text('{"model_type": "qwen2_5_vl"}')
+    detector = tmp_path / "detector.pt"
+    detector.write_bytes(b"detector weights")
     dvc_lock = tmp_path / "dvc.lock"
     dvc_lock.write_text("schema: '2.0'\n")
 
@@ -49,7 +51,14 @@ def test_register_promote_lineage_and_load_through_the_server(
         run_id = client.create_run(experiment_id).info.run_id
         versions.append(
             register_model(
-                client, run_id, policy, params, LINEAGE, metrics, lineage_files={"dvc.lock": dvc_lock}
+                client,
+                run_id,
+                policy,
+                params,
+                LINEAGE,
+                metrics,
+                detector_weights=detector,
+                lineage_files={"dvc.lock": dvc_lock},
             )
         )
         client.set_terminated(run_id)
@@ -71,7 +80,8 @@ def test_register_promote_lineage_and_load_through_the_server(
     assert {k: info[k] for k in LINEAGE} == LINEAGE
     assert info["lineage_files"] == ["dvc.lock"] and info["tracking_uri"] == server
 
-    global_mlflow_uri(server)
-    loaded = mlflow.pyfunc.load_model(f"models:/{params.registry.model_name}@champion")
-    folder = loaded.unwrap_python_model().policy_dir
-    assert (folder / "config.json").read_text() == '{"model_type": "qwen2_5_vl"}'
+    # `stvg ground --model models:/...@champion` fetches the bundle through the server's artifact proxy.
+    local = fetch_model(f"models:/{params.registry.model_name}@champion", tmp_path / "cache", client)
+    assert local.version == str(versions[0].version)
+    assert (local.bundle_dir / "policy" / "config.json").read_text() == '{"model_type": "qwen2_5_vl"}'
+    assert (local.bundle_dir / "prompting" / "detector.pt").read_bytes() == detector.read_bytes()

@@ -33,7 +33,8 @@ def store(tmp_path_factory: pytest.TempPathFactory) -> tuple[MlflowClient, str]:
 def policy_dir(tmp_path: Path) -> Path:
     folder = tmp_path / "policy"
     folder.mkdir()
-    (folder / "config.json").write_text("{}")
+    (folder / "config.json").write_text('{"model_type": "qwen2_5_vl"}')
+    (tmp_path / "detector.pt").write_bytes(b"detector weights")  # registration copies it, never loads it
     return folder
 
 
@@ -51,11 +52,23 @@ def test_the_gate_decides_each_version_once(store, policy_dir: Path) -> None:
     client, experiment = store
     name = "stvg-once"
     first = register_model(
-        client, client.create_run(experiment).info.run_id, policy_dir, _params(name), LINEAGE, {"m_vIoU": 0.3}
+        client,
+        client.create_run(experiment).info.run_id,
+        policy_dir,
+        _params(name),
+        LINEAGE,
+        {"m_vIoU": 0.3},
+        detector_weights=policy_dir.parent / "detector.pt",
     )
     assert _decide(client, name).promote
     worse = register_model(
-        client, client.create_run(experiment).info.run_id, policy_dir, _params(name), LINEAGE, {"m_vIoU": 0.1}
+        client,
+        client.create_run(experiment).info.run_id,
+        policy_dir,
+        _params(name),
+        LINEAGE,
+        {"m_vIoU": 0.1},
+        detector_weights=policy_dir.parent / "detector.pt",
     )
     assert not _decide(client, name).promote
     description = client.get_model_version(name, worse.version).description
@@ -73,11 +86,25 @@ def test_runs_left_open_by_an_outage_are_closed_and_half_registrations_undone(
     parent = client.create_run(experiment).info.run_id
     stage = client.create_run(experiment, tags={"mlflow.parentRunId": parent}).info.run_id
     half = register_model(
-        client, parent, policy_dir, _params(name), LINEAGE, {"m_vIoU": 0.3}
+        client,
+        parent,
+        policy_dir,
+        _params(name),
+        LINEAGE,
+        {"m_vIoU": 0.3},
+        detector_weights=policy_dir.parent / "detector.pt",
     )  # no decision yet
     pending = client.create_logged_model(experiment_id=experiment, name="policy", source_run_id=parent)
     decided_run = client.create_run(experiment).info.run_id
-    decided = register_model(client, decided_run, policy_dir, _params(name), LINEAGE, {"m_vIoU": 0.3})
+    decided = register_model(
+        client,
+        decided_run,
+        policy_dir,
+        _params(name),
+        LINEAGE,
+        {"m_vIoU": 0.3},
+        detector_weights=policy_dir.parent / "detector.pt",
+    )
     _decide(client, name)
 
     outage.remember_unclosed(tmp_path, "http://127.0.0.1:1", [decided_run], "train")  # another server's

@@ -177,28 +177,35 @@ def test_stage_runs_carry_their_numbers_and_pictures(pipeline_repo) -> None:
     assert "evaluate/m_vIoU" in client.get_run(evaluate_run).data.metrics
 
 
-def test_registered_model_answers_a_question_from_the_prompted_data(pipeline_repo, global_mlflow_uri) -> None:
-    """models:/stvg-r1@champion loads as a pyfunc and its predict runs the policy on a prompted video."""
+def test_registered_model_grounds_a_raw_video(pipeline_repo, global_mlflow_uri) -> None:
+    """models:/stvg-r1@champion alone grounds a raw benchmark video: prompting, policy, tube."""
     import mlflow
     import pandas as pd
 
-    from stvg.prompting.maskdb import MaskDB
+    from flows.serving import OUTPUT_COLUMNS
 
     repo = pipeline_repo["repo"]
-    db = MaskDB(repo / "artifacts" / "prompt")
-    video = db.video_ids()[0]
+    video = min(repo.glob("data/synthetic/video_parts/*/*.mp4"))
     global_mlflow_uri(f"sqlite:///{repo / 'mlflow' / 'mlflow.db'}")
     loaded = mlflow.pyfunc.load_model(f"models:/{MODEL_NAME}@champion")
-    folder = loaded.unwrap_python_model().policy_dir
+    bundle = loaded.unwrap_python_model().grounder.bundle
     assert {"config.json", "model.safetensors", "tokenizer.json", "prompt_template.json"} <= {
-        p.name for p in folder.iterdir()
+        p.name for p in bundle.policy_dir.iterdir()
     }
-    question = pd.DataFrame(
-        [{"video": db.sampled_frames(video), "sampling": db.sampling(video), "query": "the red square"}]
-    )
-    answer = loaded.predict(question, params={"max_new_tokens": 8})
-    assert list(answer.columns) == ["answer", "target_id", "start_s", "end_s", "ok"]
-    assert len(answer) == 1 and isinstance(answer.answer[0], str) and answer.answer[0]
+    assert bundle.params.prompt == yaml_params(repo).prompt  # the prompting it was trained with
+    question = pd.DataFrame([{"video": str(video), "query": "the red square"}])
+    answer = loaded.predict(question, params={"max_new_tokens": 8})  # too short for a whole answer
+    assert list(answer.columns) == list(OUTPUT_COLUMNS) and len(answer) == 1
+    row = answer.iloc[0]
+    assert isinstance(row.answer, str) and row.answer and not row.ok
+    assert "not parsable" in row.error or "nothing detected" in row.error
+    assert row.model_bundle == bundle.identity[:16]
+
+
+def yaml_params(repo: Path) -> Any:
+    from stvg.config import load_params
+
+    return load_params(repo / "params.yaml")
 
 
 def test_second_run_reproduces_nothing_and_registers_nothing(pipeline_repo, monkeypatch) -> None:

@@ -2,12 +2,12 @@
 
 from __future__ import annotations
 
+import hashlib
 import json
 import subprocess
 from collections.abc import Iterator
 from pathlib import Path
 
-import mlflow
 import pytest
 import yaml
 from mlflow import MlflowClient
@@ -25,7 +25,8 @@ from flows.registry import (
     register_model,
     stage_version,
 )
-from stvg.config import Params, RegistryParams
+from flows.serving import fetch_model
+from stvg.config import Params, RegistryParams, params_to_dict
 from stvg.registry_gate import GateError
 
 RAW_MD5 = "0f3c2a1b9e8d7c6b5a4f3e2d1c0b9a88.dir"
@@ -67,6 +68,14 @@ def policy_dir(tmp_path: Path) -> Path:
     (folder / "prompt_template.json").write_text('{"version": 1}')
     (folder / "model.safetensors").write_bytes(b"\x00" * 64)
     return folder
+
+
+@pytest.fixture
+def detector(tmp_path: Path) -> Path:
+    """Stand-in detector weights: registration copies and hashes them, it never loads them."""
+    path = tmp_path / "detector.pt"
+    path.write_bytes(b"detector weights " * 8)
+    return path
 
 
 @pytest.fixture
@@ -134,7 +143,11 @@ def _lineage(commit: str = "a" * 40) -> dict[str, str]:
 
 def _register(client: MlflowClient, store, params: Params, policy_dir: Path, metrics: dict[str, float]):
     run = client.create_run(store[1])
-    version = register_model(client, run.info.run_id, policy_dir, params, _lineage(), metrics)
+    weights = policy_dir.parent / "detector.pt"
+    weights.write_bytes(b"detector weights " * 8)
+    version = register_model(
+        client, run.info.run_id, policy_dir, params, _lineage(), metrics, detector_weights=weights
+    )
     client.set_terminated(run.info.run_id)
     return version
 
@@ -184,13 +197,23 @@ def test_register_sets_lineage_tags_metrics_and_challenger_alias(
     store,
     params: Params,
     policy_dir: Path,
+    detector: Path,
     workspace: Path,
     parent_run: str,
-    global_mlflow_uri,
+    tmp_path: Path,
 ) -> None:
     lineage = read_lineage(workspace)
     files = {"dvc.lock": workspace / "dvc.lock", "data.dvc": workspace / "data.dvc"}
-    version = register_model(client, parent_run, policy_dir, params, lineage, METRICS, lineage_files=files)
+    version = register_model(
+        client,
+        parent_run,
+        policy_dir,
+        params,
+        lineage,
+        METRICS,
+        detector_weights=detector,
+        lineage_files=files,
+    )
 
     assert version.name == params.registry.model_name and version.run_id == parent_run
     assert CHALLENGER in version.aliases
@@ -204,23 +227,41 @@ def test_register_sets_lineage_tags_metrics_and_challenger_alias(
     logged = {a.path for a in client.list_artifacts(parent_run, "lineage")}
     assert logged == {"lineage/dvc.lock", "lineage/data.dvc"}
 
-    # The registered model loads back through models:/name@challenger with the policy folder inside.
-    global_mlflow_uri(client.tracking_uri)
-    loaded = mlflow.pyfunc.load_model(f"models:/{params.registry.model_name}@{CHALLENGER}")
-    folder = loaded.unwrap_python_model().policy_dir
+    # models:/name@challenger fetches the grounding bundle: the policy folder, the detector by hash,
+    # the prompting configuration and the grounding defaults it was registered with.
+    local = fetch_model(f"models:/{params.registry.model_name}@{CHALLENGER}", tmp_path / "cache", client)
+    assert local.version == str(version.version)
+    folder = local.bundle_dir / "policy"
     assert sorted(p.name for p in folder.iterdir()) == sorted(p.name for p in policy_dir.iterdir())
     assert (folder / "model.safetensors").read_bytes() == (policy_dir / "model.safetensors").read_bytes()
+    record = json.loads((local.bundle_dir / "bundle.json").read_text())
+    assert (
+        record["files"]["prompting/detector.pt"]["sha256"]
+        == hashlib.sha256(detector.read_bytes()).hexdigest()
+    )
+    assert record["prompting"]["prompt"] == params_to_dict(params.prompt)
+    assert record["ground"] == params_to_dict(params.ground)
+    assert (
+        fetch_model(f"models:/{params.registry.model_name}/{version.version}", tmp_path / "cache", client)
+        == local
+    )
 
 
 def test_register_rejects_missing_model_folder_and_incomplete_lineage(
-    client: MlflowClient, store, params: Params, policy_dir: Path, tmp_path: Path
+    client: MlflowClient, store, params: Params, policy_dir: Path, detector: Path, tmp_path: Path
 ) -> None:
     run_id = client.create_run(store[1]).info.run_id
     with pytest.raises(FileNotFoundError, match="dvc repro train"):
-        register_model(client, run_id, tmp_path / "nope", params, _lineage(), METRICS)
+        register_model(
+            client, run_id, tmp_path / "nope", params, _lineage(), METRICS, detector_weights=detector
+        )
+    with pytest.raises(FileNotFoundError, match="dvc repro detector"):
+        register_model(
+            client, run_id, policy_dir, params, _lineage(), METRICS, detector_weights=tmp_path / "x.pt"
+        )
     partial = {k: v for k, v in _lineage().items() if k != "prompted_data_version"}
     with pytest.raises(LineageError, match="prompted_data_version"):
-        register_model(client, run_id, policy_dir, params, partial, METRICS)
+        register_model(client, run_id, policy_dir, params, partial, METRICS, detector_weights=detector)
     assert client.search_model_versions(f"name = '{params.registry.model_name}'") == []
 
 
@@ -317,6 +358,7 @@ def test_lineage_resolves_to_the_exact_dvc_lock_hashes(
     store,
     params: Params,
     policy_dir: Path,
+    detector: Path,
     workspace: Path,
     parent_run: str,
     monkeypatch,
@@ -325,7 +367,14 @@ def test_lineage_resolves_to_the_exact_dvc_lock_hashes(
     name = params.registry.model_name
     files = {"dvc.lock": workspace / "dvc.lock", "data.dvc": workspace / "data.dvc"}
     version = register_model(
-        client, parent_run, policy_dir, params, read_lineage(workspace), METRICS, lineage_files=files
+        client,
+        parent_run,
+        policy_dir,
+        params,
+        read_lineage(workspace),
+        METRICS,
+        detector_weights=detector,
+        lineage_files=files,
     )
     _promote(client, params)
 
@@ -377,6 +426,8 @@ def test_register_and_promote_reads_the_workspace_artifacts(
     model = workspace / "artifacts" / "train" / "model"
     model.mkdir(parents=True)
     (model / "config.json").write_text("{}")
+    (workspace / "artifacts" / "detector").mkdir()
+    (workspace / "artifacts" / "detector" / "weights.pt").write_bytes(b"weights")
     metrics_file = workspace / "artifacts" / "evaluate" / "metrics.json"
     metrics_file.parent.mkdir(parents=True)
     metrics_file.write_text(json.dumps(METRICS | {"protocol": "official", "strict": True}))
@@ -414,6 +465,8 @@ def test_pipeline_register_prints_the_side_by_side_table_also_on_a_no_op_rerun(
     model = workspace / "artifacts" / "train" / "model"
     model.mkdir(parents=True)
     (model / "config.json").write_text("{}")
+    (workspace / "artifacts" / "detector").mkdir()
+    (workspace / "artifacts" / "detector" / "weights.pt").write_bytes(b"weights")
     (workspace / "artifacts" / "evaluate").mkdir(parents=True)
     (workspace / "artifacts" / "evaluate" / "metrics.json").write_text(json.dumps(METRICS))
     (workspace / "params.yaml").write_text("registry: {}\n")
@@ -445,3 +498,15 @@ def test_pipeline_register_prints_the_side_by_side_table_also_on_a_no_op_rerun(
     out = capsys.readouterr().out
     assert behind in out
     assert f"stvg lineage models:/{name}@champion" in out and "models:/stvg-r1@" not in out
+
+
+def test_experiment_is_created_as_model_training(client: MlflowClient, tmp_path: Path) -> None:
+    """MLflow 3's UI opens an experiment on its GenAI view unless it is marked as model training."""
+    from flows.tracking import EXPERIMENT_KIND_TAG, ensure_experiment
+
+    made = ensure_experiment(client, "kind-new", tmp_path)
+    assert client.get_experiment(made).tags[EXPERIMENT_KIND_TAG] == "custom_model_development"
+    older = client.create_experiment("kind-old", artifact_location=(tmp_path / "a").as_uri())
+    assert EXPERIMENT_KIND_TAG not in client.get_experiment(older).tags
+    assert ensure_experiment(client, "kind-old", tmp_path) == older
+    assert client.get_experiment(older).tags[EXPERIMENT_KIND_TAG] == "custom_model_development"

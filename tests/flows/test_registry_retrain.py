@@ -67,13 +67,20 @@ class FakePipeline:
         policy = root / "policy"
         policy.mkdir(exist_ok=True)
         (policy / "config.json").write_text("{}")
+        (root / "detector.pt").write_bytes(b"detector weights")
 
     def __call__(self, params_path: str) -> Any:
         self.calls.append(params_path)
         params = load_params(self.root / params_path)
         run_id = self.client.create_run(self.experiment_id).info.run_id
         register_model(
-            self.client, run_id, self.root / "policy", params, read_lineage(self.root), self.metrics.pop(0)
+            self.client,
+            run_id,
+            self.root / "policy",
+            params,
+            read_lineage(self.root),
+            self.metrics.pop(0),
+            detector_weights=self.root / "detector.pt",
         )
         self.client.set_terminated(run_id)
 

@@ -14,7 +14,6 @@ test runs on a fresh clone too and never measures a stale detector.
 
 from __future__ import annotations
 
-import hashlib
 import json
 from pathlib import Path
 
@@ -34,41 +33,6 @@ HELD_OUT_MEAN, HELD_OUT_SHARE = 0.95, 0.90  # declared before the first held-out
 @pytest.fixture(scope="session")
 def project_params(repo_root: Path):
     return load_params(repo_root / "params.yaml")
-
-
-def _md5(path: Path) -> str:
-    return hashlib.md5(path.read_bytes()).hexdigest()
-
-
-def up_to_date_weights(repo: Path) -> Path | None:
-    """The detector stage's weights when dvc.lock records them for the current params and code."""
-    weights, lock = repo / "artifacts" / "detector" / "weights.pt", repo / "dvc.lock"
-    if not (weights.is_file() and lock.is_file()):
-        return None
-    stage = yaml.safe_load(lock.read_text(encoding="utf-8")).get("stages", {}).get("detector", {})
-    current = yaml.safe_load((repo / "params.yaml").read_text(encoding="utf-8"))
-    locked = stage.get("params", {}).get("params.yaml", {})
-    if any(locked.get(k) != current.get(k) for k in ("detector", "synthetic")):
-        return None
-    declared = yaml.safe_load((repo / "dvc.yaml").read_text(encoding="utf-8"))["stages"]["detector"]["deps"]
-    if sorted(declared) != sorted(d["path"] for d in stage.get("deps", [])):
-        return None  # dvc.yaml's dependencies changed since the lock was written
-    if any(_md5(repo / d["path"]) != d.get("md5") for d in stage.get("deps", [])):
-        return None
-    outs = {o["path"]: o.get("md5") for o in stage.get("outs", [])}
-    return weights if outs.get("artifacts/detector/weights.pt") == _md5(weights) else None
-
-
-@pytest.fixture(scope="session")
-def trained_detector_path(repo_root: Path, tmp_path_factory: pytest.TempPathFactory) -> Path:
-    weights = up_to_date_weights(repo_root)
-    if weights is None:
-        from stvg.stages import detector as stage
-
-        out = tmp_path_factory.mktemp("detector") / "detector"
-        assert stage.main(["--params", str(repo_root / "params.yaml"), "--out", str(out)]) == 0
-        weights = out / "weights.pt"
-    return weights
 
 
 def prompt_and_label(root: Path, repo_root: Path, weights: Path, seed: int | None = None) -> Path:
