@@ -310,9 +310,16 @@ class SamplingParams:
     total_pixels: int = 2048 * 28 * 28  # pixel budget over all sampled frames (code: 2048*28*28)
     min_pixels: int = 16 * 28 * 28  # per-frame minimum
     max_frame_pixels: int = 768 * 28 * 28  # per-frame maximum
+    resize: Literal["area", "bicubic"] = "area"  # area: OpenCV INTER_AREA | bicubic: qwen-vl-utils' kernel
 
     def __post_init__(self) -> None:
         _require(self.fps > 0, "prompt.sampling.fps", "must be > 0 (paper: 2)")
+        _require(
+            self.resize in ("area", "bicubic"),
+            "prompt.sampling.resize",
+            "must be area (OpenCV's area filter) or bicubic (torch bicubic with antialiasing, as "
+            "qwen-vl-utils resizes)",
+        )
         _require(
             self.total_pixels >= self.min_pixels > 0,
             "prompt.sampling.total_pixels",

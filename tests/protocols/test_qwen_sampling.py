@@ -52,3 +52,21 @@ def test_the_640x360_18s_example() -> None:
     plan = plan_sampling(540, 30.0, 640, 360, P)
     assert (plan.n_samples, plan.out_height, plan.out_width) == (36, 224, 392)
     assert ref.frame_size(360, 640, 36, P.total_pixels, P.min_pixels) == (224, 392)
+
+
+def test_the_bicubic_option_is_qwen_vl_utils_resize_kernel() -> None:
+    """``prompt.sampling.resize: bicubic`` = torchvision's resize (bicubic, antialiased) on float pixels."""
+    import torch
+    from torchvision.transforms import InterpolationMode
+    from torchvision.transforms import functional as tvf
+
+    from stvg.prompting.render import resize_frame
+
+    rng = np.random.default_rng(0)
+    frame = rng.integers(0, 256, (360, 640, 3), dtype=np.uint8)
+    video = torch.from_numpy(frame).permute(2, 0, 1)[None].float()  # qwen-vl-utils: (T, C, H, W) float
+    official = tvf.resize(video, [224, 392], interpolation=InterpolationMode.BICUBIC, antialias=True)
+    expected = official[0].permute(1, 2, 0).round().clamp(0, 255).to(torch.uint8).numpy()
+    ours = resize_frame(frame, (392, 224), "bicubic")
+    np.testing.assert_array_equal(ours, expected)
+    assert not np.array_equal(resize_frame(frame, (392, 224), "area"), ours)  # the default differs

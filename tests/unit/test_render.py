@@ -204,3 +204,30 @@ def test_write_video_leaves_nothing_behind_on_failure(tmp_path: Path):
     with pytest.raises(ValueError, match="no frames"):
         write_video(tmp_path / "y.mp4", [], fps=5.0)
     assert list(tmp_path.iterdir()) == []
+
+
+def test_the_sampled_frames_use_the_configured_resize_kernel():
+    """``prompt.sampling.resize`` reaches the frames the policy sees (no tracks: the frames as decoded)."""
+    from stvg.config import SamplingParams
+    from stvg.prompting.render import render_video, resize_frame
+    from stvg.prompting.video import VideoMeta
+
+    rng = np.random.default_rng(1)
+    frames = [rng.integers(0, 256, (90, 160, 3), dtype=np.uint8) for _ in range(4)]
+
+    class Source:
+        meta = VideoMeta(fps=2.0, n_frames=4, width=160, height=90)
+        frame_indices = (0, 1, 2, 3)
+
+        def read(self, start: int, stop: int) -> list[np.ndarray]:
+            return frames[start:stop]
+
+    sampled = {}
+    for kernel in ("area", "bicubic"):
+        plan, sampled[kernel], _ = render_video(
+            Source(), {}, P, SamplingParams(min_pixels=28 * 28, resize=kernel), None, 2.0
+        )
+        size = (plan["out_width"], plan["out_height"])
+        for slot, native in enumerate(plan["frame_indices"]):
+            np.testing.assert_array_equal(sampled[kernel][slot], resize_frame(frames[native], size, kernel))
+    assert not np.array_equal(sampled["area"], sampled["bicubic"])

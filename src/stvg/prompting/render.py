@@ -200,8 +200,7 @@ def render_video(
     def frames_out() -> Iterator[np.ndarray]:
         for pos, frame in enumerate(drawn):
             for slot in wanted.get(pos, []):
-                size = (plan.out_width, plan.out_height)
-                sampled[slot] = cv2.resize(frame, size, interpolation=cv2.INTER_AREA)
+                sampled[slot] = resize_frame(frame, (plan.out_width, plan.out_height), sampling.resize)
             yield frame
 
     if prompted_path is not None:
@@ -209,6 +208,26 @@ def render_video(
     else:
         written = sum(1 for _ in frames_out())
     return plan.to_dict(), sampled, written
+
+
+def resize_frame(frame: np.ndarray, size: tuple[int, int], kernel: str = "area") -> np.ndarray:
+    """``frame`` (H, W, 3 uint8) resized to ``size`` = (width, height) with ``prompt.sampling.resize``.
+
+    ``area`` is OpenCV's area filter (the default: sharp IDs when shrinking). ``bicubic`` is the kernel
+    qwen-vl-utils applies to decoded videos (torchvision's ``resize``: bicubic with antialiasing on
+    float pixels), rounded and clipped back to uint8 because the mask database stores uint8 frames.
+    The official pipeline also passes the overlay through an mp4 (mp4v) round trip first; that codec
+    loss is not reproduced.
+    """
+    if kernel == "area":
+        return cv2.resize(frame, size, interpolation=cv2.INTER_AREA)
+    import torch
+
+    pixels = torch.from_numpy(np.ascontiguousarray(frame)).permute(2, 0, 1)[None].float()
+    out = torch.nn.functional.interpolate(
+        pixels, size=(size[1], size[0]), mode="bicubic", align_corners=False, antialias=True
+    )
+    return out[0].permute(1, 2, 0).round().clamp(0, 255).to(torch.uint8).numpy()
 
 
 def _drawn_frames(source: FrameSource, tracks: Tracks, p: RenderParams) -> Iterator[np.ndarray]:
