@@ -379,6 +379,41 @@ class SyntheticCpuParams:
         )
 
 
+RAY_ADDRESS_FORMS = "'' (start a local cluster), auto, ray://HOST:PORT or HOST:PORT"
+
+
+@dataclass(frozen=True)
+class PromptRayParams:
+    """prompt.ray: how the ``ray`` executor spreads videos over a cluster (operational: no entry changes)."""
+
+    address: str = (
+        ""  # "" = start a one-node cluster in the stage command | auto | ray://HOST:10001 | HOST:6379
+    )
+    gpus_per_task: float = 0.0  # GPUs each worker actor holds (paper scale: 1)
+    cpus_per_task: float = 1.0  # CPUs each worker actor holds
+    max_retries: int = 2  # re-submissions of a video whose worker process died (os._exit, OOM kill)
+    max_in_flight: int = (
+        0  # videos prompted at once = worker actors; 0 = as many as the cluster's CPUs/GPUs fit
+    )
+    recycle_every: int = (
+        50  # a worker actor is replaced after this many videos (sheds leaked memory); 0 = never
+    )
+    staging: str = ""  # folder every worker node writes entries to (shared filesystem); "" = <out>/.staging
+
+    def __post_init__(self) -> None:
+        a = self.address
+        _require(
+            a in ("", "auto") or a.startswith("ray://") or (":" in a and a.rsplit(":", 1)[1].isdigit()),
+            "prompt.ray.address",
+            f"must be one of {RAY_ADDRESS_FORMS}, got {a!r}",
+        )
+        _require(self.gpus_per_task >= 0, "prompt.ray.gpus_per_task", "must be >= 0 (paper scale: 1)")
+        _require(self.cpus_per_task > 0, "prompt.ray.cpus_per_task", "must be > 0")
+        _require(self.max_retries >= 0, "prompt.ray.max_retries", "must be >= 0")
+        _require(self.max_in_flight >= 0, "prompt.ray.max_in_flight", "must be >= 0 (0 = fit the cluster)")
+        _require(self.recycle_every >= 0, "prompt.ray.recycle_every", "must be >= 0 (0 = never)")
+
+
 @dataclass(frozen=True)
 class PromptParams:
     """Visual prompting: detect -> segment/track (one backend) -> repair IDs -> overlay -> sample.
@@ -388,6 +423,8 @@ class PromptParams:
     """
 
     device: str = "auto"  # auto | cpu | cuda | cuda:N, for the detector and SAM2 (stvg.runtime)
+    executor: Literal["local", "ray"] = "local"  # where videos are prompted (operational: no entry changes)
+    ray: PromptRayParams = field(default_factory=PromptRayParams)  # used by executor: ray
     backend: Literal["synthetic_cpu", "sam2"] = "synthetic_cpu"
     track_fps: float = 0.0  # tracking rate; 0 = native fps
     max_frames: int = 0  # cap on tracked frames per video; 0 = no cap
@@ -405,6 +442,7 @@ class PromptParams:
 
     def __post_init__(self) -> None:
         _require_device(self.device, "prompt.device")
+        _require(self.executor in ("local", "ray"), "prompt.executor", "must be local or ray")
         _require(self.track_fps >= 0, "prompt.track_fps", "must be >= 0 (0 = native)")
         _require(self.max_frames >= 0, "prompt.max_frames", "must be >= 0 (0 = no cap)")
         _require(0 <= self.max_failed_fraction <= 1, "prompt.max_failed_fraction", "must be in [0, 1]")

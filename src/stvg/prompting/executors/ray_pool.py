@@ -1,0 +1,158 @@
+"""The ``ray`` executor: one Ray actor per worker slot, each holding a ``PromptWorker``.
+
+An actor loads the detector and the tracking backend once and prompts one video at a time, so a
+worker slot never queues more than the video it is on: when its process dies (``os._exit``, an OOM
+kill, a lost node) exactly that video is re-submitted, to a fresh actor, up to
+``prompt.ray.max_retries`` times, then listed as failed. A sticky CUDA error on a worker is treated
+the same way (the actor is replaced). Actors are recycled every ``prompt.ray.recycle_every`` videos
+to shed memory a long-lived process leaks. Workers write entries to the staging folder (a path every
+node sees) and return only an ``Outcome``.
+"""
+
+from __future__ import annotations
+
+import logging
+import math
+from collections import Counter, deque
+from collections.abc import Iterable, Iterator
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+from stvg.config import Params
+from stvg.prompting.executors import Job, Outcome, PromptWorker
+
+log = logging.getLogger("stvg.prompt")
+
+
+@dataclass
+class _Slot:
+    actor: Any = None
+    videos: int = 0  # videos the current actor has taken
+
+
+class RayExecutor:
+    """Spreads jobs over Ray actors; connects to ``prompt.ray.address`` (or starts a local cluster)."""
+
+    def __init__(
+        self, params: Params, detector_weights: Path, device: str, staging: Path, detector: Any = None
+    ) -> None:
+        self.cfg = params.prompt.ray
+        self._args = (params, str(detector_weights), device, str(staging), detector)
+        self.in_flight = 0
+        self.retries: Counter[str] = Counter()
+        self.dashboard = ""
+        self.workers = 0
+        self._started_cluster = False
+
+    def run(self, jobs: Iterable[Job]) -> Iterator[Outcome]:
+        import ray
+
+        pending = deque(jobs)
+        if not pending:
+            return
+        self._connect(ray)
+        actor_class = ray.remote(
+            num_cpus=self.cfg.cpus_per_task, num_gpus=self.cfg.gpus_per_task, max_restarts=0
+        )(PromptWorker)
+        self.workers = min(len(pending), self._slots(ray))
+        slots = [_Slot() for _ in range(self.workers)]
+        running: dict[Any, tuple[int, Job]] = {}
+        try:
+            while pending or running:
+                self._submit(ray, actor_class, slots, pending, running)
+                self.in_flight = len(running)
+                (ref,), _ = ray.wait(list(running), num_returns=1)
+                index, job = running.pop(ref)
+                outcome = self._collect(ray, ref, slots[index], job, pending)
+                self.in_flight = len(running)
+                if outcome is not None:
+                    yield outcome
+        finally:
+            for slot in slots:
+                if slot.actor is not None:
+                    ray.kill(slot.actor)
+            if self._started_cluster:
+                ray.shutdown()
+
+    def _connect(self, ray: Any) -> None:
+        if ray.is_initialized():
+            return
+        address = self.cfg.address or None
+        self._started_cluster = address is None
+        context = ray.init(address=address, logging_level=logging.WARNING, log_to_driver=False)
+        self.dashboard = getattr(context, "dashboard_url", "") or ""
+        if self.dashboard:
+            log.info("Ray dashboard at http://%s", self.dashboard)
+
+    def _slots(self, ray: Any) -> int:
+        """``max_in_flight``, or as many actors as the cluster's CPUs (and GPUs) fit."""
+        if self.cfg.max_in_flight:
+            return self.cfg.max_in_flight
+        resources = ray.cluster_resources()
+        fit = math.floor(resources.get("CPU", 1) / self.cfg.cpus_per_task)
+        if self.cfg.gpus_per_task:
+            fit = min(fit, math.floor(resources.get("GPU", 0) / self.cfg.gpus_per_task))
+        if fit < 1:
+            raise ValueError(
+                f"the Ray cluster has {resources.get('CPU', 0)} CPUs and {resources.get('GPU', 0)} GPUs: "
+                f"not enough for one worker (prompt.ray.cpus_per_task={self.cfg.cpus_per_task}, "
+                f"gpus_per_task={self.cfg.gpus_per_task}); add nodes or lower them"
+            )
+        return fit
+
+    def _submit(
+        self,
+        ray: Any,
+        actor_class: Any,
+        slots: list[_Slot],
+        pending: deque[Job],
+        running: dict[Any, tuple[int, Job]],
+    ) -> None:
+        """Give every idle slot its next job, replacing actors that died or are due for recycling."""
+        busy = {index for index, _ in running.values()}
+        for index, slot in enumerate(slots):
+            if not pending:
+                return
+            if index in busy:
+                continue
+            recycle = self.cfg.recycle_every and slot.videos >= self.cfg.recycle_every
+            if slot.actor is not None and recycle:
+                ray.kill(slot.actor)
+                slot.actor = None
+            if slot.actor is None:
+                slot.actor, slot.videos = actor_class.remote(*self._args), 0
+            job = pending.popleft()
+            running[slot.actor.run.remote(job)] = (index, job)
+            slot.videos += 1
+
+    def _collect(self, ray: Any, ref: Any, slot: _Slot, job: Job, pending: deque[Job]) -> Outcome | None:
+        """The job's outcome; None when it was re-submitted after its worker died."""
+        from ray.exceptions import RayActorError, WorkerCrashedError
+
+        try:
+            outcome: Outcome = ray.get(ref)
+        except (RayActorError, WorkerCrashedError) as exc:
+            reason = f"the worker process died ({type(exc).__name__})"
+            ray.kill(slot.actor)
+        else:
+            if not outcome.device_failure:
+                return outcome
+            reason = outcome.error
+            ray.kill(slot.actor)  # the device is unusable in that process: a fresh one gets the video
+        slot.actor = None
+        self.retries[job.video_id] += 1
+        if self.retries[job.video_id] <= self.cfg.max_retries:
+            log.warning("video %s: %s; retrying (%d)", job.video_id, reason, self.retries[job.video_id])
+            pending.appendleft(job)
+            return None
+        tries = self.cfg.max_retries + 1
+        return Outcome(job.video_id, job.key, error=f"{reason} on each of {tries} attempts")
+
+    def report(self) -> dict[str, Any]:
+        return {
+            "executor": "ray",
+            "workers": self.workers,
+            "retries": dict(self.retries),
+            "dashboard": self.dashboard,
+        }
