@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import dataclasses
 import shutil
 import subprocess
 import sys
@@ -10,7 +11,7 @@ from pathlib import Path
 import pytest
 import yaml
 
-from stvg.config import params_from_dict
+from stvg.config import PromptParams, params_from_dict
 from stvg.prompting import backends
 from stvg.stages import prompt as stage
 
@@ -87,3 +88,27 @@ def test_dvc_depends_on_the_chosen_backends_folder_only(
     )
     shared = {f"src/stvg/prompting/{rel}" for rel in backends.SHARED_CODE}
     assert shared <= deps["sam2"] & deps["synthetic_cpu"], "every hashed shared file is a dependency"
+
+
+def test_the_executor_and_its_cluster_settings_change_no_key(tmp_path: Path) -> None:
+    weights = tmp_path / "w.pt"
+    weights.write_bytes(b"w")
+    local = stage.key_parts(params_from_dict({}), weights)
+    ray = {
+        "executor": "ray",
+        "ray": {"address": "auto", "gpus_per_task": 1, "max_in_flight": 8, "staging": "/x"},
+    }
+    assert stage.key_parts(params_from_dict({"prompt": ray}), weights) == local
+    assert set(backends.OPERATIONAL_KEYS) <= {f.name for f in dataclasses.fields(PromptParams)}
+
+
+def test_dvc_tracks_every_prompt_key_but_the_operational_ones(repo_root: Path) -> None:
+    """dvc.yaml lists the prompt keys one by one: an operational change must not re-run the stage,
+    and a key added to ``PromptParams`` must not be forgotten there."""
+    listed = yaml.safe_load((repo_root / "dvc.yaml").read_text(encoding="utf-8"))["stages"]["prompt"][
+        "params"
+    ]
+    prompt_keys = {p.removeprefix("prompt.") for p in listed if p.startswith("prompt.")}
+    fields = {f.name for f in dataclasses.fields(PromptParams)}
+    expected = fields - set(backends.OPERATIONAL_KEYS) - set(backends.BACKENDS) | {"${prompt.backend}"}
+    assert prompt_keys == expected and "prompt" not in listed
