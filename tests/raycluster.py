@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import contextlib
 import os
+import secrets
 import shutil
 import signal
 import socket
@@ -22,7 +23,10 @@ from pathlib import Path
 from typing import Self
 
 REPO = Path(__file__).resolve().parents[1]
-RAY_ENV = {"RAY_USAGE_STATS_ENABLED": "0", "RAY_DEDUP_LOGS": "0"}
+RAY_ENV = {"RAY_USAGE_STATS_ENABLED": "0", "RAY_DEDUP_LOGS": "0", "RAY_AUTH_MODE": "token"}
+# Token authentication on, with a token of this run's own: explicit, so a token file another run left
+# in ~/.ray cannot switch the head and the drivers to different modes (measured: "InvalidAuthToken").
+RAY_TOKEN = os.environ.get("RAY_AUTH_TOKEN") or secrets.token_hex(32)
 
 
 def namespace_unavailable() -> str:
@@ -36,7 +40,8 @@ def namespace_unavailable() -> str:
 def project_env(**extra: str) -> dict[str, str]:
     """This checkout's code first on the path (driver and Ray workers inherit it)."""
     path = os.pathsep.join([str(REPO / "src"), str(REPO)])
-    return {**os.environ, "PYTHONPATH": path, "STVG_ROOT": str(REPO), **RAY_ENV, **extra}
+    env = {**os.environ, "PYTHONPATH": path, "STVG_ROOT": str(REPO), **RAY_ENV, "RAY_AUTH_TOKEN": RAY_TOKEN}
+    return {**env, **extra}
 
 
 def inside_loopback_namespace(module: str, *args: str, timeout: float = 600) -> subprocess.CompletedProcess:
@@ -79,32 +84,32 @@ class RayHead:
             "--block",
             f"--num-cpus={num_cpus}",
             "--num-gpus=0",
+            "--object-store-memory=300000000",  # bytes; tests move small objects only
             f"--port={port}",
             "--node-ip-address=127.0.0.1",
             "--include-dashboard=false",
             "--disable-usage-stats",
             f"--temp-dir={self.temp_dir}",
         ]
-        self.process = subprocess.Popen(
-            command,
-            env=project_env(),
-            stdout=subprocess.DEVNULL,
-            stderr=subprocess.DEVNULL,
-            start_new_session=True,
-        )
+        self.log = Path(self.temp_dir) / "ray-start.log"
+        with self.log.open("wb") as log:
+            self.process = subprocess.Popen(
+                command, env=project_env(), stdout=log, stderr=subprocess.STDOUT, start_new_session=True
+            )
         self._wait_ready()
 
-    def _wait_ready(self, timeout: float = 120) -> None:
-        host, port = self.address.split(":")
+    def _wait_ready(self, timeout: float = 180) -> None:
+        """Until ``ray start`` says the runtime is up (the GCS port alone answers before the raylet is in)."""
         deadline = time.monotonic() + timeout
         while time.monotonic() < deadline:
             if self.process.poll() is not None:
-                raise RuntimeError(f"ray start exited with {self.process.returncode}")
-            with socket.socket() as s:
-                if s.connect_ex((host, int(port))) == 0:
-                    time.sleep(1.0)  # the GCS answers before the raylet has registered
-                    return
+                raise RuntimeError(
+                    f"ray start exited with {self.process.returncode}: {self.log.read_text()[-2000:]}"
+                )
+            if "Ray runtime started" in self.log.read_text(errors="replace"):
+                return
             time.sleep(0.2)
+        self.stop()
         raise TimeoutError(f"the Ray head on {self.address} did not come up in {timeout} s")
 
     def stop(self) -> None:

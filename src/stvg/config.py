@@ -382,6 +382,12 @@ class SyntheticCpuParams:
 RAY_ADDRESS_FORMS = "'' (start a local cluster), auto, ray://HOST:PORT or HOST:PORT"
 
 
+def _require_ray_address(address: str, key: str) -> None:
+    port = address.rsplit(":", 1)[1] if ":" in address else ""
+    ok = address in ("", "auto") or address.startswith("ray://") or port.isdigit()
+    _require(ok, key, f"must be one of {RAY_ADDRESS_FORMS}, got {address!r}")
+
+
 @dataclass(frozen=True)
 class PromptRayParams:
     """prompt.ray: how the ``ray`` executor spreads videos over a cluster (operational: no entry changes)."""
@@ -401,12 +407,7 @@ class PromptRayParams:
     staging: str = ""  # folder every worker node writes entries to (shared filesystem); "" = <out>/.staging
 
     def __post_init__(self) -> None:
-        a = self.address
-        _require(
-            a in ("", "auto") or a.startswith("ray://") or (":" in a and a.rsplit(":", 1)[1].isdigit()),
-            "prompt.ray.address",
-            f"must be one of {RAY_ADDRESS_FORMS}, got {a!r}",
-        )
+        _require_ray_address(self.address, "prompt.ray.address")
         _require(self.gpus_per_task >= 0, "prompt.ray.gpus_per_task", "must be >= 0 (paper scale: 1)")
         _require(self.cpus_per_task > 0, "prompt.ray.cpus_per_task", "must be > 0")
         _require(self.max_retries >= 0, "prompt.ray.max_retries", "must be >= 0")
@@ -559,6 +560,20 @@ class TrainParams:
 
 
 @dataclass(frozen=True)
+class EvaluateRayParams:
+    """evaluate.ray: where the policy replicas run when ``evaluate.replicas`` > 1 (operational)."""
+
+    address: str = ""  # "" = start a one-node cluster in the stage | auto | ray://HOST:10001 | HOST:6379
+    gpus_per_replica: float = 0.0  # GPUs each replica holds (paper scale: 1)
+    cpus_per_replica: float = 1.0  # CPUs each replica holds
+
+    def __post_init__(self) -> None:
+        _require_ray_address(self.address, "evaluate.ray.address")
+        _require(self.gpus_per_replica >= 0, "evaluate.ray.gpus_per_replica", "must be >= 0 (paper scale: 1)")
+        _require(self.cpus_per_replica > 0, "evaluate.ray.cpus_per_replica", "must be > 0")
+
+
+@dataclass(frozen=True)
 class EvaluateParams:
     """Policy evaluation and the official metrics."""
 
@@ -576,6 +591,8 @@ class EvaluateParams:
     baselines: tuple[str, ...] = ("oracle", "random")
     min_parse_rate: float = 0.5  # predictions gate: share of parsable answers per policy
     seed: int = 0
+    replicas: int = 1  # policy replicas generating in parallel (Ray actors, evaluate.ray); 1 = this process
+    ray: EvaluateRayParams = field(default_factory=EvaluateRayParams)
 
     def __post_init__(self) -> None:
         _require_device(self.device, "evaluate.device")
@@ -586,6 +603,7 @@ class EvaluateParams:
         )
         _require(0 <= self.min_parse_rate <= 1, "evaluate.min_parse_rate", "must be in [0, 1]")
         _require(self.batch_size >= 1, "evaluate.batch_size", "must be >= 1")
+        _require(self.replicas >= 1, "evaluate.replicas", "must be >= 1 (1 = generate in this process)")
         _require(self.max_new_tokens >= 1, "evaluate.max_new_tokens", "must be >= 1")
         _require(self.answer_parser in DIALECTS, "evaluate.answer_parser", f"must be one of {list(DIALECTS)}")
         _require(

@@ -95,6 +95,41 @@ def killed_then_resumed(folder: Path, params: Path, clips: list[Path]) -> dict:
     }
 
 
+def replicas_vs_one_process(folder: Path, address: str) -> dict:
+    """The evaluate stage's generation over the Ray run's database: 1 process, then 2 policy replicas."""
+    from stvg.config import params_from_dict
+    from stvg.prompting.maskdb import MaskDB
+    from stvg.records import Sample
+    from stvg.stages.evaluate import policy_answers
+    from stvg.training.policy import build_tiny_policy, save_policy
+
+    one = params_from_dict({"evaluate": {"device": "cpu", "batch_size": 2, "max_new_tokens": 12}})
+    model, processor = build_tiny_policy(one.train.tiny)
+    save_policy(model, processor, folder / "policy")
+    db = MaskDB(folder / "ray")
+    queries = ("the red shape moving left", "which object stops near the edge?")
+    samples = [
+        Sample(f"{vid}:{q}", "hcstvg", vid, q, 10.0, 30, 160, 120, video_id=vid)
+        for vid in db.video_ids()
+        for q in queries
+    ]
+    two = params_from_dict(
+        {
+            "evaluate": {
+                "device": "cpu",
+                "batch_size": 2,
+                "max_new_tokens": 12,
+                "replicas": 2,
+                "ray": {"address": address},
+            }
+        }
+    )
+    return {
+        "one": policy_answers(one, samples, db, folder / "policy", "cpu"),
+        "two": policy_answers(two, samples, db, folder / "policy", "cpu"),
+    }
+
+
 def main(folder: Path) -> None:
     clips = sorted((folder / "clips").glob("clip*.mp4"))
     faults = [clips[0], folder / "clips" / "poison.mp4", folder / "clips" / "dies_once.mp4"]
@@ -110,6 +145,7 @@ def main(folder: Path) -> None:
         results["faults"] = finished(folder, "faults", stage_process(folder, retry, "faults", faults, dying))
         one = ray_params(folder, "ray1", head.address, max_in_flight=1)
         results["killed"] = killed_then_resumed(folder, one, clips)
+        results["evaluate"] = replicas_vs_one_process(folder, head.address)
     (folder / "results.json").write_text(json.dumps(results, indent=1))
 
 

@@ -1,4 +1,5 @@
-"""The prompt stage's ``ray`` executor on a one-node cluster inside a loopback-only network namespace.
+"""The prompt stage's ``ray`` executor and the evaluation's policy replicas on a one-node Ray cluster
+inside a loopback-only network namespace.
 
 One Ray head serves every run of the module (``ray_prompt_runs``); each run is a fresh driver
 process. The scripted box detector travels to the workers, so the CPU backend's whole path runs there.
@@ -81,3 +82,9 @@ def test_a_killed_driver_resumes_with_only_the_missing_videos(runs: dict) -> Non
     assert killed["report"]["processed"] == 3 - killed["entries_before"]
     assert killed["report"]["reused"] == killed["entries_before"]
     assert killed["hash"] == whole["hash"], "the resumed database equals an uninterrupted run's"
+
+
+def test_evaluation_on_two_policy_replicas_equals_one_process(runs: dict) -> None:
+    one, two = runs["evaluate"]["one"], runs["evaluate"]["two"]
+    assert len(one) == 6 and any(one), "the tiny policy answered every sample"
+    assert two == one, "greedy answers do not depend on the number of replicas"

@@ -43,47 +43,38 @@ class RayExecutor:
         self.retries: Counter[str] = Counter()
         self.dashboard = ""
         self.workers = 0
-        self._started_cluster = False
 
     def run(self, jobs: Iterable[Job]) -> Iterator[Outcome]:
-        import ray
+        from stvg.cluster import ray_cluster
 
         pending = deque(jobs)
         if not pending:
             return
-        self._connect(ray)
-        actor_class = ray.remote(
-            num_cpus=self.cfg.cpus_per_task, num_gpus=self.cfg.gpus_per_task, max_restarts=0
-        )(PromptWorker)
-        self.workers = min(len(pending), self._slots(ray))
-        slots = [_Slot() for _ in range(self.workers)]
-        running: dict[Any, tuple[int, Job]] = {}
-        try:
-            while pending or running:
-                self._submit(ray, actor_class, slots, pending, running)
-                self.in_flight = len(running)
-                (ref,), _ = ray.wait(list(running), num_returns=1)
-                index, job = running.pop(ref)
-                outcome = self._collect(ray, ref, slots[index], job, pending)
-                self.in_flight = len(running)
-                if outcome is not None:
-                    yield outcome
-        finally:
-            for slot in slots:
-                if slot.actor is not None:
-                    ray.kill(slot.actor)
-            if self._started_cluster:
-                ray.shutdown()
+        with ray_cluster(self.cfg.address) as (ray, self.dashboard):
+            actor_class = ray.remote(
+                num_cpus=self.cfg.cpus_per_task, num_gpus=self.cfg.gpus_per_task, max_restarts=0
+            )(PromptWorker)
+            self.workers = min(len(pending), self._slots(ray))
+            slots = [_Slot() for _ in range(self.workers)]
+            try:
+                yield from self._loop(ray, actor_class, slots, pending)
+            finally:
+                for slot in slots:
+                    if slot.actor is not None:
+                        ray.kill(slot.actor)
 
-    def _connect(self, ray: Any) -> None:
-        if ray.is_initialized():
-            return
-        address = self.cfg.address or None
-        self._started_cluster = address is None
-        context = ray.init(address=address, logging_level=logging.WARNING, log_to_driver=False)
-        self.dashboard = getattr(context, "dashboard_url", "") or ""
-        if self.dashboard:
-            log.info("Ray dashboard at http://%s", self.dashboard)
+    def _loop(self, ray: Any, actor_class: Any, slots: list[_Slot], pending: deque[Job]) -> Iterator[Outcome]:
+        """Keep every slot busy; yield outcomes as they finish."""
+        running: dict[Any, tuple[int, Job]] = {}
+        while pending or running:
+            self._submit(ray, actor_class, slots, pending, running)
+            self.in_flight = len(running)
+            (ref,), _ = ray.wait(list(running), num_returns=1)
+            index, job = running.pop(ref)
+            outcome = self._collect(ray, ref, slots[index], job, pending)
+            self.in_flight = len(running)
+            if outcome is not None:
+                yield outcome
 
     def _slots(self, ray: Any) -> int:
         """``max_in_flight``, or as many actors as the cluster's CPUs (and GPUs) fit."""
