@@ -56,11 +56,23 @@ class PromptWorker:
     """Builds entries in ``staging``; the detector is built once, the backend on the first video."""
 
     def __init__(
-        self, params: Params, detector_weights: str, device: str, staging: str, detector: Any = None
+        self,
+        params: Params,
+        detector_weights: str,
+        device: str,
+        staging: str,
+        detector: Any = None,
+        threads: int = 0,
     ) -> None:
+        """``threads``: a cap on OpenCV's and the detector's threads in this process (a worker's CPU
+        share, so workers sharing a node do not oversubscribe it); 0 = their defaults."""
         from stvg.prompting.detector import YoloDetector
         from stvg.runtime import resolve_device
 
+        if threads:
+            import cv2
+
+            cv2.setNumThreads(threads)
         det = params.detector
         self.params, self.staging = params, Path(staging)
         self.device = resolve_device(device, "prompt.device")
@@ -70,7 +82,7 @@ class PromptWorker:
             classes=det.classes,
             imgsz=det.imgsz,
             device=self.device,
-            threads=det.threads,
+            threads=min(det.threads, threads) if threads else det.threads,
         )
         self.backend: Any = None  # built on the first video (models load there)
         self.name = f"{socket.gethostname()}:{os.getpid()}"

@@ -38,7 +38,8 @@ class RayExecutor:
         self, params: Params, detector_weights: Path, device: str, staging: Path, detector: Any = None
     ) -> None:
         self.cfg = params.prompt.ray
-        self._args = (params, str(detector_weights), device, str(staging), detector)
+        threads = max(1, round(self.cfg.cpus_per_task))  # workers sharing a node do not oversubscribe it
+        self._args = (params, str(detector_weights), device, str(staging), detector, threads)
         self.in_flight = 0
         self.retries: Counter[str] = Counter()
         self.dashboard = ""
