@@ -68,9 +68,11 @@ def finished(folder: Path, out: str, process: subprocess.Popen) -> dict:
     return result
 
 
-def ray_params(folder: Path, name: str, address: str, **ray: object) -> Path:
+def ray_params(folder: Path, name: str, address: str, prompt: dict | None = None, **ray: object) -> Path:
     params = yaml.safe_load((folder / "params.yaml").read_text())
-    params.setdefault("prompt", {}).update({"executor": "ray", "ray": {"address": address, **ray}})
+    params.setdefault("prompt", {}).update(
+        {"executor": "ray", "ray": {"address": address, **ray}, **(prompt or {})}
+    )
     path = folder / f"{name}.yaml"
     path.write_text(yaml.safe_dump(params))
     return path
@@ -143,6 +145,8 @@ def main(folder: Path) -> None:
         retry = ray_params(folder, "retry", head.address, max_in_flight=2, max_retries=1)
         dying = {"marker_dir": str(folder), "die_once": 176, "die_always": 192}
         results["faults"] = finished(folder, "faults", stage_process(folder, retry, "faults", faults, dying))
+        cuda = ray_params(folder, "cuda", head.address, {"device": "cuda"}, max_in_flight=1)
+        results["no_gpu"] = finished(folder, "no_gpu", stage_process(folder, cuda, "no_gpu", clips[:1]))
         one = ray_params(folder, "ray1", head.address, max_in_flight=1)
         results["killed"] = killed_then_resumed(folder, one, clips)
         results["evaluate"] = replicas_vs_one_process(folder, head.address)

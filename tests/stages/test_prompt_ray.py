@@ -75,6 +75,13 @@ def test_a_poisoned_video_and_a_dying_worker_leave_the_rest_complete(runs: dict)
     assert report["retries"] == {"dies_once.mp4": 1, "dies_always.mp4": 2}
 
 
+def test_a_worker_that_cannot_start_stops_the_run_with_its_error(runs: dict) -> None:
+    """CUDA asked for on a cluster without GPUs: the workers' own check, reported once, exit 2."""
+    no_gpu = runs["no_gpu"]
+    assert no_gpu["rc"] == 2 and "summary" not in no_gpu
+    assert "a prompt worker could not start" in no_gpu["log"] and "prompt.device: cuda" in no_gpu["log"]
+
+
 def test_a_killed_driver_resumes_with_only_the_missing_videos(runs: dict) -> None:
     killed, whole = runs["killed"], runs["ray"]
     assert 0 < killed["entries_before"] < 3, "the driver was killed mid-run"

@@ -4,7 +4,9 @@ An actor loads the detector and the tracking backend once and prompts one video 
 worker slot never queues more than the video it is on: when its process dies (``os._exit``, an OOM
 kill, a lost node) exactly that video is re-submitted, to a fresh actor, up to
 ``prompt.ray.max_retries`` times, then listed as failed. A sticky CUDA error on a worker is treated
-the same way (the actor is replaced). Actors are recycled every ``prompt.ray.recycle_every`` videos
+the same way (the actor is replaced). A worker whose constructor raises (CUDA asked for on a node
+without a GPU, weights it cannot read) stops the run with that error (``WorkerStartError``, a
+``ValueError``: the stage prints it and exits 2), as every worker would fail alike. Actors are recycled every ``prompt.ray.recycle_every`` videos
 to shed memory a long-lived process leaks. Workers write entries to the staging folder (a path every
 node sees) and return only an ``Outcome``.
 """
@@ -23,6 +25,16 @@ from stvg.config import Params
 from stvg.prompting.executors import Job, Outcome, PromptWorker
 
 log = logging.getLogger("stvg.prompt")
+
+
+class WorkerStartError(ValueError):
+    """A worker actor's constructor raised (a device or weights it cannot load): the run stops."""
+
+
+def _last_line(exc: BaseException) -> str:
+    """The exception line of a remote traceback (``ValueError: ...``)."""
+    lines = [line.strip() for line in str(exc).splitlines() if line.strip()]
+    return lines[-1] if lines else type(exc).__name__
 
 
 @dataclass
@@ -120,13 +132,20 @@ class RayExecutor:
 
     def _collect(self, ray: Any, ref: Any, slot: _Slot, job: Job, pending: deque[Job]) -> Outcome | None:
         """The job's outcome; None when it was re-submitted after its worker died."""
-        from ray.exceptions import RayActorError, WorkerCrashedError
+        from ray.exceptions import RayActorError, RayTaskError, WorkerCrashedError
 
         try:
             outcome: Outcome = ray.get(ref)
-        except (RayActorError, WorkerCrashedError) as exc:
+        except RayActorError as exc:
+            if exc.actor_init_failed:  # every worker would fail the same way: stop, naming the cause
+                raise WorkerStartError(f"a prompt worker could not start: {_last_line(exc)}") from exc
             reason = f"the worker process died ({type(exc).__name__})"
             ray.kill(slot.actor)
+        except WorkerCrashedError as exc:
+            reason = f"the worker process died ({type(exc).__name__})"
+            ray.kill(slot.actor)
+        except RayTaskError as exc:  # raised outside the worker's own isolation: this video only
+            return Outcome(job.video_id, job.key, error=_last_line(exc))
         else:
             if not outcome.device_failure:
                 return outcome
