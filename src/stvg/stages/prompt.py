@@ -243,22 +243,6 @@ def runtime_report(params: Params, device: str) -> dict[str, Any]:
     return out
 
 
-def build_entry(folder: Path, video: Path, video_id: str, params: Params, detector: Any, backend: Any) -> Any:
-    """Prompt ``video`` and write its whole entry into ``folder`` (a staging folder); returns the result.
-
-    The unit of work of the stage (and of any executor that spreads videos over workers): the
-    folder is complete when this returns, and ``maskdb.MaskDB.commit`` moves it in.
-    """
-    from stvg.prompting.engine import prompt_video
-    from stvg.prompting.maskdb import PROMPTED, write_entry
-
-    result = prompt_video(
-        video, params.prompt, detector, backend=backend, prompted_path=folder / PROMPTED, video_id=video_id
-    )
-    write_entry(folder, result.table, result.summary, result.sampling, result.sampled_frames)
-    return result
-
-
 def _run_report(done: _Progress, pruned: list[str], device: str, wall: float) -> dict[str, Any]:
     seconds = sum(t.get("total_s", 0.0) for t in done.timings.values())
     return {

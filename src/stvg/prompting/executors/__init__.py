@@ -91,7 +91,6 @@ class PromptWorker:
         """Prompt one video into ``staging/<key>``; any error is returned, never raised."""
         from stvg.prompting.backends import build_backend
         from stvg.prompting.backends.sam2.oom import DeviceFailure
-        from stvg.stages.prompt import build_entry
 
         self.staging.mkdir(parents=True, exist_ok=True)
         tmp = Path(tempfile.mkdtemp(prefix=f".tmp-{job.key[:12]}-", dir=self.staging))
@@ -114,6 +113,22 @@ class PromptWorker:
         return Outcome(
             job.video_id, job.key, str(final), timings=timings, tracked_frames=frames, worker=self.name
         )
+
+
+def build_entry(folder: Path, video: Path, video_id: str, params: Params, detector: Any, backend: Any) -> Any:
+    """Prompt ``video`` and write its whole entry into ``folder`` (a staging folder); returns the result.
+
+    The stage's unit of work, the same for every executor: the folder is complete when this returns,
+    and the driver's ``maskdb.MaskDB.commit`` moves it in.
+    """
+    from stvg.prompting.engine import prompt_video
+    from stvg.prompting.maskdb import PROMPTED, write_entry
+
+    result = prompt_video(
+        video, params.prompt, detector, backend=backend, prompted_path=folder / PROMPTED, video_id=video_id
+    )
+    write_entry(folder, result.table, result.summary, result.sampling, result.sampled_frames)
+    return result
 
 
 class Executor(Protocol):
