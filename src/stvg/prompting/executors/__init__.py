@@ -17,6 +17,7 @@ parameter (``backends.OPERATIONAL_KEYS``).
 
 from __future__ import annotations
 
+import hashlib
 import os
 import shutil
 import socket
@@ -92,8 +93,12 @@ class PromptWorker:
         from stvg.prompting.backends import build_backend
         from stvg.prompting.backends.sam2.oom import DeviceFailure
 
-        self.staging.mkdir(parents=True, exist_ok=True)
-        tmp = Path(tempfile.mkdtemp(prefix=f".tmp-{job.key[:12]}-", dir=self.staging))
+        try:
+            self.staging.mkdir(parents=True, exist_ok=True)
+            tmp = Path(tempfile.mkdtemp(prefix=f".tmp-{job.key[:12]}-", dir=self.staging))
+        except OSError as exc:
+            error = f"cannot write to the staging folder {self.staging} ({exc}); check prompt.ray.staging"
+            return Outcome(job.video_id, job.key, error=error, worker=self.name)
         try:
             self.backend = self.backend or build_backend(
                 self.params.prompt, device=self.device, seed=self.params.seed
@@ -103,7 +108,8 @@ class PromptWorker:
             shutil.rmtree(final, ignore_errors=True)  # a copy a killed earlier attempt finished
             tmp.rename(final)
         except DeviceFailure as exc:
-            return Outcome(job.video_id, job.key, error=f"DeviceFailure: {exc}", device_failure=True)
+            error = f"DeviceFailure: {exc}"
+            return Outcome(job.video_id, job.key, error=error, device_failure=True, worker=self.name)
         except Exception as exc:  # noqa: BLE001 - isolate the video; the summary names it and the reason
             return Outcome(job.video_id, job.key, error=f"{type(exc).__name__}: {exc}", worker=self.name)
         finally:
@@ -166,10 +172,15 @@ class LocalExecutor:
 def staging_dir(params: Params, out: Path) -> Path:
     """Where workers build entries: ``prompt.ray.staging`` (ray executor), else ``<out>/.staging``.
 
-    Only the driver clears it (at the start and the end of a run): what a killed run left is never read.
+    A configured folder gets one subfolder per database (its name and a hash of its absolute path),
+    so databases sharing it never meet. Only the driver clears it (at the start and the end of a
+    run): what a killed run left is never read.
     """
     configured = params.prompt.ray.staging
-    return Path(configured) / out.name if params.prompt.executor == "ray" and configured else out / ".staging"
+    if params.prompt.executor != "ray" or not configured:
+        return out / ".staging"
+    digest = hashlib.sha256(str(out.resolve()).encode()).hexdigest()[:12]
+    return Path(configured) / f"{out.name}-{digest}"
 
 
 def make_executor(
