@@ -12,6 +12,11 @@ removed them) or GPU out-of-memory (after the backend's retries) is listed in ``
 under ``failures`` and the other videos go on. The stage exits 1 only when every video failed, and
 3 when a sticky CUDA error left the device unusable (the entries written stay; a re-run resumes).
 
+Where videos are prompted is ``prompt.executor``: ``local`` (this process) or ``ray`` (worker actors
+on a Ray cluster, ``prompt.ray``); either way this process is the driver and the only writer of the
+database (``stvg.prompting.executors``), and the choice changes no byte of the output. With ``ray``
+a worker process that dies is retried (``prompt.ray.max_retries``), then its video is listed.
+
 Determinism: every file under ``--out`` (DVC hashes the folder: the prompted-data version) is a pure
 function of the videos, the output-relevant params, the model weights and the prompting code, so a
 run resumed after a kill, a run over a subset, or the videos in another order give the same bytes.
