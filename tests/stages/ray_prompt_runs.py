@@ -140,7 +140,7 @@ def main(folder: Path) -> None:
     local = stage_process(folder, folder / "params.yaml", "local", clips)
     results["local"] = finished(folder, "local", local)
     with RayHead(num_cpus=2) as head:
-        two = ray_params(folder, "ray2", head.address, max_in_flight=2)
+        two = ray_params(folder, "ray2", head.address, max_in_flight=2, recycle_every=1)
         results["ray"] = finished(folder, "ray", stage_process(folder, two, "ray", clips))
         retry = ray_params(folder, "retry", head.address, max_in_flight=2, max_retries=1)
         dying = {"marker_dir": str(folder), "die_once": 176, "die_always": 192}

@@ -59,6 +59,9 @@ def test_ray_and_local_executors_give_byte_identical_databases(runs: dict) -> No
     assert local["rc"] == 0 and ray["rc"] == 0, ray["log"]
     assert (local["report"]["executor"], ray["report"]["executor"]) == ("local", "ray")
     assert ray["report"]["workers"] == 2 and ray["report"]["processed"] == 3
+    assert ray["report"]["actors_started"] == 3, (
+        "recycle_every: 1 replaced the actor that took a second video"
+    )
     assert ray["summary"] == local["summary"] and ray["summary"]["in_database"] == 3
     assert ray["hash"] == local["hash"], "same bytes, so the same DVC output hash"
 

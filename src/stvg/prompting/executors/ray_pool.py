@@ -56,6 +56,7 @@ class RayExecutor:
         self.retries: Counter[str] = Counter()
         self.dashboard = ""
         self.workers = 0
+        self.actors_started = 0  # first starts, replacements of dead workers and recycling
 
     def run(self, jobs: Iterable[Job]) -> Iterator[Outcome]:
         from stvg.cluster import ray_cluster
@@ -126,6 +127,7 @@ class RayExecutor:
                 slot.actor = None
             if slot.actor is None:
                 slot.actor, slot.videos = actor_class.remote(*self._args), 0
+                self.actors_started += 1
             job = pending.popleft()
             running[slot.actor.run.remote(job)] = (index, job)
             slot.videos += 1
@@ -164,6 +166,7 @@ class RayExecutor:
         return {
             "executor": "ray",
             "workers": self.workers,
+            "actors_started": self.actors_started,
             "retries": dict(self.retries),
             "dashboard": self.dashboard,
         }
