@@ -386,6 +386,42 @@ class SyntheticCpuParams:
         )
 
 
+RAY_ADDRESS_FORMS = "'' (start a local cluster), auto, ray://HOST:PORT or HOST:PORT"
+
+
+def _require_ray_address(address: str, key: str) -> None:
+    port = address.rsplit(":", 1)[1] if ":" in address else ""
+    ok = address in ("", "auto") or address.startswith("ray://") or port.isdigit()
+    _require(ok, key, f"must be one of {RAY_ADDRESS_FORMS}, got {address!r}")
+
+
+@dataclass(frozen=True)
+class PromptRayParams:
+    """prompt.ray: how the ``ray`` executor spreads videos over a cluster (operational: no entry changes)."""
+
+    address: str = (
+        ""  # "" = start a one-node cluster in the stage command | auto | ray://HOST:10001 | HOST:6379
+    )
+    gpus_per_task: float = 0.0  # GPUs each worker actor holds (paper scale: 1)
+    cpus_per_task: float = 1.0  # CPUs each worker actor holds
+    max_retries: int = 2  # re-submissions of a video whose worker process died (os._exit, OOM kill)
+    max_in_flight: int = (
+        0  # videos prompted at once = worker actors; 0 = as many as the cluster's CPUs/GPUs fit
+    )
+    recycle_every: int = (
+        50  # a worker actor is replaced after this many videos (sheds leaked memory); 0 = never
+    )
+    staging: str = ""  # folder every worker node writes entries to (shared filesystem); "" = <out>/.staging
+
+    def __post_init__(self) -> None:
+        _require_ray_address(self.address, "prompt.ray.address")
+        _require(self.gpus_per_task >= 0, "prompt.ray.gpus_per_task", "must be >= 0 (paper scale: 1)")
+        _require(self.cpus_per_task > 0, "prompt.ray.cpus_per_task", "must be > 0")
+        _require(self.max_retries >= 0, "prompt.ray.max_retries", "must be >= 0")
+        _require(self.max_in_flight >= 0, "prompt.ray.max_in_flight", "must be >= 0 (0 = fit the cluster)")
+        _require(self.recycle_every >= 0, "prompt.ray.recycle_every", "must be >= 0 (0 = never)")
+
+
 @dataclass(frozen=True)
 class PromptParams:
     """Visual prompting: detect -> segment/track (one backend) -> repair IDs -> overlay -> sample.
@@ -395,6 +431,8 @@ class PromptParams:
     """
 
     device: str = "auto"  # auto | cpu | cuda | cuda:N, for the detector and SAM2 (stvg.runtime)
+    executor: Literal["local", "ray"] = "local"  # where videos are prompted (operational: no entry changes)
+    ray: PromptRayParams = field(default_factory=PromptRayParams)  # used by executor: ray
     backend: Literal["synthetic_cpu", "sam2"] = "synthetic_cpu"
     track_fps: float = 0.0  # tracking rate; 0 = native fps
     max_frames: int = 0  # cap on tracked frames per video; 0 = no cap
@@ -412,6 +450,7 @@ class PromptParams:
 
     def __post_init__(self) -> None:
         _require_device(self.device, "prompt.device")
+        _require(self.executor in ("local", "ray"), "prompt.executor", "must be local or ray")
         _require(self.track_fps >= 0, "prompt.track_fps", "must be >= 0 (0 = native)")
         _require(self.max_frames >= 0, "prompt.max_frames", "must be >= 0 (0 = no cap)")
         _require(0 <= self.max_failed_fraction <= 1, "prompt.max_failed_fraction", "must be in [0, 1]")
@@ -528,6 +567,20 @@ class TrainParams:
 
 
 @dataclass(frozen=True)
+class EvaluateRayParams:
+    """evaluate.ray: where the policy replicas run when ``evaluate.replicas`` > 1 (operational)."""
+
+    address: str = ""  # "" = start a one-node cluster in the stage | auto | ray://HOST:10001 | HOST:6379
+    gpus_per_replica: float = 0.0  # GPUs each replica holds (paper scale: 1)
+    cpus_per_replica: float = 1.0  # CPUs each replica holds
+
+    def __post_init__(self) -> None:
+        _require_ray_address(self.address, "evaluate.ray.address")
+        _require(self.gpus_per_replica >= 0, "evaluate.ray.gpus_per_replica", "must be >= 0 (paper scale: 1)")
+        _require(self.cpus_per_replica > 0, "evaluate.ray.cpus_per_replica", "must be > 0")
+
+
+@dataclass(frozen=True)
 class EvaluateParams:
     """Policy evaluation and the official metrics."""
 
@@ -545,6 +598,8 @@ class EvaluateParams:
     baselines: tuple[str, ...] = ("oracle", "random")
     min_parse_rate: float = 0.5  # predictions gate: share of parsable answers per policy
     seed: int = 0
+    replicas: int = 1  # policy replicas generating in parallel (Ray actors, evaluate.ray); 1 = this process
+    ray: EvaluateRayParams = field(default_factory=EvaluateRayParams)
 
     def __post_init__(self) -> None:
         _require_device(self.device, "evaluate.device")
@@ -555,6 +610,7 @@ class EvaluateParams:
         )
         _require(0 <= self.min_parse_rate <= 1, "evaluate.min_parse_rate", "must be in [0, 1]")
         _require(self.batch_size >= 1, "evaluate.batch_size", "must be >= 1")
+        _require(self.replicas >= 1, "evaluate.replicas", "must be >= 1 (1 = generate in this process)")
         _require(self.max_new_tokens >= 1, "evaluate.max_new_tokens", "must be >= 1")
         _require(self.answer_parser in DIALECTS, "evaluate.answer_parser", f"must be one of {list(DIALECTS)}")
         _require(

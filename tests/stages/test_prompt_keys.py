@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import dataclasses
 import shutil
 import subprocess
 import sys
@@ -10,7 +11,7 @@ from pathlib import Path
 import pytest
 import yaml
 
-from stvg.config import params_from_dict
+from stvg.config import PromptParams, params_from_dict
 from stvg.prompting import backends
 from stvg.stages import prompt as stage
 
@@ -87,3 +88,60 @@ def test_dvc_depends_on_the_chosen_backends_folder_only(
     )
     shared = {f"src/stvg/prompting/{rel}" for rel in backends.SHARED_CODE}
     assert shared <= deps["sam2"] & deps["synthetic_cpu"], "every hashed shared file is a dependency"
+
+
+def test_the_executor_and_its_cluster_settings_change_no_key(tmp_path: Path) -> None:
+    weights = tmp_path / "w.pt"
+    weights.write_bytes(b"w")
+    local = stage.key_parts(params_from_dict({}), weights)
+    ray = {
+        "executor": "ray",
+        "ray": {"address": "auto", "gpus_per_task": 1, "max_in_flight": 8, "staging": "/x"},
+    }
+    assert stage.key_parts(params_from_dict({"prompt": ray}), weights) == local
+    assert set(backends.OPERATIONAL_KEYS) <= {f.name for f in dataclasses.fields(PromptParams)}
+
+
+def test_dvc_tracks_every_prompt_key_but_the_operational_ones(repo_root: Path) -> None:
+    """dvc.yaml lists the prompt keys one by one: an operational change must not re-run the stage,
+    and a key added to ``PromptParams`` must not be forgotten there."""
+    listed = yaml.safe_load((repo_root / "dvc.yaml").read_text(encoding="utf-8"))["stages"]["prompt"][
+        "params"
+    ]
+    prompt_keys = {p.removeprefix("prompt.") for p in listed if p.startswith("prompt.")}
+    fields = {f.name for f in dataclasses.fields(PromptParams)}
+    expected = fields - set(backends.OPERATIONAL_KEYS) - set(backends.BACKENDS) | {"${prompt.backend}"}
+    assert prompt_keys == expected and "prompt" not in listed
+
+
+@pytest.mark.slow
+def test_dvc_sees_no_change_when_only_the_executor_changes(
+    repo_root: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """DVC's own parameter status of the prompt stage: operational keys leave it clean, an output key does not."""
+    from dvc.repo import Repo
+
+    shutil.copy(repo_root / "dvc.yaml", tmp_path)
+    shutil.copy(repo_root / "params.yaml", tmp_path)
+    subprocess.run([sys.executable, "-m", "dvc", "init", "--no-scm", "-q"], cwd=tmp_path, check=True)
+    monkeypatch.chdir(tmp_path)
+
+    def params_dep(repo: Repo):
+        return next(d for d in repo.stage.collect("prompt")[0].deps if hasattr(d, "params"))
+
+    def status_after(edit: dict) -> dict:
+        params = yaml.safe_load((repo_root / "params.yaml").read_text(encoding="utf-8"))
+        params["prompt"].update(edit)
+        (tmp_path / "params.yaml").write_text(yaml.safe_dump(params), encoding="utf-8")
+        with Repo(str(tmp_path)) as repo:
+            dep = params_dep(repo)
+            dep.hash_info = saved
+            return dep.status()
+
+    with Repo(str(tmp_path)) as repo:
+        dep = params_dep(repo)
+        dep.save()  # what `dvc repro` records in dvc.lock
+        saved = dep.hash_info
+    ray = {"address": "auto", "gpus_per_task": 1.0, "max_in_flight": 8, "staging": "/shared/x"}
+    assert status_after({"executor": "ray", "ray": ray}) == {}
+    assert status_after({"track_fps": 5.0}) == {"params.yaml": {"prompt.track_fps": "modified"}}

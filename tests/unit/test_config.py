@@ -89,6 +89,13 @@ def test_unknown_section_is_an_error() -> None:
             {"prompt": {"render": {"label_placement": "corner"}}},
             r"`prompt\.render\.label_placement` must be one of",
         ),
+        ({"prompt": {"executor": "dask"}}, r"`prompt\.executor` must be one of \['local', 'ray'\]"),
+        ({"prompt": {"ray": {"address": "head-node"}}}, r"`prompt\.ray\.address` must be one of .*HOST:PORT"),
+        ({"prompt": {"ray": {"max_retries": -1}}}, r"`prompt\.ray\.max_retries` must be >= 0"),
+        ({"prompt": {"ray": {"cpus_per_task": 0}}}, r"`prompt\.ray\.cpus_per_task` must be > 0"),
+        ({"prompt": {"ray": {"gpus_per_task": -1}}}, r"`prompt\.ray\.gpus_per_task` must be >= 0"),
+        ({"prompt": {"ray": {"max_in_flight": -2}}}, r"`prompt\.ray\.max_in_flight` must be >= 0"),
+        ({"prompt": {"ray": {"workers": 4}}}, r"prompt\.ray.*workers"),
     ],
 )
 def test_impossible_values_fail_with_key_and_fix(raw: dict, pattern: str) -> None:

@@ -91,6 +91,8 @@ def test_paper_sets_build_every_stage_config_and_batch_like_the_official_trainer
     assert params.prompt.backend == "sam2" and params.prompt.device == "cuda"
     assert params.detector.weights == "weights/yolo12x.pt" and params.detector.classes == ("person",)
     assert output_params(params.prompt, "cuda")["device"] == "cuda"
+    assert params.prompt.executor == "ray" and params.prompt.ray.gpus_per_task == 1
+    assert params.prompt.ray.address == ("auto" if processes == 8 else "")  # one GPU: a one-node cluster
     e = params.evaluate
     assert get_protocol(e.protocol, threshold_op=e.threshold_op, iou_thresholds=e.iou_thresholds)
     args = _grpo_args(params, tmp_path)

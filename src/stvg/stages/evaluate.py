@@ -73,20 +73,36 @@ def policy_answers(
         for i in have
     ]
     e = params.evaluate
-    texts = generate_answers(
-        model_dir,
-        items,
-        batch_size=e.batch_size,
-        max_new_tokens=e.max_new_tokens,
-        do_sample=e.do_sample,
-        seed=e.seed,
-        device=device,
-        normalize_query=e.normalize_query,
-    )
+    settings = {
+        "batch_size": e.batch_size,
+        "max_new_tokens": e.max_new_tokens,
+        "do_sample": e.do_sample,
+        "seed": e.seed,
+        "normalize_query": e.normalize_query,
+    }
+    if e.replicas > 1:  # data parallel over policy replicas: the same batches, so the same greedy answers
+        from stvg.evaluation.replicas import replicated_answers
+
+        texts = replicated_answers(model_dir, items, settings, e.replicas, e.ray, device)
+    else:
+        texts = generate_answers(model_dir, items, device=device, **settings)
     out = [""] * len(samples)
     for i, text in zip(have, texts, strict=True):
         out[i] = text
     return out
+
+
+def generation_device(params: Params) -> str:
+    """Where the policy generates: resolved here, or, with replicas on Ray, the device each replica is given
+    (``auto`` is ``cuda`` when replicas hold a GPU: the driver may run on a node without one)."""
+    from stvg.runtime import is_device_spec, resolve_device
+
+    e = params.evaluate
+    if e.replicas == 1 or not is_device_spec(e.device):
+        return resolve_device(e.device, "evaluate.device")
+    if e.device == "auto":
+        return "cuda" if e.ray.gpus_per_replica > 0 else "cpu"
+    return e.device
 
 
 def run(
@@ -94,11 +110,11 @@ def run(
 ) -> dict[str, Any]:
     """Answer, score and write the outputs; returns the summary (with ``metrics``)."""
     from stvg.prompting.maskdb import MaskDB
-    from stvg.runtime import device_kind, device_report, resolve_device
+    from stvg.runtime import device_kind, device_report
 
     t0 = time.perf_counter()
     e = params.evaluate
-    device = resolve_device(e.device, "evaluate.device")
+    device = generation_device(params)
     protocol = get_protocol(e.protocol, threshold_op=e.threshold_op, iou_thresholds=e.iou_thresholds)
     db = MaskDB(prompt_dir)
     samples = load_test_samples(params, data_dir)
@@ -166,9 +182,7 @@ def main(argv: list[str] | None = None) -> int:
     logging.basicConfig(level=logging.INFO, format="%(levelname)s %(name)s: %(message)s")
     params = load_params(args.params)
     try:
-        from stvg.runtime import resolve_device
-
-        resolve_device(params.evaluate.device, "evaluate.device")
+        generation_device(params)
     except ValueError as exc:
         print(f"stvg evaluate: {exc}", file=sys.stderr)
         return 2

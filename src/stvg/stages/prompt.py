@@ -12,6 +12,11 @@ removed them) or GPU out-of-memory (after the backend's retries) is listed in ``
 under ``failures`` and the other videos go on. The stage exits 1 only when every video failed, and
 3 when a sticky CUDA error left the device unusable (the entries written stay; a re-run resumes).
 
+Where videos are prompted is ``prompt.executor``: ``local`` (this process) or ``ray`` (worker actors
+on a Ray cluster, ``prompt.ray``); either way this process is the driver and the only writer of the
+database (``stvg.prompting.executors``), and the choice changes no byte of the output. With ``ray``
+a worker process that dies is retried (``prompt.ray.max_retries``), then its video is listed.
+
 Determinism: every file under ``--out`` (DVC hashes the folder: the prompted-data version) is a pure
 function of the videos, the output-relevant params, the model weights and the prompting code, so a
 run resumed after a kill, a run over a subset, or the videos in another order give the same bytes.
@@ -24,6 +29,7 @@ from __future__ import annotations
 
 import argparse
 import logging
+import shutil
 import socket
 import sys
 import time
@@ -144,24 +150,55 @@ def run(
     device: str,
     detector: Any = None,
 ) -> tuple[dict[str, Any], dict[str, Any]]:
-    """Prompt every video not already in the database.
+    """Prompt every video not already in the database, on the executor ``prompt.executor`` names.
 
-    Returns the stage summary (a pure function of the inputs: it is hashed with the database) and
-    the run report (what this run did, how long it took, where: never hashed). ``detector`` replaces
-    the YOLO built from ``detector_weights`` (whose hash still keys the entries): the GPU tests and
-    benchmarks prompt known objects with it, as random-weight YOLO finds none.
+    The driver side of the driver/worker split (``stvg.prompting.executors``): keys, skips, and the
+    one writer that moves staged entries in and writes the index. Returns the stage summary (a pure
+    function of the inputs: it is hashed with the database) and the run report (what this run did,
+    how long it took, where: never hashed). ``detector`` replaces the YOLO built from
+    ``detector_weights`` (whose hash still keys the entries): the GPU tests and benchmarks prompt
+    known objects with it, as random-weight YOLO finds none.
     """
-    from stvg.prompting.maskdb import MaskDB, entry_key
-    from stvg.prompting.video import content_hash
+    from stvg.prompting.executors import make_executor, staging_dir
+    from stvg.prompting.maskdb import MaskDB
 
     t_start = time.perf_counter()
     db = MaskDB(out)
     db.prune()  # folders a killed run left behind
-    common = key_parts(params, detector_weights, device)
-    prompter = _Prompter(params, detector_weights, device, detector)
     done = _Progress()
-    keys: dict[str, str] = {}
-    for vid in tqdm(sorted(videos), desc="prompt", unit="video"):
+    jobs, keys = _plan(params, videos, detector_weights, device, db, done)
+    staging = staging_dir(params, out)
+    shutil.rmtree(staging, ignore_errors=True)  # what a killed run staged is never read
+    executor = make_executor(params, detector_weights, device, staging, detector)
+    try:
+        _drive(executor, jobs, db, done)
+    finally:
+        shutil.rmtree(staging, ignore_errors=True)
+    pruned = db.prune(keep=set(keys) - {f["video_id"] for f in done.failures})
+    summary = {
+        "videos": len(videos),
+        "failed": len(done.failures),
+        "failures": sorted(done.failures, key=lambda f: f["video_id"]),
+        "in_database": len(db.video_ids()),
+        "backend": params.prompt.backend,
+    }
+    if done.device_failure:
+        summary["device_failure"] = done.device_failure
+    report = _run_report(done, pruned, device, time.perf_counter() - t_start)
+    return summary, {**report, **executor.report(), **runtime_report(params, device)}
+
+
+def _plan(
+    params: Params, videos: dict[str, Path], detector_weights: Path, device: str, db: Any, done: _Progress
+) -> tuple[list[Any], dict[str, str]]:
+    """One job per video whose entry is missing or stale; unreadable videos go to the failures."""
+    from stvg.prompting.executors import Job
+    from stvg.prompting.maskdb import entry_key
+    from stvg.prompting.video import content_hash
+
+    common = key_parts(params, detector_weights, device)
+    jobs, keys = [], {}
+    for vid in sorted(videos):
         path = videos[vid]
         try:
             key = entry_key(content_hash(path), common["params"], common["weights"], common["code"])
@@ -173,21 +210,31 @@ def run(
         keys[vid] = key
         if db.key(vid) == key:
             done.reused.append(vid)
-            continue
-        if not prompter.prompt(db, vid, path, key, done):
-            break  # the device is unusable: what is written stays, a new process resumes
-    pruned = db.prune(keep=set(keys) - {f["video_id"] for f in done.failures})
-    summary = {
-        "videos": len(videos),
-        "failed": len(done.failures),
-        "failures": done.failures,
-        "in_database": len(db.video_ids()),
-        "backend": params.prompt.backend,
-    }
-    if done.device_failure:
-        summary["device_failure"] = done.device_failure
-    report = _run_report(done, pruned, device, time.perf_counter() - t_start)
-    return summary, {**report, **runtime_report(params, device)}
+        else:
+            jobs.append(Job(vid, str(path.resolve()), key))
+    return jobs, keys
+
+
+def _drive(executor: Any, jobs: list[Any], db: Any, done: _Progress) -> None:
+    """Commit each finished entry as it arrives (the one writer); one bar over videos on every worker."""
+    bar = tqdm(total=len(jobs), desc="prompt", unit="video")
+    try:
+        for outcome in executor.run(jobs):
+            bar.update(1)
+            if outcome.error:
+                log.warning("video %s failed: %s", outcome.video_id, outcome.error)
+                done.failures.append({"video_id": outcome.video_id, "error": outcome.error})
+            else:
+                db.commit(outcome.video_id, outcome.key, Path(outcome.staged))
+                done.processed.append(outcome.video_id)
+                done.timings[outcome.video_id] = outcome.timings
+                done.tracked_frames += outcome.tracked_frames
+            bar.set_postfix(done=len(done.processed), failed=len(done.failures), in_flight=executor.in_flight)
+            if outcome.device_failure:  # the driver's own device is unusable: a new process resumes
+                done.device_failure = outcome.error.removeprefix("DeviceFailure: ")
+                break
+    finally:
+        bar.close()
 
 
 def runtime_report(params: Params, device: str) -> dict[str, Any]:
@@ -199,69 +246,6 @@ def runtime_report(params: Params, device: str) -> dict[str, Any]:
         out["sam2_c_extension"] = sam2_extension_built()
         out["sam2_hole_filling"] = sam2_hole_filling(device)
     return out
-
-
-class _Prompter:
-    """Prompts one video into its database entry; the detector and the backend are built once per run."""
-
-    def __init__(self, params: Params, detector_weights: Path, device: str, detector: Any = None) -> None:
-        from stvg.prompting.detector import YoloDetector
-
-        det = params.detector
-        self.params, self.device = params, device
-        self.detector = detector or YoloDetector(
-            detector_weights,
-            conf=det.conf,
-            classes=det.classes,
-            imgsz=det.imgsz,
-            device=device,
-            threads=det.threads,
-        )
-        self.backend: Any = None  # built on the first video that needs prompting (models load there)
-
-    def prompt(self, db: Any, vid: str, path: Path, key: str, done: _Progress) -> bool:
-        """Build the video's entry; a failure is recorded in ``done`` and leaves no entry.
-
-        Returns False when the device became unusable (nothing more can be prompted in this process).
-        """
-        from stvg.prompting.backends import build_backend
-        from stvg.prompting.backends.sam2.oom import DeviceFailure
-
-        try:
-            self.backend = self.backend or build_backend(
-                self.params.prompt, device=self.device, seed=self.params.seed
-            )
-            with db.entry(vid, key) as folder:
-                result = build_entry(folder, path, vid, self.params, self.detector, self.backend)
-        except DeviceFailure as exc:
-            log.error("video %s: %s", vid, exc)
-            done.failures.append({"video_id": vid, "error": f"DeviceFailure: {exc}"})
-            done.device_failure = str(exc)
-            return False
-        except Exception as exc:  # noqa: BLE001 - isolate the video; the summary names it and the reason
-            log.warning("video %s failed: %s", vid, exc)
-            done.failures.append({"video_id": vid, "error": f"{type(exc).__name__}: {exc}"})
-            return True
-        done.processed.append(vid)
-        done.timings[vid] = result.timings
-        done.tracked_frames += int(result.summary["tracked_frames"])
-        return True
-
-
-def build_entry(folder: Path, video: Path, video_id: str, params: Params, detector: Any, backend: Any) -> Any:
-    """Prompt ``video`` and write its whole entry into ``folder`` (a staging folder); returns the result.
-
-    The unit of work of the stage (and of any executor that spreads videos over workers): the
-    folder is complete when this returns, and ``maskdb.MaskDB.commit`` moves it in.
-    """
-    from stvg.prompting.engine import prompt_video
-    from stvg.prompting.maskdb import PROMPTED, write_entry
-
-    result = prompt_video(
-        video, params.prompt, detector, backend=backend, prompted_path=folder / PROMPTED, video_id=video_id
-    )
-    write_entry(folder, result.table, result.summary, result.sampling, result.sampled_frames)
-    return result
 
 
 def _run_report(done: _Progress, pruned: list[str], device: str, wall: float) -> dict[str, Any]:
@@ -282,7 +266,26 @@ def _run_report(done: _Progress, pruned: list[str], device: str, wall: float) ->
     }
 
 
-def main(argv: list[str] | None = None) -> int:
+def driver_device(params: Params, spec: str) -> str:
+    """The device entries are keyed by: resolved here for ``local``, on the workers for ``ray``.
+
+    With the ``ray`` executor the driver may run on a node without a GPU, so ``auto`` means ``cuda``
+    when each worker holds a GPU (``prompt.ray.gpus_per_task`` > 0), else ``cpu``; each worker then
+    checks the device it was given.
+    """
+    from stvg.runtime import is_device_spec, resolve_device
+
+    if params.prompt.executor == "local":
+        return resolve_device(spec, "prompt.device")
+    if not is_device_spec(spec):
+        return resolve_device(spec, "prompt.device")  # raises the one-line error
+    if spec == "auto":
+        return "cuda" if params.prompt.ray.gpus_per_task > 0 else "cpu"
+    return spec
+
+
+def main(argv: list[str] | None = None, detector: Any = None) -> int:
+    """The stage command; ``detector`` replaces the YOLO as in ``run`` (tests, benchmarks)."""
     args = parse_args(argv)
     logging.basicConfig(level=logging.INFO, format="%(levelname)s %(name)s: %(message)s")
     try:
@@ -309,12 +312,10 @@ def main(argv: list[str] | None = None) -> int:
     if not videos:
         print("stvg prompt: no videos to prompt; check data.* in params.yaml or --videos", file=sys.stderr)
         return 2
-    from stvg.runtime import resolve_device
-
     out = Path(args.out)
     try:  # a wrong device, a missing SAM2 checkpoint or detector classes: one line, before any video
-        device = resolve_device(args.device or params.prompt.device, "prompt.device")
-        summary, report = run(params, videos, weights, out, device)
+        device = driver_device(params, args.device or params.prompt.device)
+        summary, report = run(params, videos, weights, out, device, detector)
     except (ValueError, FileNotFoundError) as exc:
         print(f"stvg prompt: {exc}", file=sys.stderr)
         return 2

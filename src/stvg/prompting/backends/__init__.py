@@ -20,6 +20,7 @@ from stvg.config import PromptParams
 from stvg.prompting.backends.base import BackendSpec, TrackingBackend, python_files
 
 PACKAGE = Path(__file__).resolve().parents[1]  # src/stvg/prompting
+OPERATIONAL_KEYS = ("executor", "ray")  # prompt.* keys that never enter a key (nor dvc.yaml's params)
 SHARED_CODE = (
     "engine.py",
     "fill.py",
@@ -94,6 +95,8 @@ def output_params(p: PromptParams, device: str = "cpu") -> dict[str, Any]:
     out = params_to_dict(p)
     for gate in ("max_churn", "max_repairs_per_video", "max_failed_fraction"):
         out.pop(gate)
+    for operational in OPERATIONAL_KEYS:  # where and how fast videos are prompted, not what an entry holds
+        out.pop(operational)
     out["device"] = device_kind(device)
     if p.backend == "sam2":
         out["sam2_hole_filling"] = sam2_hole_filling(device) == "on"
