@@ -76,6 +76,7 @@ class TrainResult:
     is_main_process: bool = True  # False on the other ranks of a multi-process run: they must not write
     batching: dict[str, Any] = field(default_factory=dict)  # training.batching.BatchSemantics of the run
     device: str = "cpu"
+    timings: dict[str, float] = field(default_factory=dict)  # session facts kept out of log_history
 
 
 def report_targets(environ: dict[str, str] | None = None) -> list[str]:
