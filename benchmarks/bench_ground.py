@@ -54,7 +54,18 @@ def videos(n: int, out: Path) -> list[tuple[Path, str]]:
 
 
 def cold_run(model: str, video: Path, query: str, out: Path) -> dict[str, Any]:
-    cmd = [sys.executable, "-m", "stvg.cli", "ground", str(video), query, "--model", model, "--out", str(out)]
+    cmd = [
+        sys.executable,
+        "-m",
+        "flows.cli",
+        "ground",
+        str(video),
+        query,
+        "--model",
+        model,
+        "--out",
+        str(out),
+    ]
     t0 = time.perf_counter()
     proc = subprocess.run(cmd, check=False, capture_output=True, text=True, cwd=ROOT)
     wall = time.perf_counter() - t0

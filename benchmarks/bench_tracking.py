@@ -107,7 +107,7 @@ def _isolated() -> bool:
 
 
 def _services(action: str, folder: Path) -> None:
-    cmd = [sys.executable, "-m", "stvg.cli", "services", action, "--dir", str(folder)]
+    cmd = [sys.executable, "-m", "flows.cli", "services", action, "--dir", str(folder)]
     subprocess.run(cmd, check=True, stdout=subprocess.DEVNULL, env=os.environ | {"STVG_SERVICES_ENV": "none"})
 
 

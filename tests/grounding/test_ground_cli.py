@@ -14,7 +14,7 @@ import cv2
 import numpy as np
 import pytest
 
-from stvg import cli
+from flows import cli
 from stvg.prompting.maskdb import MaskDB
 from tests.grounding.conftest import ANSWER_ID, ANSWER_SPAN, BenchmarkVideo
 

@@ -194,7 +194,7 @@ def test_stvg_serve_follows_the_champion_alias(
     cmd = [
         sys.executable,
         "-m",
-        "stvg.cli",
+        "flows.cli",
         "serve",
         "--model",
         f"models:/{NAME}@champion",

@@ -94,7 +94,7 @@ def _run(
 
 
 def _stvg(team: Team, root: Path, *args: str, timeout: float = 600) -> subprocess.CompletedProcess[str]:
-    return _run([sys.executable, "-m", "stvg.cli", *args], root, team.process_env(root), timeout)
+    return _run([sys.executable, "-m", "flows.cli", *args], root, team.process_env(root), timeout)
 
 
 def _services(team: Team, action: str, root: Path) -> dict[str, dict[str, Any]]:
