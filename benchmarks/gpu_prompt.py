@@ -17,6 +17,9 @@ Prints one JSON object per measurement:
 
 The objects are seeded once (``gpu_scene.FixedPrompts``): random-weight masks match no later detection,
 so re-detections would otherwise add IDs and time a growing instance count against raw SAM2's three.
+Both paths run SAM2's image predictor on the three boxes (its cost is timed) but start each object from
+its filled box (``gpu_scene.BoxMasks``): random-weight masks are arbitrary blobs that the duplicate rule
+would merge into one object.
 Both paths are warmed up on a short clip first (cuDNN/kernel selection, lazy CUDA init), then timed with
 CUDA synchronised.
 """
@@ -35,7 +38,7 @@ from typing import Any, Self
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))  # `benchmarks.gpu_scene` from a checkout
 
-from benchmarks.gpu_scene import FixedPrompts, Scene, build_yolo
+from benchmarks.gpu_scene import BoxMasks, FixedPrompts, Scene, build_yolo
 
 PAPER = {"cfg": "configs/sam2.1/sam2.1_hiera_l.yaml", "yolo": "yolo12x.yaml", "size": 1024, "imgsz": 640}
 DRY = {"cfg": "configs/sam2.1/sam2.1_hiera_t.yaml", "yolo": "yolov8n.yaml", "size": 128, "imgsz": 64}
@@ -89,7 +92,7 @@ def raw_sam2(predictor: Any, scene: Scene, offload: bool) -> int:
     session = Sam2Session(predictor, offload_to_cpu=offload)
     first = scene.read(0, n)
     session.start(first)
-    for k, mask in enumerate(Sam2Segmenter(predictor).masks(first[0], scene.boxes(0)), start=1):
+    for k, mask in enumerate(BoxMasks(Sam2Segmenter(predictor)).masks(first[0], scene.boxes(0)), start=1):
         session.add_mask(0, k, mask)
     done = 1 + sum(1 for _ in session.propagate(1, n - 1))
     session.reset()
@@ -108,7 +111,7 @@ def prompting(predictor: Any, scene: Scene, yolo: Any, p: Any, device: str, imgs
         p.detect,
         device=device,
         session=lambda offload: Sam2Session(predictor, offload),
-        segmenter=Sam2Segmenter(predictor),
+        segmenter=BoxMasks(Sam2Segmenter(predictor)),
     )
     result = prompt_video(scene, p, detector, backend=backend)
     return {**result.summary, "timings": result.timings}

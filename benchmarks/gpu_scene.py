@@ -92,6 +92,22 @@ class FixedPrompts:
         ]
 
 
+class BoxMasks:
+    """A SAM2 ``Segmenter`` that runs the real image predictor (so its cost is timed) but returns each
+    box filled as the object's mask: random-weight masks are arbitrary blobs that the duplicate rule
+    would merge, and the benchmark must track the same three objects as bare SAM2."""
+
+    def __init__(self, segmenter: Any) -> None:
+        self.segmenter = segmenter
+
+    def masks(self, frame: np.ndarray, boxes: Sequence[Any]) -> list[np.ndarray]:
+        from stvg.prompting.identity.observation import box_mask
+
+        self.segmenter.masks(frame, boxes)
+        h, w = frame.shape[:2]
+        return [box_mask(b, h, w) for b in boxes]
+
+
 def build_yolo(arch: str) -> Any:
     """A random-weight Ultralytics YOLO from an architecture yaml (offline; e.g. ``yolo12x.yaml``)."""
     from stvg.prompting.detector import load_yolo
