@@ -27,6 +27,8 @@ from mlflow.entities.model_registry import ModelVersion
 from flows.registry import (
     CHALLENGER,
     CHAMPION,
+    DESCRIPTION_CHARS,
+    fit_description,
     open_client,
     read_lineage,
     register_model,
@@ -161,6 +163,8 @@ def _record(
         f"{decision.reason}\n\n{decision.markdown()}"
     )
     previous = (challenger.description or "").rstrip()
+    budget = DESCRIPTION_CHARS - (len(previous) + 2 if previous else 0)
+    section = fit_description(section, max(budget, 0))
     client.update_model_version(
         name, version, description=f"{previous}\n\n{section}" if previous else section
     )

@@ -286,9 +286,33 @@ def _log_file_as(client: MlflowClient, run_id: str, path: Path, file_name: str) 
         client.log_artifact(run_id, str(staged), LINEAGE_ARTIFACT_DIR)
 
 
+DESCRIPTION_CHARS = 5000  # MLflow's model-version description column on SQL stores (varchar(5000))
+
+
 def _describe(lineage: Mapping[str, str], metrics: Mapping[str, float]) -> str:
+    """Lineage and the policy's headline metrics (keys without a ``/``: baselines and breakdowns such
+    as ``oracle/…`` or ``repaired/…`` stay on the run), within the description limit."""
     lines = ["Lineage:", ""] + [f"- {k}: `{v}`" for k, v in lineage.items()]
-    if metrics:
+    headline = {k: v for k, v in metrics.items() if "/" not in k}
+    if headline:
         lines += ["", "| metric | value |", "|---|---:|"]
-        lines += [f"| {k} | {float(v):.4f} |" for k, v in sorted(metrics.items())]
-    return "\n".join(lines)
+        lines += [f"| {k} | {float(v):.4f} |" for k, v in sorted(headline.items())]
+        lines += ["", "Every metric (baselines, breakdowns): the training run's metrics."]
+    return fit_description("\n".join(lines), DESCRIPTION_CHARS // 2)  # half left for the promotion record
+
+
+def fit_description(text: str, limit: int = DESCRIPTION_CHARS) -> str:
+    """``text`` cut at a line boundary to ``limit`` characters, saying how many lines were left out.
+
+    A longer description is refused by MLflow on PostgreSQL (and would fail the registration).
+    """
+    if len(text) <= limit:
+        return text
+    lines = text.split("\n")
+    used = 0
+    for i, line in enumerate(lines):
+        note = f"\n… {len(lines) - i} more lines left out (the full table: the run's metrics)"
+        if used + len(line) + 1 + len(note) > limit:
+            return ("\n".join(lines[:i]) + note)[:limit]
+        used += len(line) + 1
+    return text[:limit]  # not reached: the text is longer than the limit

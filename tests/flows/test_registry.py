@@ -510,3 +510,24 @@ def test_experiment_is_created_as_model_training(client: MlflowClient, tmp_path:
     assert EXPERIMENT_KIND_TAG not in client.get_experiment(older).tags
     assert ensure_experiment(client, "kind-old", tmp_path) == older
     assert client.get_experiment(older).tags[EXPERIMENT_KIND_TAG] == "custom_model_development"
+
+
+def test_descriptions_fit_the_sql_column_however_many_metrics(client, store, params, policy_dir) -> None:
+    """PostgreSQL stores a version's description in varchar(5000): registration and the promotion
+    record stay within it with hundreds of metrics (baselines, breakdowns), cut at a line boundary."""
+    from flows.registry import DESCRIPTION_CHARS, fit_description
+
+    metrics = dict(METRICS) | {f"oracle/repaired/metric_{i:03d}": i / 1000 for i in range(300)}
+    metrics |= {f"metric_{i:03d}": i / 1000 for i in range(400)}  # headline rows alone exceed the limit
+    _register(client, store, params, policy_dir, metrics)
+    version = client.get_model_version(params.registry.model_name, "1")
+    assert len(version.description) <= DESCRIPTION_CHARS
+    assert "oracle/repaired" not in version.description  # breakdowns stay on the run
+    assert "more lines left out" in version.description
+    promote(client, params.registry.model_name, "m_vIoU", 0.0, 0.02)
+    described = client.get_model_version(params.registry.model_name, "1").description
+    assert len(described) <= DESCRIPTION_CHARS and "## Promotion" in described
+    text = "\n".join(f"line {i}" for i in range(100))
+    cut = fit_description(text, 200)
+    assert len(cut) <= 200 and cut.startswith("line 0\nline 1\n") and "more lines left out" in cut
+    assert fit_description("short", 200) == "short"
