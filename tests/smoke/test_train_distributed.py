@@ -147,6 +147,7 @@ def run_two_process_training(tmp_path: Path) -> tuple[dict[str, Any], dict[str, 
     assert sorted(rank0["writes"]) == sorted(
         [
             ["rmtree", str(out / "checkpoints")],
+            ["write_json", str(out / "checkpoints" / "fingerprint.json")],  # what the checkpoints resume
             ["atomic_dir", str(out / "model")],
             ["write_json", str(out / "log_history.json")],
             ["plot_curves", str(out / "reward_curves.png")],
@@ -191,6 +192,9 @@ def _rank_main(record_dir: Path, argv: list[str]) -> None:
     class FakeDB:
         def has(self, video_id: str) -> bool:
             return video_id in VIDEOS
+
+        def key(self, video_id: str) -> str:  # the entry key the training fingerprint records
+            return f"entry-{video_id}"
 
     def fake_loader(prompt_dir: Path) -> tuple[FakeDB, Any]:
         def load(video_id: str) -> tuple[np.ndarray, dict[str, Any]]:
