@@ -20,6 +20,7 @@ pytestmark = pytest.mark.slow
 
 HERE = Path(__file__).resolve().parent
 REPO = HERE.parents[1]
+KNOWN_XFAILS = 1  # isolated_services: the object store down also takes MLflow's artifact store down
 INNER = HERE / "isolated_services.py"
 TIMEOUT_S = 14400  # the scenarios take ~10 min on 2 idle cores; a machine shared by many jobs, hours
 
@@ -73,4 +74,6 @@ def test_team_services_in_a_loopback_only_network_namespace(tmp_path: Path) -> N
     suite = suite if suite.tag == "testsuite" else suite.find("testsuite")
     assert suite is not None
     counts = {k: int(suite.get(k, "0")) for k in ("tests", "failures", "errors", "skipped")}
-    assert counts["tests"] >= 9 and counts["failures"] == counts["errors"] == counts["skipped"] == 0, counts
+    # the one known defect is a strict xfail there (junit counts it as skipped; an unexpected pass fails)
+    assert counts["tests"] >= 9 and counts["failures"] == counts["errors"] == 0, counts
+    assert counts["skipped"] == KNOWN_XFAILS, counts
