@@ -212,9 +212,13 @@ def test_serve_deployment_has_the_cron_schedule_and_params() -> None:
         ]
 
 
-def test_prefect_yaml_entrypoints_load_and_the_schedule_is_valid() -> None:
+def test_prefect_yaml_entrypoints_load_and_the_schedule_is_valid(monkeypatch: pytest.MonkeyPatch) -> None:
     from prefect.client.schemas.schedules import CronSchedule
     from prefect.flows import load_flow_from_entrypoint
+
+    # Prefect puts the entrypoint's folder (flows/) on sys.path; restore it after the test, or a later
+    # `import dvc` in this process finds flows/dvc.py instead of the dvc package
+    monkeypatch.setattr(sys, "path", list(sys.path))
 
     spec = yaml.safe_load((REPO_ROOT / "prefect.yaml").read_text())
     by_name = {d["name"]: d for d in spec["deployments"]}
