@@ -36,7 +36,7 @@ from flows.registry import (
     version_metrics,
 )
 from flows.registry_lock import registry_lock
-from stvg.config import Params, ParamsError, load_params
+from stvg.config import Params, ParamsError, RegistryParams, load_params
 from stvg.env import configure_environment
 from stvg.registry_gate import GateError, PromotionDecision, decide_promotion
 
@@ -134,9 +134,20 @@ def register_and_promote(
         detector_weights=detector_weights,
         lineage_files=files,
     )
-    r = params.registry
-    decision = promote(client, r.model_name, r.primary_metric, r.margin, r.tolerance, r.gate_metrics)
-    return client.get_model_version(r.model_name, str(version.version)), decision
+    decision = promote_as_configured(client, params.registry)
+    return client.get_model_version(params.registry.model_name, str(version.version)), decision
+
+
+def promote_as_configured(client: MlflowClient, registry: RegistryParams) -> PromotionDecision:
+    """``promote`` with the gate of the ``registry`` params section."""
+    return promote(
+        client,
+        registry.model_name,
+        registry.primary_metric,
+        registry.margin,
+        registry.tolerance,
+        registry.gate_metrics,
+    )
 
 
 def _record(
@@ -182,14 +193,7 @@ def main(argv: list[str] | None = None) -> int:
         registry = load_params(Path(args.params)).registry
         client = open_client(root)
         with registry_lock(registry.model_name):
-            decision = promote(
-                client,
-                registry.model_name,
-                registry.primary_metric,
-                registry.margin,
-                registry.tolerance,
-                registry.gate_metrics,
-            )
+            decision = promote_as_configured(client, registry)
     except (ParamsError, PromotionError, GateError) as exc:
         print(f"stvg promote: {exc}", file=sys.stderr)
         return 1

@@ -35,7 +35,7 @@ from prefect.exceptions import MissingContextError
 from prefect.logging import get_run_logger
 from prefect.schedules import Cron
 
-from flows.promote import promote
+from flows.promote import promote_as_configured
 from flows.registry import CHALLENGER, CHAMPION, open_client, version_by_alias
 from stvg.config import load_params
 from stvg.env import configure_environment
@@ -100,14 +100,7 @@ def retrain_flow(params_path: str = "params.yaml", force: bool = False) -> dict[
     if challenger is None:
         raise RuntimeError("the pipeline finished but registered no challenger; see its MLflow run")
     if "promotion.decision" not in challenger.tags:
-        promote(
-            client,
-            registry.model_name,
-            registry.primary_metric,
-            registry.margin,
-            registry.tolerance,
-            registry.gate_metrics,
-        )
+        promote_as_configured(client, registry)
         challenger = client.get_model_version(registry.model_name, str(challenger.version))
     champion = version_by_alias(client, registry.model_name, CHAMPION)
     logger.info(

@@ -202,20 +202,6 @@ class Sam2Session:
                     if feats is not None and feats.dtype == torch.bfloat16:
                         out["maskmem_features"] = feats.float()
 
-    def _float_memories(self) -> None:
-        """On CPU, keep stored memories float32: SAM2 stores them as bfloat16 for autocast, and without
-        autocast a step whose memories are all bfloat16 fails with a dtype mismatch."""
-        import torch
-
-        if self._state is None or torch.device(self.predictor.device).type == "cuda":
-            return
-        for per_obj in self._state["output_dict_per_obj"].values():
-            for outputs in per_obj.values():
-                for out in outputs.values():
-                    feats = out.get("maskmem_features")
-                    if feats is not None and feats.dtype == torch.bfloat16:
-                        out["maskmem_features"] = feats.float()
-
     def reset(self) -> None:
         """Drop the session state (frames, memories)."""
         self._state = None
