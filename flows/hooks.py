@@ -83,7 +83,7 @@ def log_prompt(client: MlflowClient, run_id: str, root: Path, params: Params) ->
     for video_id in db.video_ids()[:N_PREVIEWS]:
         path = db.prompted_video_path(video_id)
         if path.is_file():
-            client.log_artifact(run_id, str(path), artifact_path=f"previews/{db.entry_dir(video_id).name}")
+            tracking.log_file_artifact(client, run_id, path, f"previews/{db.entry_dir(video_id).name}")
     if db.video_ids():
         _log_png(
             client,
@@ -118,7 +118,7 @@ def _log_png(client: MlflowClient, run_id: str, image_rgb: Any, artifact_path: s
     with tempfile.TemporaryDirectory(prefix="stvg-png-") as tmp:
         path = Path(tmp) / name
         cv2.imwrite(str(path), image_rgb[..., ::-1])
-        client.log_artifact(run_id, str(path), artifact_path=artifact_path)
+        tracking.log_file_artifact(client, run_id, path, artifact_path)
 
 
 # ----------------------------------------------------------------------------------------------- label
@@ -147,7 +147,7 @@ def log_label(client: MlflowClient, run_id: str, root: Path, params: Params) -> 
     """Label statistics and the prompting ceiling (``label/ceiling_m_vIoU``)."""
     out = _artifacts(root, "label")
     tracking.log_metrics(client, run_id, _numbers(_read_json(out / "metrics.json")), prefix="label/")
-    client.log_artifact(run_id, str(out / "dropped.jsonl"), artifact_path="label")
+    tracking.log_file_artifact(client, run_id, out / "dropped.jsonl", "label")
 
 
 # ----------------------------------------------------------------------------------------------- base_model
@@ -182,8 +182,7 @@ def log_train(client: MlflowClient, run_id: str, root: Path, params: Params) -> 
     summary = _read_json(out / "summary.json")
     tracking.log_metrics(client, run_id, _numbers(summary), prefix="train/")
     for name in ("reward_curves.png", "log_history.json"):
-        if (out / name).is_file():
-            client.log_artifact(run_id, str(out / name), artifact_path="train")
+        tracking.log_file_artifact(client, run_id, out / name, "train")
 
 
 # ----------------------------------------------------------------------------------------------- evaluate
@@ -206,7 +205,5 @@ def log_evaluate(client: MlflowClient, run_id: str, root: Path, params: Params) 
     """Benchmark metrics of the policy and the baselines, predictions and plots."""
     out = _artifacts(root, "evaluate")
     tracking.log_metrics(client, run_id, _numbers(_read_json(out / "metrics.json")), prefix="evaluate/")
-    client.log_artifact(run_id, str(out / "predictions.jsonl"), artifact_path="evaluate")
-    plots = out / "plots"
-    if plots.is_dir():
-        client.log_artifacts(run_id, str(plots), artifact_path="evaluate/plots")
+    tracking.log_file_artifact(client, run_id, out / "predictions.jsonl", "evaluate")
+    tracking.log_file_artifact(client, run_id, out / "plots", "evaluate/plots")

@@ -38,7 +38,7 @@ from prefect.cache_policies import NO_CACHE
 from prefect.exceptions import MissingContextError
 from prefect.runtime import flow_run
 
-from flows import dvc, hooks, outage, reconcile, remote, tracking
+from flows import artifacts, dvc, hooks, outage, reconcile, remote, tracking
 from flows.download import DownloadResult, download_flow
 from flows.registry_lock import registry_lock
 from stvg.checks.core import CheckFailed, CheckReport, merge_reports
@@ -85,6 +85,7 @@ class PipelineResult:
     promotion: str = ""  # the gate's decision, with the metrics side by side
     model_name: str = RegistryParams().model_name  # `registry.model_name`: the lineage hint names it
     data_push: str = ""  # where `dvc push` put the data and outputs, or why it did not
+    artifacts_missing: list[str] = field(default_factory=list)  # uploads MLflow's artifact store refused
 
 
 class PipelineFailed(RuntimeError):
@@ -151,7 +152,7 @@ def pipeline_flow(params_path: str = "params.yaml", stages: list[str] | None = N
     for stale in reconcile.reconcile_experiment(client, experiment_id, found_by=run_id):
         logger.warning("closed run %s, left RUNNING by a pipeline that was killed", stale)
 
-    current, stage_run = plan[0] if plan else DOWNLOAD, None
+    current, stage_run, stage_runs = plan[0] if plan else DOWNLOAD, None, []
     raw_version, model_version, promotion, pushed = "", "", "", None
     try:
         tracking.log_params(client, run_id, params)
@@ -159,6 +160,7 @@ def pipeline_flow(params_path: str = "params.yaml", stages: list[str] | None = N
         tracking.log_file_artifact(client, run_id, params_file, "inputs")
         for current in plan:
             stage_run = tracking.start_run(client, experiment_id, current, parent_run_id=run_id)
+            stage_runs.append(stage_run)
             if current == DOWNLOAD:
                 result: DownloadResult = download_flow(params_path=str(params_file))
                 raw_version = result.raw_data_version
@@ -215,6 +217,7 @@ def pipeline_flow(params_path: str = "params.yaml", stages: list[str] | None = N
         promotion,
         params.registry.model_name,
         pushed.line() if pushed else "",
+        [name for run in (run_id, *stage_runs) for name in artifacts.missing(run)],
     )
     logger.info("pipeline finished: MLflow run %s, raw-data version %s", run_id, raw_version or "-")
     return result_out
@@ -361,10 +364,19 @@ def next_steps(result: PipelineResult) -> list[str]:
             else []
         ),
         *([f"  DVC remote:        {result.data_push}"] if result.data_push else []),
+        *_missing_artifact_lines(result.artifacts_missing),
         f"  lineage:           stvg lineage models:/{result.model_name}@champion",
         '  ground a video:    stvg ground VIDEO "QUERY"   (serve it: stvg serve -> http://127.0.0.1:8000)',
         *_ui_lines(result.tracking_uri),
     ]
+
+
+def _missing_artifact_lines(missing: list[str]) -> list[str]:
+    if not missing:
+        return []
+    shown = ", ".join(missing[:5]) + (", ..." if len(missing) > 5 else "")
+    why = f"the server's artifact store failed; runs tagged {artifacts.INCOMPLETE_TAG}"
+    return [f"  MLflow artifacts:  {len(missing)} NOT uploaded ({why}): {shown}"]
 
 
 def _ui_lines(tracking_uri: str) -> list[str]:

@@ -34,7 +34,7 @@ from mlflow import MlflowClient
 from mlflow.entities.model_registry import ModelVersion
 from mlflow.exceptions import MlflowException
 
-from flows import dvc, tracking
+from flows import artifacts, dvc, tracking
 from flows.serving import save_grounding_model
 from stvg.config import Params, params_to_dict
 from stvg.grounding.bundle import write_bundle
@@ -234,7 +234,14 @@ def _log_grounding_model(
             mlflow_model=mlflow.models.Model(run_id=run_id, model_id=model_id),
             metadata={"stvg": {"lineage": dict(lineage)}},
         )
-        client.log_model_artifacts(model_id, str(local))
+        try:
+            client.log_model_artifacts(model_id, str(local))
+        except Exception as exc:
+            if artifacts.store_failure(client.tracking_uri):
+                raise artifacts.ArtifactStoreUnavailable(
+                    client.tracking_uri, "the policy's model", exc
+                ) from exc
+            raise
 
 
 def open_client(root: Path) -> MlflowClient:

@@ -29,6 +29,7 @@ from typing import Any
 from mlflow import MlflowClient
 from mlflow.entities import Metric, Param, RunStatus, RunTag
 
+from flows import artifacts
 from stvg.config import Params, flatten, params_to_dict
 
 PARENT_TAG = "mlflow.parentRunId"
@@ -164,15 +165,16 @@ def log_json_artifact(
     with tempfile.TemporaryDirectory() as tmp:
         path = Path(tmp) / name
         path.write_text(json.dumps(obj, indent=2, sort_keys=True, default=str) + "\n", encoding="utf-8")
-        client.log_artifact(run_id, str(path), artifact_path=artifact_path)
+        artifacts.upload(client, run_id, path, artifact_path)
 
 
 def log_file_artifact(
     client: MlflowClient, run_id: str, path: Path, artifact_path: str | None = None
 ) -> None:
-    """Copy a file into the run's artifacts when it exists (e.g. a stage's summary.json)."""
-    if Path(path).is_file():
-        client.log_artifact(run_id, str(path), artifact_path=artifact_path)
+    """Copy a file (or a folder's files) into the run's artifacts when it exists (e.g. a stage's
+    summary.json); best effort when MLflow's artifact store is down (``flows.artifacts``)."""
+    if Path(path).exists():
+        artifacts.upload(client, run_id, Path(path), artifact_path)
 
 
 def stage_env(client: MlflowClient, run_id: str) -> dict[str, str]:

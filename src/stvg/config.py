@@ -395,6 +395,12 @@ def _require_ray_address(address: str, key: str) -> None:
     _require(ok, key, f"must be one of {RAY_ADDRESS_FORMS}, got {address!r}")
 
 
+RAY_TRANSFERS = (
+    "files",
+    "object_store",
+)  # shared filesystem paths | Ray's object store (no shared filesystem)
+
+
 @dataclass(frozen=True)
 class PromptRayParams:
     """prompt.ray: how the ``ray`` executor spreads videos over a cluster (operational: no entry changes)."""
@@ -411,10 +417,12 @@ class PromptRayParams:
     recycle_every: int = (
         50  # a worker actor is replaced after this many videos (sheds leaked memory); 0 = never
     )
-    staging: str = ""  # folder every worker node writes entries to (shared filesystem); "" = <out>/.staging
+    transfer: str = "files"  # how videos reach workers and entries come back: files | object_store
+    staging: str = ""  # transfer files: folder every worker node writes entries to; "" = <out>/.staging
 
     def __post_init__(self) -> None:
         _require_ray_address(self.address, "prompt.ray.address")
+        _require(self.transfer in RAY_TRANSFERS, "prompt.ray.transfer", f"must be one of {RAY_TRANSFERS}")
         _require(self.gpus_per_task >= 0, "prompt.ray.gpus_per_task", "must be >= 0 (paper scale: 1)")
         _require(self.cpus_per_task > 0, "prompt.ray.cpus_per_task", "must be > 0")
         _require(self.max_retries >= 0, "prompt.ray.max_retries", "must be >= 0")

@@ -142,6 +142,12 @@ def main(folder: Path) -> None:
     with RayHead(num_cpus=2) as head:
         two = ray_params(folder, "ray2", head.address, max_in_flight=2, recycle_every=1)
         results["ray"] = finished(folder, "ray", stage_process(folder, two, "ray", clips))
+        unshared = str(folder / "shared_staging")  # transfer object_store never writes there
+        shipped = ray_params(
+            folder, "shipped", head.address, max_in_flight=2, transfer="object_store", staging=unshared
+        )
+        results["shipped"] = finished(folder, "shipped", stage_process(folder, shipped, "shipped", clips))
+        results["shipped"]["shared_staging_used"] = Path(unshared).exists()
         retry = ray_params(folder, "retry", head.address, max_in_flight=2, max_retries=1)
         dying = {"marker_dir": str(folder), "die_once": 176, "die_always": 192}
         results["faults"] = finished(folder, "faults", stage_process(folder, retry, "faults", faults, dying))

@@ -66,6 +66,15 @@ def test_ray_and_local_executors_give_byte_identical_databases(runs: dict) -> No
     assert ray["hash"] == local["hash"], "same bytes, so the same DVC output hash"
 
 
+def test_entries_shipped_through_the_object_store_equal_the_local_ones(runs: dict) -> None:
+    """``prompt.ray.transfer: object_store``: no path is shared with the workers, same bytes."""
+    local, shipped = runs["local"], runs["shipped"]
+    assert shipped["rc"] == 0, shipped["log"]
+    assert shipped["report"]["transfer"] == "object_store" and shipped["report"]["processed"] == 3
+    assert not shipped["shared_staging_used"], "the workers wrote nothing to the configured staging folder"
+    assert shipped["hash"] == local["hash"]
+
+
 def test_a_poisoned_video_and_a_dying_worker_leave_the_rest_complete(runs: dict) -> None:
     faults = runs["faults"]
     assert faults["rc"] == 0, faults["log"]

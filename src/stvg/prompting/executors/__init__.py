@@ -9,7 +9,10 @@ into the database and writes its index: there is one writer whatever the number 
 
 - ``local``: one worker in the driver's process (``LocalExecutor``).
 - ``ray``: one Ray actor per worker slot (``executors.ray_pool.RayExecutor``): a worker process that
-  dies is replaced and its video re-submitted up to ``prompt.ray.max_retries`` times.
+  dies is replaced and its video re-submitted up to ``prompt.ray.max_retries`` times. With
+  ``prompt.ray.transfer: object_store`` the worker shares no filesystem with the driver: the video
+  goes to it and the finished entry comes back through Ray's object store (``PromptWorker.run_shipped``,
+  ``unpack_entry``), and the driver stages it locally before the same commit.
 
 The executor and ``prompt.ray`` are operational: they change no entry key, no entry byte and no DVC
 parameter (``backends.OPERATIONAL_KEYS``).
@@ -22,9 +25,9 @@ import os
 import shutil
 import socket
 import tempfile
-from collections.abc import Iterable, Iterator
+from collections.abc import Iterable, Iterator, Mapping
 from dataclasses import dataclass, field
-from pathlib import Path
+from pathlib import Path, PurePosixPath
 from typing import Any, Protocol
 
 from stvg.config import Params
@@ -51,6 +54,7 @@ class Outcome:
     timings: dict[str, float] = field(default_factory=dict)
     tracked_frames: int = 0
     worker: str = ""  # host:pid of the process that built it (run report only)
+    files: dict[str, bytes] = field(default_factory=dict)  # the entry itself (transfer: object_store)
 
 
 class PromptWorker:
@@ -75,7 +79,8 @@ class PromptWorker:
 
             cv2.setNumThreads(threads)
         det = params.detector
-        self.params, self.staging = params, Path(staging)
+        self.params = params
+        self.staging = Path(staging) if staging else Path(tempfile.mkdtemp(prefix="stvg-prompt-worker-"))
         self.device = resolve_device(device, "prompt.device")
         self.detector = detector or YoloDetector(
             Path(detector_weights),
@@ -119,6 +124,53 @@ class PromptWorker:
         return Outcome(
             job.video_id, job.key, str(final), timings=timings, tracked_frames=frames, worker=self.name
         )
+
+    def run_shipped(self, job: Job, video: bytes) -> Outcome:
+        """``run`` on a node that shares no filesystem with the driver: the video arrives as bytes, and
+        the entry goes back in ``Outcome.files`` (nothing of it stays on this node)."""
+        local = self.staging / f".video-{job.key[:12]}{PurePosixPath(job.path).suffix}"
+        try:
+            self.staging.mkdir(parents=True, exist_ok=True)
+            local.write_bytes(video)
+            outcome = self.run(Job(job.video_id, str(local), job.key))
+            if outcome.staged:
+                outcome.files = pack_entry(Path(outcome.staged))
+                shutil.rmtree(outcome.staged, ignore_errors=True)
+                outcome.staged = ""
+            return outcome
+        except OSError as exc:
+            error = f"cannot write to this worker's scratch folder {self.staging} ({exc})"
+            return Outcome(job.video_id, job.key, error=error, worker=self.name)
+        finally:
+            local.unlink(missing_ok=True)
+
+
+def pack_entry(folder: Path) -> dict[str, bytes]:
+    """Every file of a staged entry by its path relative to ``folder`` (POSIX separators)."""
+    files = sorted(p for p in folder.rglob("*") if p.is_file())
+    return {p.relative_to(folder).as_posix(): p.read_bytes() for p in files}
+
+
+def unpack_entry(files: Mapping[str, bytes], staging: Path, key: str) -> Path:
+    """Write a shipped entry to ``staging/<key>`` (complete or absent); paths stay inside it."""
+    staging.mkdir(parents=True, exist_ok=True)
+    tmp = Path(tempfile.mkdtemp(prefix=f".tmp-{key[:12]}-", dir=staging))
+    try:
+        for name, data in files.items():
+            rel = PurePosixPath(name)
+            if rel.is_absolute() or not rel.parts or ".." in rel.parts or "\\" in name:
+                raise ValueError(
+                    f"a worker returned the entry file {name!r}, which is not a relative path inside it"
+                )
+            target = tmp.joinpath(*rel.parts)
+            target.parent.mkdir(parents=True, exist_ok=True)
+            target.write_bytes(data)
+        final = staging / key
+        shutil.rmtree(final, ignore_errors=True)
+        tmp.rename(final)
+    finally:
+        shutil.rmtree(tmp, ignore_errors=True)
+    return final
 
 
 def build_entry(folder: Path, video: Path, video_id: str, params: Params, detector: Any, backend: Any) -> Any:
@@ -170,14 +222,16 @@ class LocalExecutor:
 
 
 def staging_dir(params: Params, out: Path) -> Path:
-    """Where workers build entries: ``prompt.ray.staging`` (ray executor), else ``<out>/.staging``.
+    """Where entries are staged: ``prompt.ray.staging`` (ray executor, transfer ``files``), else
+    ``<out>/.staging``.
 
     A configured folder gets one subfolder per database (its name and a hash of its absolute path),
     so databases sharing it never meet. Only the driver clears it (at the start and the end of a
     run): what a killed run left is never read.
     """
     configured = params.prompt.ray.staging
-    if params.prompt.executor != "ray" or not configured:
+    shipped = params.prompt.ray.transfer == "object_store"  # entries come back to the driver itself
+    if params.prompt.executor != "ray" or shipped or not configured:
         return out / ".staging"
     digest = hashlib.sha256(str(out.resolve()).encode()).hexdigest()[:12]
     return Path(configured) / f"{out.name}-{digest}"

@@ -7,8 +7,11 @@ kill, a lost node) exactly that video is re-submitted, to a fresh actor, up to
 the same way (the actor is replaced). A worker whose constructor raises (CUDA asked for on a node
 without a GPU, weights it cannot read) stops the run with that error (``WorkerStartError``, a
 ``ValueError``: the stage prints it and exits 2), as every worker would fail alike. Actors are recycled every ``prompt.ray.recycle_every`` videos
-to shed memory a long-lived process leaks. Workers write entries to the staging folder (a path every
-node sees) and return only an ``Outcome``.
+to shed memory a long-lived process leaks. With ``prompt.ray.transfer: files`` workers read each video
+by its path and write its entry to the staging folder (paths every node sees: a shared filesystem on
+several nodes) and return only an ``Outcome``; with ``object_store`` the video goes to the worker as
+an object and the entry comes back inside the ``Outcome``, which the driver unpacks into its own
+staging folder (``executors.unpack_entry``), so the nodes need no shared filesystem.
 """
 
 from __future__ import annotations
@@ -22,7 +25,7 @@ from pathlib import Path
 from typing import Any
 
 from stvg.config import Params
-from stvg.prompting.executors import Job, Outcome, PromptWorker
+from stvg.prompting.executors import Job, Outcome, PromptWorker, unpack_entry
 
 log = logging.getLogger("stvg.prompt")
 
@@ -51,7 +54,10 @@ class RayExecutor:
     ) -> None:
         self.cfg = params.prompt.ray
         threads = max(1, round(self.cfg.cpus_per_task))  # workers sharing a node do not oversubscribe it
-        self._args = (params, str(detector_weights), device, str(staging), detector, threads)
+        self.shipped = self.cfg.transfer == "object_store"
+        worker_staging = "" if self.shipped else str(staging)  # "": a scratch folder on the worker's node
+        self._args = (params, str(detector_weights), device, worker_staging, detector, threads)
+        self.staging = staging
         self.in_flight = 0
         self.retries: Counter[str] = Counter()
         self.dashboard = ""
@@ -129,8 +135,14 @@ class RayExecutor:
                 slot.actor, slot.videos = actor_class.remote(*self._args), 0
                 self.actors_started += 1
             job = pending.popleft()
-            running[slot.actor.run.remote(job)] = (index, job)
+            running[self._start(ray, slot.actor, job)] = (index, job)
             slot.videos += 1
+
+    def _start(self, ray: Any, actor: Any, job: Job) -> Any:
+        """The actor's call for ``job``: by path, or with the video's bytes as an object."""
+        if self.shipped:
+            return actor.run_shipped.remote(job, ray.put(Path(job.path).read_bytes()))
+        return actor.run.remote(job)
 
     def _collect(self, ray: Any, ref: Any, slot: _Slot, job: Job, pending: deque[Job]) -> Outcome | None:
         """The job's outcome; None when it was re-submitted after its worker died."""
@@ -150,7 +162,7 @@ class RayExecutor:
             return Outcome(job.video_id, job.key, error=_last_line(exc))
         else:
             if not outcome.device_failure:
-                return outcome
+                return self._received(outcome)
             reason = outcome.error
             ray.kill(slot.actor)  # the device is unusable in that process: a fresh one gets the video
         slot.actor = None
@@ -162,9 +174,21 @@ class RayExecutor:
         tries = self.cfg.max_retries + 1
         return Outcome(job.video_id, job.key, error=f"{reason} on each of {tries} attempts")
 
+    def _received(self, outcome: Outcome) -> Outcome:
+        """A shipped entry unpacked into the driver's staging folder, where the commit expects it."""
+        if not outcome.files:
+            return outcome
+        try:
+            outcome.staged = str(unpack_entry(outcome.files, self.staging, outcome.key))
+        except (OSError, ValueError) as exc:
+            outcome.error = f"the entry from worker {outcome.worker} could not be staged: {exc}"
+        outcome.files = {}
+        return outcome
+
     def report(self) -> dict[str, Any]:
         return {
             "executor": "ray",
+            "transfer": self.cfg.transfer,
             "workers": self.workers,
             "actors_started": self.actors_started,
             "retries": dict(self.retries),
