@@ -50,12 +50,17 @@ class ArtifactStoreUnavailable(RuntimeError):
 def upload(client: MlflowClient, run_id: str, path: Path, artifact_path: str | None = None) -> bool:
     """Upload a file or a folder's files into the run's artifacts; False when the store is down."""
     uri = client.tracking_uri
-    name = "/".join(filter(None, [artifact_path, Path(path).name]))
+    folder = Path(path).is_dir()  # its files go under artifact_path itself
+    name = (
+        (artifact_path or Path(path).name)
+        if folder
+        else "/".join(filter(None, [artifact_path, Path(path).name]))
+    )
     if uri in _store_down and time.monotonic() - _store_down[uri][0] < RETRY_AFTER_S:
         _record_missing(client, run_id, name, _store_down[uri][1])
         return False
     try:
-        if Path(path).is_dir():
+        if folder:
             client.log_artifacts(run_id, str(path), artifact_path=artifact_path)
         else:
             client.log_artifact(run_id, str(path), artifact_path=artifact_path)

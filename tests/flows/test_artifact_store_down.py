@@ -55,7 +55,7 @@ def test_uploads_go_on_without_a_failing_artifact_store_and_the_run_says_so(
         tracking.log_file_artifact(client, run_id, tmp_path, "evaluate/plots")  # a folder
         assert time.monotonic() - started < 2.0  # not sent again while the store is down
 
-        expected = ["label/summary.json", "checks/report.json", f"evaluate/plots/{tmp_path.name}"]
+        expected = ["label/summary.json", "checks/report.json", "evaluate/plots"]
         assert artifacts.missing(run_id) == expected
         tags = client.get_run(run_id).data.tags
         assert tags[artifacts.INCOMPLETE_TAG] == "true"
