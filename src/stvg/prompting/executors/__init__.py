@@ -32,6 +32,8 @@ from typing import Any, Protocol
 
 from stvg.config import Params
 
+WORKER_SCRATCH = Path(tempfile.gettempdir()) / "stvg-prompt-worker"  # a node's shipped jobs (by entry key)
+
 
 @dataclass(frozen=True)
 class Job:
@@ -80,7 +82,7 @@ class PromptWorker:
             cv2.setNumThreads(threads)
         det = params.detector
         self.params = params
-        self.staging = Path(staging) if staging else Path(tempfile.mkdtemp(prefix="stvg-prompt-worker-"))
+        self.staging = Path(staging) if staging else WORKER_SCRATCH
         self.device = resolve_device(device, "prompt.device")
         self.detector = detector or YoloDetector(
             Path(detector_weights),
