@@ -95,23 +95,25 @@ class PromptWorker:
         self.backend: Any = None  # built on the first video (models load there)
         self.name = f"{socket.gethostname()}:{os.getpid()}"
 
-    def run(self, job: Job) -> Outcome:
-        """Prompt one video into ``staging/<key>``; any error is returned, never raised."""
+    def run(self, job: Job, staging: Path | None = None) -> Outcome:
+        """Prompt one video into ``staging/<key>`` (default: the worker's staging folder); any error is
+        returned, never raised."""
         from stvg.prompting.backends import build_backend
         from stvg.prompting.backends.sam2.oom import DeviceFailure
 
+        staging = staging or self.staging
         try:
-            self.staging.mkdir(parents=True, exist_ok=True)
-            tmp = Path(tempfile.mkdtemp(prefix=f".tmp-{job.key[:12]}-", dir=self.staging))
+            staging.mkdir(parents=True, exist_ok=True)
+            tmp = Path(tempfile.mkdtemp(prefix=f".tmp-{job.key[:12]}-", dir=staging))
         except OSError as exc:
-            error = f"cannot write to the staging folder {self.staging} ({exc}); check prompt.ray.staging"
+            error = f"cannot write to the staging folder {staging} ({exc}); check prompt.ray.staging"
             return Outcome(job.video_id, job.key, error=error, worker=self.name)
         try:
             self.backend = self.backend or build_backend(
                 self.params.prompt, device=self.device, seed=self.params.seed
             )
             result = build_entry(tmp, Path(job.path), job.video_id, self.params, self.detector, self.backend)
-            final = self.staging / job.key
+            final = staging / job.key
             shutil.rmtree(final, ignore_errors=True)  # a copy a killed earlier attempt finished
             tmp.rename(final)
         except DeviceFailure as exc:
@@ -129,22 +131,24 @@ class PromptWorker:
 
     def run_shipped(self, job: Job, video: bytes) -> Outcome:
         """``run`` on a node that shares no filesystem with the driver: the video arrives as bytes, and
-        the entry goes back in ``Outcome.files`` (nothing of it stays on this node)."""
-        local = self.staging / f".video-{job.key[:12]}{PurePosixPath(job.path).suffix}"
+        the entry goes back in ``Outcome.files``. Each job works in a folder of its own under the
+        node's scratch folder (drivers sharing a cluster may ship the same key) and removes it."""
+        folder: Path | None = None
         try:
             self.staging.mkdir(parents=True, exist_ok=True)
+            folder = Path(tempfile.mkdtemp(prefix=f".job-{job.key[:12]}-", dir=self.staging))
+            local = folder / f"video{PurePosixPath(job.path).suffix}"
             local.write_bytes(video)
-            outcome = self.run(Job(job.video_id, str(local), job.key))
+            outcome = self.run(Job(job.video_id, str(local), job.key), staging=folder / "entry")
             if outcome.staged:
-                outcome.files = pack_entry(Path(outcome.staged))
-                shutil.rmtree(outcome.staged, ignore_errors=True)
-                outcome.staged = ""
+                outcome.files, outcome.staged = pack_entry(Path(outcome.staged)), ""
             return outcome
         except OSError as exc:
             error = f"cannot write to this worker's scratch folder {self.staging} ({exc})"
             return Outcome(job.video_id, job.key, error=error, worker=self.name)
         finally:
-            local.unlink(missing_ok=True)
+            if folder is not None:
+                shutil.rmtree(folder, ignore_errors=True)
 
 
 def pack_entry(folder: Path) -> dict[str, bytes]:
