@@ -7,8 +7,7 @@ metrics and tags but answers every upload with an error. A run's supporting arti
 files DVC already versions, so losing them must not fail the pipeline: the first failed upload is
 logged as a warning naming the store and the fix, every later upload to that server in this process
 is skipped at once for ``RETRY_AFTER_S`` (the client would otherwise retry each one for the length
-of its retry window), and
-the run is tagged ``artifacts.incomplete`` with the files it lacks (``artifacts.missing``) and why
+of its retry window), and the run is tagged ``artifacts.incomplete`` with the files it lacks (``artifacts.missing``) and why
 (``artifacts.error``). The uploads go on failing loudly when the tracking server itself is unreachable
 (``flows.outage`` handles that) and with a local store, where a failed write is a local fault.
 
@@ -52,8 +51,8 @@ def upload(client: MlflowClient, run_id: str, path: Path, artifact_path: str | N
     uri = client.tracking_uri
     folder = Path(path).is_dir()  # its files go under artifact_path itself
     name = (
-        (artifact_path or Path(path).name)
-        if folder
+        artifact_path
+        if folder and artifact_path
         else "/".join(filter(None, [artifact_path, Path(path).name]))
     )
     if uri in _store_down and time.monotonic() - _store_down[uri][0] < RETRY_AFTER_S:
@@ -93,9 +92,10 @@ def missing(run_id: str) -> list[str]:
 
 
 def _record_missing(client: MlflowClient, run_id: str, name: str, reason: str) -> None:
+    from flows.tracking import log_tags  # tracking's artifact helpers call this module
+
     names = _missing.setdefault(run_id, [])
     names.append(name)
     listed = f"{len(names)} not uploaded: " + ", ".join(names)
-    client.set_tag(run_id, INCOMPLETE_TAG, "true")
-    client.set_tag(run_id, MISSING_TAG, listed[:MAX_TAG_CHARS])
-    client.set_tag(run_id, ERROR_TAG, reason[:MAX_TAG_CHARS])
+    tags = {INCOMPLETE_TAG: "true", MISSING_TAG: listed[:MAX_TAG_CHARS], ERROR_TAG: reason[:MAX_TAG_CHARS]}
+    log_tags(client, run_id, tags)  # one request per skipped upload
