@@ -395,10 +395,8 @@ def _require_ray_address(address: str, key: str) -> None:
     _require(ok, key, f"must be one of {RAY_ADDRESS_FORMS}, got {address!r}")
 
 
-RAY_TRANSFERS = (
-    "files",
-    "object_store",
-)  # shared filesystem paths | Ray's object store (no shared filesystem)
+# prompt.ray.transfer: shared filesystem paths | Ray's object store (no shared filesystem)
+RAY_TRANSFERS = ("files", "object_store")
 
 
 @dataclass(frozen=True)
