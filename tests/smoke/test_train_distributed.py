@@ -150,6 +150,7 @@ def run_two_process_training(tmp_path: Path) -> tuple[dict[str, Any], dict[str, 
             ["write_json", str(out / "checkpoints" / "fingerprint.json")],  # what the checkpoints resume
             ["atomic_dir", str(out / "model")],
             ["write_json", str(out / "log_history.json")],
+            ["write_json", str(out / "checkpoints" / "fingerprint.json")],  # the run finished
             ["plot_curves", str(out / "reward_curves.png")],
             ["write_json", str(out / "summary.json")],
         ]

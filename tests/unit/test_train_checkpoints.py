@@ -37,6 +37,21 @@ def test_checkpoints_of_the_same_inputs_are_resumed_and_others_cleared(tmp_path:
     assert json.loads((ckpt / "fingerprint.json").read_text()) == {"fingerprint": "inputs-b"}
 
 
+def test_a_finished_run_is_not_resumed_by_a_rerun_of_the_same_inputs(tmp_path: Path) -> None:
+    """``dvc repro -f train`` after a complete run trains from the start (the same bytes), not past it."""
+    from stvg.training.train import _stamp
+
+    ckpt = tmp_path / "checkpoints"
+    prepare_checkpoints(ckpt, "inputs-a", resume=False)
+    last = _checkpoint(ckpt, 4)
+    _stamp(ckpt, "inputs-a", finished=True)
+    assert prepare_checkpoints(ckpt, "inputs-a", resume=True) == last  # --resume may continue it
+    _stamp(ckpt, "inputs-a", finished=True)
+    assert prepare_checkpoints(ckpt, "inputs-a", resume=False) is None
+    assert not list(ckpt.glob("checkpoint-*"))
+    assert json.loads((ckpt / "fingerprint.json").read_text()) == {"fingerprint": "inputs-a"}
+
+
 def test_explicit_resume_takes_the_latest_checkpoint_whatever_its_inputs(tmp_path: Path) -> None:
     ckpt = tmp_path / "checkpoints"
     prepare_checkpoints(ckpt, "inputs-a", resume=False)

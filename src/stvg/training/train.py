@@ -129,8 +129,9 @@ def prepare_checkpoints(ckpt_dir: Path, fingerprint: str | None, resume: bool) -
 
     ``resume=True`` (``--resume``): the latest checkpoint whatever it was trained on (continuing with new
     params is the caller's intent), an error when there is none. Otherwise the latest checkpoint when
-    the folder's fingerprint equals ``fingerprint`` (an interrupted run of the same inputs), else none:
-    the folder is emptied and stamped with ``fingerprint``. Call on the main process only.
+    the folder's fingerprint equals ``fingerprint`` and that run did not finish (an interrupted run of
+    the same inputs), else none: the folder is emptied and stamped with ``fingerprint``. Call on the
+    main process only.
     """
     if resume:
         found = latest_checkpoint(ckpt_dir)
@@ -140,8 +141,9 @@ def prepare_checkpoints(ckpt_dir: Path, fingerprint: str | None, resume: bool) -
             )
         _stamp(ckpt_dir, fingerprint)
         return found
-    recorded = _read_stamp(ckpt_dir)
-    if fingerprint is not None and recorded == fingerprint and (found := latest_checkpoint(ckpt_dir)):
+    recorded, finished = _read_stamp(ckpt_dir)
+    same_inputs = fingerprint is not None and recorded == fingerprint
+    if same_inputs and not finished and (found := latest_checkpoint(ckpt_dir)):
         log.info("resuming the interrupted run of the same inputs from %s", found)
         return found
     if ckpt_dir.exists():
@@ -151,16 +153,21 @@ def prepare_checkpoints(ckpt_dir: Path, fingerprint: str | None, resume: bool) -
     return None
 
 
-def _read_stamp(ckpt_dir: Path) -> str | None:
+def _read_stamp(ckpt_dir: Path) -> tuple[str | None, bool]:
+    """The fingerprint the checkpoints were trained on, and whether that run finished."""
     try:
-        return str(json.loads((ckpt_dir / FINGERPRINT_FILE).read_text(encoding="utf-8"))["fingerprint"])
-    except (OSError, ValueError, KeyError, TypeError):
-        return None
+        stamp = json.loads((ckpt_dir / FINGERPRINT_FILE).read_text(encoding="utf-8"))
+        return str(stamp["fingerprint"]), bool(stamp.get("finished", False))
+    except (OSError, ValueError, KeyError, TypeError, AttributeError):
+        return None, False
 
 
-def _stamp(ckpt_dir: Path, fingerprint: str | None) -> None:
+def _stamp(ckpt_dir: Path, fingerprint: str | None, *, finished: bool = False) -> None:
+    """Record what the checkpoints were trained on; ``finished`` once the run saved its model, so a
+    re-run of the same inputs (``dvc repro -f train``) starts over instead of training past the end."""
     if fingerprint is not None:
-        write_json_atomic(ckpt_dir / FINGERPRINT_FILE, {"fingerprint": fingerprint})
+        stamp = {"fingerprint": fingerprint, **({"finished": True} if finished else {})}
+        write_json_atomic(ckpt_dir / FINGERPRINT_FILE, stamp)
 
 
 def seed_everything(seed: int) -> None:
@@ -274,6 +281,7 @@ def train(
     history, timings = split_session_logs(list(trainer.state.log_history))
     if args.should_save:
         write_json_atomic(out / "log_history.json", history)
+        _stamp(ckpt_dir, fingerprint, finished=True)  # kept for --resume, never resumed by itself
     _wait_for_everyone(args)
     final = {k: float(v) for k, v in (history[-1] if history else {}).items() if isinstance(v, int | float)}
     return TrainResult(
