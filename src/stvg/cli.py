@@ -5,7 +5,7 @@
                                                                each invalid entry named with its reason
     stvg score FORMAT SUBMISSION ANNOTATION [...]              official metrics of a submission file
     stvg params apply OVERRIDES.yaml                           switch params.yaml (e.g. to the paper set)
-    stvg weights fetch NAME [--dest weights] [--sha256 HEX] [--from PATH]
+    stvg weights fetch NAME [--dest weights] [--sha256 HEX] [--from PATH] [--pin-in params.yaml]
                                                                fetch a real checkpoint (YOLO12-x, SAM2.1), or adopt a
                                                                local copy (--from), checksummed
     stvg ground VIDEO "QUERY" [--model URI] [--out DIR]        ground a sentence in a raw video (--batch FILE)
@@ -21,6 +21,7 @@ from __future__ import annotations
 import importlib
 import json
 import sys
+from pathlib import Path
 
 from stvg.env import configure_environment
 
@@ -111,6 +112,12 @@ def _weights(argv: list[str]) -> int:
     ap.add_argument("--dest", default="weights", help="folder for the checkpoint (default: weights/)")
     ap.add_argument("--sha256", default="", help="expected SHA-256 (pins the download or the adopted file)")
     ap.add_argument("--from", dest="source", default="", help="adopt this local file instead of downloading")
+    ap.add_argument(
+        "--pin-in",
+        default="",
+        metavar="PARAMS",
+        help="write the file's path and sha256 into this params file (a YOLO checkpoint: detector.weights*)",
+    )
     args = ap.parse_args(argv)
     try:
         if args.source:
@@ -118,12 +125,33 @@ def _weights(argv: list[str]) -> int:
         else:
             path = fetch_weights(args.name, args.dest, pin=args.sha256)
             digest = path.with_name(path.name + PIN_SUFFIX).read_text(encoding="utf-8").split()[0]
+        pinned = _pin_in_params(args.pin_in, REGISTRY[args.name].kind, path, digest) if args.pin_in else []
     except (OSError, ValueError) as exc:
         print(f"stvg weights fetch: {exc}", file=sys.stderr)
         return 1
     pin = {"yolo": "detector.weights_sha256"}.get(REGISTRY[args.name].kind)
-    print(json.dumps({"name": args.name, "path": str(path), "sha256": digest, "pin_in_params": pin}))
+    print(
+        json.dumps(
+            {"name": args.name, "path": str(path), "sha256": digest, "pin_in_params": pin, "pinned": pinned}
+        )
+    )
     return 0
+
+
+def _pin_in_params(params_path: str, kind: str, path: Path, digest: str) -> list[str]:
+    """Write a fetched detector checkpoint's path and sha256 into ``params_path`` (no hand edit).
+
+    Trust on first use: the pin is the sha256 of the file just fetched or adopted (no upstream
+    project publishes one); from then on every run verifies the file against it.
+    """
+    from stvg.config import ParamsError, merge_into_params
+
+    if kind != "yolo":
+        raise ValueError(f"--pin-in: only a detector (YOLO) checkpoint is pinned in params, not a {kind} one")
+    try:
+        return merge_into_params(params_path, {"detector": {"weights": str(path), "weights_sha256": digest}})
+    except ParamsError as exc:
+        raise ValueError(f"--pin-in {params_path}: {exc}") from exc
 
 
 if __name__ == "__main__":

@@ -817,14 +817,22 @@ def apply_overrides(params_path: str | Path, overrides_path: str | Path) -> list
     Validates the merged result first, so a bad override never reaches ``params.yaml``.
     Returns the dotted keys that changed.
     """
+    overrides = yaml.safe_load(Path(overrides_path).read_text(encoding="utf-8")) or {}
+    return merge_into_params(params_path, overrides)
+
+
+def merge_into_params(params_path: str | Path, overrides: dict[str, Any]) -> list[str]:
+    """Merge nested ``overrides`` into ``params.yaml`` in place, keeping its comments; validated first.
+
+    Returns the dotted keys that changed (nothing is written when none did).
+    """
     from ruamel.yaml import YAML
 
     rt = YAML()
     rt.preserve_quotes = True
     rt.representer.add_representer(float, _represent_float)
-    params_path, overrides_path = Path(params_path), Path(overrides_path)
+    params_path = Path(params_path)
     doc = rt.load(params_path.read_text(encoding="utf-8"))
-    overrides = yaml.safe_load(overrides_path.read_text(encoding="utf-8")) or {}
     changed: list[str] = []
 
     def merge(dst: Any, src: dict[str, Any], prefix: str) -> None:
@@ -836,6 +844,8 @@ def apply_overrides(params_path: str | Path, overrides_path: str | Path) -> list
                 changed.append(f"{prefix}{k}")
 
     merge(doc, overrides, "")
+    if not changed:
+        return changed
     plain = yaml.safe_load(_dump(rt, doc))
     params_from_dict(plain)  # validate before writing
     from stvg.io import write_text_atomic

@@ -25,12 +25,53 @@ def test_from_copies_the_file_under_its_registered_name_and_prints_its_sha256(tm
         "path": str(tmp_path / "w" / "yolo12x.pt"),
         "sha256": digest,
         "pin_in_params": "detector.weights_sha256",
+        "pinned": [],
     }
     assert (tmp_path / "w" / "yolo12x.pt").read_bytes() == b"yolo weights"
     # recorded beside it, as a download records it (sha256sum format)
     assert (tmp_path / "w" / "yolo12x.pt.sha256").read_text().split() == [digest, "yolo12x.pt"]
     # the stages find it by name in that folder
     assert weights.resolve_weights("yolo12x", tmp_path / "w") == tmp_path / "w" / "yolo12x.pt"
+
+
+def test_pin_in_writes_the_path_and_sha256_into_params_so_the_stage_accepts_the_file(
+    tmp_path: Path, repo_root: Path, capsys
+) -> None:
+    """The paper steps need no hand edit: the fetch pins what it fetched (trust on first use)."""
+    from stvg.config import apply_overrides, load_params
+
+    params = tmp_path / "params.yaml"
+    params.write_text((repo_root / "params.yaml").read_text())
+    apply_overrides(params, repo_root / "params.paper.yaml")
+    src = tmp_path / "yolo12x.pt"
+    src.write_bytes(b"yolo weights")
+    dest = tmp_path / "w"
+    argv = ["weights", "fetch", "yolo12x", "--from", str(src), "--dest", str(dest), "--pin-in", str(params)]
+    assert main(argv) == 0
+    out = json.loads(capsys.readouterr().out)
+    assert out["pinned"] == ["detector.weights", "detector.weights_sha256"]
+    detector = load_params(params).detector
+    assert (detector.weights, detector.weights_sha256) == (str(dest / "yolo12x.pt"), out["sha256"])
+    assert "# STVG-R1 pipeline parameters" in params.read_text()  # comments kept
+    pinned = weights.check_pinned(
+        detector.weights, detector.weights_sha256, allow_unpinned=False, param="detector.weights_sha256"
+    )
+    assert pinned == out["sha256"]
+    assert main(argv) == 0 and json.loads(capsys.readouterr().out)["pinned"] == []  # again: nothing to change
+
+
+def test_pin_in_refuses_a_segmenter_checkpoint_and_leaves_params_alone(
+    tmp_path: Path, repo_root: Path, capsys
+) -> None:
+    params = tmp_path / "params.yaml"
+    params.write_text((repo_root / "params.yaml").read_text())
+    before = params.read_bytes()
+    src = tmp_path / "sam.pt"
+    src.write_bytes(b"sam weights")
+    argv = ["weights", "fetch", "sam2.1_hiera_large", "--from", str(src), "--dest", str(tmp_path / "w")]
+    assert main([*argv, "--pin-in", str(params)]) == 1
+    assert "only a detector (YOLO) checkpoint" in capsys.readouterr().err
+    assert params.read_bytes() == before
 
 
 def test_from_with_a_wrong_pin_fails_and_writes_nothing(tmp_path: Path, capsys) -> None:
