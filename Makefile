@@ -4,7 +4,7 @@ VENV ?= .venv
 PY := $(VENV)/bin/python
 export STVG_ROOT := $(CURDIR)
 
-.PHONY: help venv run test test-fast test-gpu gpu-report lint format pipeline mlflow-ui prefect-server paper paper-1gpu bench \
+.PHONY: help venv run test test-fast test-gpu gpu-report lint format pipeline mlflow-ui prefect-server paper paper-1gpu paper-1gpu-first bench \
 	retrain-serve services services-down services-status
 
 help: ## show this help
@@ -40,6 +40,9 @@ paper: venv ## switch params.yaml to the paper-scale set, 8 GPUs (git checkout p
 
 paper-1gpu: venv ## the paper-scale set on one GPU (same group size and prompts per step, by accumulation)
 	$(VENV)/bin/stvg params apply params.paper.yaml && $(VENV)/bin/stvg params apply params.paper.1gpu.yaml
+
+paper-1gpu-first: paper-1gpu ## a first run of the one-GPU paper set: 8 videos per split, one GRPO step
+	$(VENV)/bin/stvg params apply params.paper.first.yaml
 
 mlflow-ui: venv ## open the MLflow UI on http://127.0.0.1:5000 over the local store
 	$(VENV)/bin/mlflow ui --backend-store-uri sqlite:///mlflow/mlflow.db --default-artifact-root mlflow/artifacts --host 127.0.0.1 --port 5000

@@ -15,6 +15,7 @@ from stvg.training.batching import batch_semantics
 
 PAPER = "params.paper.yaml"
 ONE_GPU = "params.paper.1gpu.yaml"
+FIRST = "params.paper.first.yaml"
 
 
 def _applied(repo_root: Path, tmp_path: Path, *overrides: str) -> Path:
@@ -80,7 +81,9 @@ def _grpo_args(params, tmp_path: Path):
     return grpo_config(params.train, tmp_path / "ckpt", weights, ["none"])
 
 
-@pytest.mark.parametrize(("files", "processes"), [((PAPER,), 8), ((PAPER, ONE_GPU), 1)])
+@pytest.mark.parametrize(
+    ("files", "processes"), [((PAPER,), 8), ((PAPER, ONE_GPU), 1), ((PAPER, ONE_GPU, FIRST), 1)]
+)
 def test_paper_sets_build_every_stage_config_and_batch_like_the_official_trainer(
     repo_root: Path, tmp_path: Path, files: tuple[str, ...], processes: int
 ) -> None:
@@ -105,6 +108,18 @@ def test_paper_sets_build_every_stage_config_and_batch_like_the_official_trainer
     assert semantics.completions_per_generate_call == 8
     assert semantics.loss_type == "grpo" and semantics.loss_normalisation.startswith("per-sequence")
     assert semantics.departures_from_official() == []
+    first = FIRST in files  # the first run: a few videos, one optimizer step, nothing else changed
+    assert (params.data.max_videos, args.max_steps) == ((8, 1) if first else (0, -1))
+
+
+def test_the_first_run_target_applies_the_three_sets_in_order(repo_root: Path) -> None:
+    import subprocess
+
+    dry = subprocess.run(
+        ["make", "-n", "paper-1gpu-first"], cwd=repo_root, capture_output=True, text=True, check=True
+    ).stdout
+    applied = [line.split()[-1] for line in dry.replace("&&", "\n").splitlines() if "params apply" in line]
+    assert applied == [PAPER, ONE_GPU, FIRST]
 
 
 def test_trl_defaults_depart_from_the_official_batching(repo_root: Path, tmp_path: Path) -> None:
