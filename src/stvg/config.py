@@ -840,13 +840,19 @@ def merge_into_params(params_path: str | Path, overrides: dict[str, Any]) -> lis
             if isinstance(v, dict) and isinstance(dst.get(k), dict):
                 merge(dst[k], v, f"{prefix}{k}.")
             elif dst.get(k) != v:
-                dst[k] = v
+                _replace_keeping_comment(dst, k, v)
                 changed.append(f"{prefix}{k}")
 
     merge(doc, overrides, "")
     if not changed:
         return changed
-    plain = yaml.safe_load(_dump(rt, doc))
+    try:
+        plain = yaml.safe_load(_dump(rt, doc))
+    except yaml.YAMLError as exc:
+        raise ParamsError(
+            f"{params_path}: merging {', '.join(changed)} would write YAML that does not parse back "
+            f"({exc}); nothing was written: set these keys by hand"
+        ) from exc
     params_from_dict(plain)  # validate before writing
     from stvg.io import write_text_atomic
 
@@ -877,6 +883,28 @@ def yaml11_float_text(value: float) -> str:
 
 def _represent_float(representer: Any, value: float) -> Any:
     return representer.represent_scalar("tag:yaml.org,2002:float", yaml11_float_text(value))
+
+
+def _replace_keeping_comment(mapping: Any, key: str, value: Any) -> None:
+    """Set ``mapping[key]`` in a round-trip document, keeping the key's end-of-line comment.
+
+    ruamel keeps the old value's comment slots under the key; those of a block sequence
+    (``classes:`` then ``- person``) written back beside a new value break the lines after it
+    (``prompt: device: cuda``). The comment is re-attached alone, and a list of scalars is written
+    in flow style (``[person]``), as params.yaml spells lists.
+    """
+    from ruamel.yaml.comments import CommentedSeq
+
+    slots = mapping.ca.items.get(key)
+    comment = slots[2] if slots and len(slots) > 2 else None
+    if isinstance(value, list) and not any(isinstance(x, dict | list) for x in value):
+        value = CommentedSeq(value)
+        value.fa.set_flow_style()
+    mapping[key] = value
+    if comment is None:
+        mapping.ca.items.pop(key, None)
+    else:
+        mapping.ca.items[key] = [None, None, comment, None]
 
 
 def _dump(rt: Any, doc: Any) -> str:

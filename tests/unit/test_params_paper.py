@@ -48,6 +48,34 @@ def test_an_overrides_file_with_a_number_as_text_is_refused_before_writing(tmp_p
     assert target.read_text() == "train:\n  grpo:\n    learning_rate: 1.0e-4\n"
 
 
+def test_overrides_apply_on_top_of_each_other_whatever_the_list_styles(
+    repo_root: Path, tmp_path: Path
+) -> None:
+    """A list written by one apply (``classes: [person]``) replaced by the next: the file parses back,
+    only the named keys change, and each key keeps its comment on its line."""
+    target = _applied(repo_root, tmp_path, PAPER, ONE_GPU, FIRST)
+    before = yaml.safe_load(target.read_text())
+    over = tmp_path / "over.yaml"
+    over.write_text(
+        "detector:\n  classes: []\nevaluate:\n  iou_thresholds: [0.5]\n"
+        "download:\n  sources:\n    - {name: a, kind: local, path: /x, dest: hcstvg_v2}\n"
+    )
+    changed = apply_overrides(target, over)
+    assert changed == ["detector.classes", "evaluate.iou_thresholds", "download.sources"]
+    after = yaml.safe_load(target.read_text())
+    expected = {**before, "detector": {**before["detector"], "classes": []}}
+    expected["evaluate"] = {**before["evaluate"], "iou_thresholds": [0.5]}
+    expected["download"] = {**before["download"], "sources": [{"name": "a", "kind": "local", "path": "/x"}]}
+    expected["download"]["sources"][0]["dest"] = "hcstvg_v2"
+    assert after == expected
+    lines = target.read_text().splitlines()
+    assert any(line.startswith("  classes: []") and "# class-name filter" in line for line in lines)
+    assert load_params(target).detector.classes == ()
+    over.write_text("detector:\n  classes: [person, car]\n")
+    apply_overrides(target, over)
+    assert any(line.startswith("  classes: [person, car]") for line in target.read_text().splitlines())
+
+
 def test_paper_apply_writes_the_learning_rate_as_a_number(repo_root: Path, tmp_path: Path) -> None:
     target = _applied(repo_root, tmp_path, PAPER)
     raw = yaml.safe_load(target.read_text())
