@@ -119,13 +119,17 @@ def _weights(argv: list[str]) -> int:
         help="write the file's path and sha256 into this params file (a YOLO checkpoint: detector.weights*)",
     )
     args = ap.parse_args(argv)
+    refusal = _pin_in_refusal(args.pin_in, REGISTRY[args.name].kind) if args.pin_in else ""
+    if refusal:  # before anything is fetched
+        print(f"stvg weights fetch: {refusal}", file=sys.stderr)
+        return 2
     try:
         if args.source:
             path, digest = adopt_weights(args.name, args.source, args.dest, pin=args.sha256)
         else:
             path = fetch_weights(args.name, args.dest, pin=args.sha256)
             digest = path.with_name(path.name + PIN_SUFFIX).read_text(encoding="utf-8").split()[0]
-        pinned = _pin_in_params(args.pin_in, REGISTRY[args.name].kind, path, digest) if args.pin_in else []
+        pinned = _pin_in_params(args.pin_in, path, digest) if args.pin_in else []
     except (OSError, ValueError) as exc:
         print(f"stvg weights fetch: {exc}", file=sys.stderr)
         return 1
@@ -138,7 +142,16 @@ def _weights(argv: list[str]) -> int:
     return 0
 
 
-def _pin_in_params(params_path: str, kind: str, path: Path, digest: str) -> list[str]:
+def _pin_in_refusal(params_path: str, kind: str) -> str:
+    """Why ``--pin-in params_path`` cannot be honoured for a checkpoint of ``kind`` ("" when it can)."""
+    if kind != "yolo":
+        return f"--pin-in: only a detector (YOLO) checkpoint is pinned in params, not a {kind} one; nothing fetched"
+    if not Path(params_path).is_file():
+        return f"--pin-in: {params_path} is not a params file; give the path of params.yaml; nothing fetched"
+    return ""
+
+
+def _pin_in_params(params_path: str, path: Path, digest: str) -> list[str]:
     """Write a fetched detector checkpoint's path and sha256 into ``params_path`` (no hand edit).
 
     Trust on first use: the pin is the sha256 of the file just fetched or adopted (no upstream
@@ -146,8 +159,6 @@ def _pin_in_params(params_path: str, kind: str, path: Path, digest: str) -> list
     """
     from stvg.config import ParamsError, merge_into_params
 
-    if kind != "yolo":
-        raise ValueError(f"--pin-in: only a detector (YOLO) checkpoint is pinned in params, not a {kind} one")
     try:
         return merge_into_params(params_path, {"detector": {"weights": str(path), "weights_sha256": digest}})
     except ParamsError as exc:

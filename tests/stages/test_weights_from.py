@@ -60,7 +60,7 @@ def test_pin_in_writes_the_path_and_sha256_into_params_so_the_stage_accepts_the_
     assert main(argv) == 0 and json.loads(capsys.readouterr().out)["pinned"] == []  # again: nothing to change
 
 
-def test_pin_in_refuses_a_segmenter_checkpoint_and_leaves_params_alone(
+def test_pin_in_refuses_a_segmenter_checkpoint_or_a_missing_params_file_before_fetching(
     tmp_path: Path, repo_root: Path, capsys
 ) -> None:
     params = tmp_path / "params.yaml"
@@ -69,9 +69,13 @@ def test_pin_in_refuses_a_segmenter_checkpoint_and_leaves_params_alone(
     src = tmp_path / "sam.pt"
     src.write_bytes(b"sam weights")
     argv = ["weights", "fetch", "sam2.1_hiera_large", "--from", str(src), "--dest", str(tmp_path / "w")]
-    assert main([*argv, "--pin-in", str(params)]) == 1
+    assert main([*argv, "--pin-in", str(params)]) == 2
     assert "only a detector (YOLO) checkpoint" in capsys.readouterr().err
-    assert params.read_bytes() == before
+    assert params.read_bytes() == before and not (tmp_path / "w").exists()  # refused before fetching
+    yolo = ["weights", "fetch", "yolo12x", "--from", str(src), "--dest", str(tmp_path / "w")]
+    assert main([*yolo, "--pin-in", str(tmp_path / "nope.yaml")]) == 2
+    assert "nope.yaml is not a params file" in capsys.readouterr().err
+    assert not (tmp_path / "w").exists()
 
 
 def test_from_with_a_wrong_pin_fails_and_writes_nothing(tmp_path: Path, capsys) -> None:
