@@ -1,0 +1,28 @@
+#!/usr/bin/env bash
+# Wheels for installing the project on a GPU host without network (README "GPU host"): everything but the
+# host's own CUDA torch/torchvision, for one CPython version on manylinux x86_64.
+#
+#     scripts/gpu_host_wheels.sh [--python-version 3.12] [DEST=wheels]
+#
+# Run it on any machine with network and this checkout's venv (sam2's sdist is built against its torch).
+# Then, on the host, from the checkout with DEST beside it:
+#     python3 -m pip install --no-index --no-deps wheels/*.whl
+#     python3 -m pip install --no-index --find-links wheels/ --no-deps -e .
+set -euo pipefail
+cd "$(dirname "$0")/.."
+py_version=3.12
+if [ "${1:-}" = "--python-version" ]; then py_version=$2; shift 2; fi
+dest=${1:-wheels}
+pip=(.venv/bin/python -m pip)
+mkdir -p "$dest"
+# Binary wheels, pinned: many projects publish only manylinux2014 (glibc 2.17) wheels, which pip does not
+# take for a newer platform tag unless that tag is named too.
+"${pip[@]}" download --no-deps --only-binary=:all: --python-version "$py_version" \
+    --platform manylinux_2_28_x86_64 --platform manylinux_2_17_x86_64 --platform manylinux2014_x86_64 \
+    -d "$dest" -r configs/gpu-host-requirements.txt
+# What the editable install of this project builds with (pyproject.toml [build-system]), for --no-index.
+"${pip[@]}" download --no-deps --only-binary=:all: -d "$dest" "setuptools==84.2.1" "wheel==0.48.0"
+# sdist-only releases, pure Python once built; sam2 without its CUDA extension (README: SAM2's `_C`).
+"${pip[@]}" wheel --no-deps -w "$dest" antlr4-python3-runtime==4.9.3 iopath==0.1.10
+SAM2_BUILD_CUDA=0 "${pip[@]}" wheel --no-deps --no-build-isolation -w "$dest" sam2==1.1.0
+echo "gpu_host_wheels: $(ls "$dest"/*.whl | wc -l) wheels for CPython $py_version in $dest/" >&2
