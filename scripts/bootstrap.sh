@@ -11,12 +11,28 @@ command -v "$PY" >/dev/null 2>&1 || PY=python3
 stamp="$VENV/.installed-$(sha256sum pyproject.toml | cut -c1-16)"
 if [ -f "$stamp" ]; then exit 0; fi
 pin() { grep -oE "\"$1==[^\"]+\"" pyproject.toml | tr -d '"'; }
+WHEELS="${STVG_WHEELS:-wheels}"
 echo "[bootstrap] creating $VENV with $($PY --version)" >&2
 [ -x "$VENV/bin/python" ] || "$PY" -m venv "$VENV"
-"$VENV/bin/pip" install -q --upgrade pip setuptools wheel
-"$VENV/bin/pip" install -q "$(pin torch)" "$(pin torchvision)"
-SAM2_BUILD_CUDA=0 "$VENV/bin/pip" install -q --no-build-isolation "$(pin sam2)"
-"$VENV/bin/pip" install -q -e ".[dev]"
+if [ -d "$WHEELS" ]; then
+    # A GPU host without network (README "GPU host"): its own CUDA torch/torchvision, seen through a .pth
+    # naming $PY's site-packages (after the venv's own), and everything else from $WHEELS
+    # (scripts/gpu_host_wheels.sh); nothing is fetched.
+    host_site=$("$PY" -c "import sysconfig; p = sysconfig.get_paths(); print(p['purelib']); print(p['platlib'])" | sort -u)
+    venv_site=$("$VENV/bin/python" -c "import sysconfig; print(sysconfig.get_paths()['purelib'])")
+    echo "$host_site" > "$venv_site/stvg-host-packages.pth"
+    "$VENV/bin/python" -m pip install -q --no-index --no-deps "$WHEELS"/*.whl
+    "$VENV/bin/python" -m pip install -q --no-index --find-links "$WHEELS" --no-deps -e .
+    "$VENV/bin/python" -c "import torch, torchvision" || {
+        echo "[bootstrap] $WHEELS/ holds no torch: $PY must have the host's torch and torchvision (PYTHON=...)" >&2
+        exit 1
+    }
+else
+    "$VENV/bin/pip" install -q --upgrade pip setuptools wheel
+    "$VENV/bin/pip" install -q "$(pin torch)" "$(pin torchvision)"
+    SAM2_BUILD_CUDA=0 "$VENV/bin/pip" install -q --no-build-isolation "$(pin sam2)"
+    "$VENV/bin/pip" install -q -e ".[dev]"
+fi
 rm -f "$VENV"/.installed-*
 touch "$stamp"
 echo "[bootstrap] done" >&2
