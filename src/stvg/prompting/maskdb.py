@@ -276,4 +276,25 @@ def write_entry(
     table.loc[:, list(TABLE_COLUMNS)].to_parquet(folder / TABLE, index=False)
     write_json_atomic(folder / SUMMARY, dict(summary))
     write_json_atomic(folder / SAMPLING, dict(sampling))
-    np.savez_compressed(folder / SAMPLED, frames=np.asarray(sampled_frames, dtype=np.uint8))
+    write_npz(folder / SAMPLED, frames=np.asarray(sampled_frames, dtype=np.uint8))
+
+
+def write_npz(path: Path, **arrays: np.ndarray) -> None:
+    """``np.savez_compressed``'s format (``np.load`` reads it) with the same bytes on every Python.
+
+    numpy streams each member with ``force_zip64``, whose headers differ between Python patch
+    releases: 3.11.2 and 3.11.7 wrote different files for the same frames, and so different prompted
+    data versions. Here each member is written whole, with a fixed date, so the headers depend on the
+    sizes alone and the deflate stream (zlib's default level) on the bytes alone.
+    """
+    import io
+    import zipfile
+
+    with zipfile.ZipFile(path, "w", compression=zipfile.ZIP_DEFLATED) as archive:
+        for name, array in arrays.items():
+            buffer = io.BytesIO()
+            np.lib.format.write_array(buffer, np.asanyarray(array), allow_pickle=False)
+            member = zipfile.ZipInfo(f"{name}.npy", date_time=(1980, 1, 1, 0, 0, 0))
+            member.compress_type = zipfile.ZIP_DEFLATED
+            member.external_attr = 0o600 << 16
+            archive.writestr(member, buffer.getvalue())
