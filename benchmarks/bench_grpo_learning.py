@@ -83,12 +83,12 @@ def embedded_default(artifacts: Path) -> None:
     )
 
 
-def _mean_tiou(span: np.ndarray, gt: np.ndarray) -> float:
+def _mean_tiou(spans: np.ndarray, gt: np.ndarray) -> float:
+    """m_tIoU of one span per sample (``(n, 2)``) or of one span for every sample (``(2,)``)."""
     from stvg.geometry import temporal_iou
 
-    return float(
-        np.mean(temporal_iou(np.full(len(gt), span[0]), np.full(len(gt), span[1]), gt[:, 0], gt[:, 1]))
-    )
+    spans = np.broadcast_to(spans, gt.shape)
+    return float(np.mean(temporal_iou(spans[:, 0], spans[:, 1], gt[:, 0], gt[:, 1])))
 
 
 def _candidate_spans(duration_s: float, grid_s: float) -> np.ndarray:
@@ -193,7 +193,7 @@ def held_out_span_priors(seeds: list[int], draws: int = 20_000, grid_s: float = 
         }
         kind_spans = np.array([by_kind.get(k, constant) for k in kinds["val"]])
         draws_m = _random_draws(gt["val"], durations, draws, seed=seed)
-        prior, kind_prior = _mean_tiou(constant, gt["val"]), _kind_score(kind_spans, gt["val"])
+        prior, kind_prior = _mean_tiou(constant, gt["val"]), _mean_tiou(kind_spans, gt["val"])
         rows.append(
             {
                 "seed": seed,
@@ -219,12 +219,6 @@ def held_out_span_priors(seeds: list[int], draws: int = 20_000, grid_s: float = 
             }
         )
     )
-
-
-def _kind_score(spans: np.ndarray, gt: np.ndarray) -> float:
-    from stvg.geometry import temporal_iou
-
-    return float(np.mean(temporal_iou(spans[:, 0], spans[:, 1], gt[:, 0], gt[:, 1])))
 
 
 def main() -> None:

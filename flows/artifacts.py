@@ -8,8 +8,9 @@ files DVC already versions, so losing them must not fail the pipeline: the first
 logged as a warning naming the store and the fix, every later upload to that server in this process
 is skipped at once for ``RETRY_AFTER_S`` (the client would otherwise retry each one for the length
 of its retry window), and the run is tagged ``artifacts.incomplete`` with the files it lacks
-(``artifacts.missing``) and why (``artifacts.error``). The uploads go on failing loudly when the tracking server itself is unreachable
-(``flows.outage`` handles that) and with a local store, where a failed write is a local fault.
+(``artifacts.missing``) and why (``artifacts.error``). The uploads go on failing loudly when the
+tracking server itself is unreachable (``flows.outage`` handles that) and with a local store, where a
+failed write is a local fault.
 
 The registered model is not a supporting artifact: ``flows.registry`` uploads it strictly, and a model
 that cannot be stored is not registered (``ArtifactStoreUnavailable``).

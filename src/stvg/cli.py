@@ -119,7 +119,8 @@ def _weights(argv: list[str]) -> int:
         help="write the file's path and sha256 into this params file (a YOLO checkpoint: detector.weights*)",
     )
     args = ap.parse_args(argv)
-    refusal = _pin_in_refusal(args.pin_in, REGISTRY[args.name].kind) if args.pin_in else ""
+    pin = PINNED_IN_PARAMS.get(REGISTRY[args.name].kind)
+    refusal = _pin_in_refusal(args.pin_in, REGISTRY[args.name].kind, pin) if args.pin_in else ""
     if refusal:  # before anything is fetched
         print(f"stvg weights fetch: {refusal}", file=sys.stderr)
         return 2
@@ -133,7 +134,6 @@ def _weights(argv: list[str]) -> int:
     except (OSError, ValueError) as exc:
         print(f"stvg weights fetch: {exc}", file=sys.stderr)
         return 1
-    pin = {"yolo": "detector.weights_sha256"}.get(REGISTRY[args.name].kind)
     print(
         json.dumps(
             {"name": args.name, "path": str(path), "sha256": digest, "pin_in_params": pin, "pinned": pinned}
@@ -142,9 +142,13 @@ def _weights(argv: list[str]) -> int:
     return 0
 
 
-def _pin_in_refusal(params_path: str, kind: str) -> str:
+# The params key that pins a checkpoint of each kind (SAM2 checkpoints are not pinned in params).
+PINNED_IN_PARAMS = {"yolo": "detector.weights_sha256"}
+
+
+def _pin_in_refusal(params_path: str, kind: str, pin: str | None) -> str:
     """Why ``--pin-in params_path`` cannot be honoured for a checkpoint of ``kind`` ("" when it can)."""
-    if kind != "yolo":
+    if pin is None:
         return f"--pin-in: only a detector (YOLO) checkpoint is pinned in params, not a {kind} one; nothing fetched"
     if not Path(params_path).is_file():
         return f"--pin-in: {params_path} is not a params file; give the path of params.yaml; nothing fetched"

@@ -3,22 +3,18 @@ dependency pyproject.toml pins, at the same version, and nothing the host brings
 
 from __future__ import annotations
 
-import re
 import tomllib
 from pathlib import Path
 
 from packaging.requirements import Requirement
+from packaging.utils import canonicalize_name
 
 HOST_OR_BUILT = {"torch", "torchvision", "sam2"}  # the host's CUDA pair; sam2 is built from its sdist
 
 
-def _name(raw: str) -> str:
-    return re.sub(r"[-_.]+", "-", raw).lower()
-
-
 def _pins(lines: list[str]) -> dict[str, str]:
     reqs = [Requirement(line) for line in lines if line.strip() and not line.lstrip().startswith("#")]
-    return {_name(r.name): str(r.specifier) for r in reqs}
+    return {canonicalize_name(r.name): str(r.specifier) for r in reqs}
 
 
 def test_every_pinned_runtime_dependency_is_in_the_offline_set_at_its_pin(repo_root: Path) -> None:
