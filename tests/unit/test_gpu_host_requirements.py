@@ -1,15 +1,22 @@
 """configs/gpu-host-requirements.txt (the offline GPU-host install, README "GPU host") holds every runtime
-dependency pyproject.toml pins, at the same version, and nothing the host brings itself."""
+dependency pyproject.toml pins, at the same version, everything those need, and nothing the host brings
+itself."""
 
 from __future__ import annotations
 
 import tomllib
+from importlib import metadata
 from pathlib import Path
 
 from packaging.requirements import Requirement
 from packaging.utils import canonicalize_name
 
 HOST_OR_BUILT = {"torch", "torchvision", "sam2"}  # the host's CUDA pair; sam2 is built from its sdist
+BUILT = {"sam2", "antlr4-python3-runtime", "iopath"}  # scripts/gpu_host_wheels.sh builds these
+TARGETS = (
+    {"python_full_version": "3.11.0", "python_version": "3.11"},
+    {"python_full_version": "3.12.0", "python_version": "3.12"},
+)
 
 
 def _pins(lines: list[str]) -> dict[str, str]:
@@ -28,5 +35,31 @@ def test_every_pinned_runtime_dependency_is_in_the_offline_set_at_its_pin(repo_r
         f"not in the offline set at their pins: {missing}; regenerate it (scripts/gpu_host_requirements.py)"
     )
     assert all(v.startswith("==") for v in offline.values())  # every entry pinned
-    host = [n for n in offline if n in HOST_OR_BUILT or n.startswith(("nvidia-", "cuda-", "triton"))]
-    assert host == []  # the host's own CUDA torch stays untouched
+    assert _host_stack() & offline.keys() == set()  # the host's own CUDA torch stays untouched
+
+
+def _host_stack() -> set[str]:
+    """torch, torchvision, triton and the CUDA libraries torch requires by name (the host has its own)."""
+    torch_needs = {canonicalize_name(Requirement(r).name) for r in metadata.requires("torch") or []}
+    return {"torch", "torchvision", "triton"} | {n for n in torch_needs if n.startswith(("nvidia-", "cuda-"))}
+
+
+def test_the_offline_set_is_closed_under_its_packages_requirements(repo_root: Path) -> None:
+    """pip installs it with --no-deps: a requirement of a listed package that is neither listed, built nor
+    brought by the host would be missing there (nvidia-ml-py, which ultralytics needs, once was)."""
+    offline = _pins((repo_root / "configs" / "gpu-host-requirements.txt").read_text().splitlines())
+    available = offline.keys() | BUILT | _host_stack()
+    missing, not_here = {}, set()
+    for name in offline:
+        try:
+            requires = metadata.requires(name) or []
+        except metadata.PackageNotFoundError:
+            not_here.add(name)
+            continue
+        for raw in requires:
+            req = Requirement(raw)
+            needed = req.marker is None or any(req.marker.evaluate(t | {"extra": ""}) for t in TARGETS)
+            if needed and canonicalize_name(req.name) not in available:
+                missing.setdefault(name, []).append(req.name)
+    assert missing == {}, f"required but not in the offline set: {missing}; regenerate it"
+    assert not_here <= {"async-timeout"}  # needed before Python 3.11.3 only (redis), so not installed here
