@@ -26,6 +26,7 @@ from pathlib import Path
 from stvg.env import configure_environment
 
 STAGES = ("download", "detector", "prompt", "label", "base_model", "train", "evaluate")
+COMMANDS = (*STAGES, "score", "data", "params", "weights")  # what main() dispatches
 
 
 def main(argv: list[str] | None = None) -> int:
