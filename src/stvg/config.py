@@ -547,6 +547,9 @@ class TrainParams:
     reward_id_needs_time: bool = True  # official: the ID reward needs a parsable time range too
     max_samples: int = 0  # 0 = all kept labels
     seed: int = 0
+    # operational (no output changes): refuse a plain CUDA run whose weights, reference, gradients and
+    # optimizer state take more of the GPU than this (training.memory); 0 = no check
+    max_static_gpu_fraction: float = 0.9
     grpo: dict[str, Any] = field(default_factory=dict)
 
     def __post_init__(self) -> None:
@@ -565,6 +568,11 @@ class TrainParams:
                     f"without a dot as text); write {yaml11_float_text(float(v))}"
                 )
         _require(self.answer_parser in DIALECTS, "train.answer_parser", f"must be one of {list(DIALECTS)}")
+        _require(
+            0 <= self.max_static_gpu_fraction <= 1,
+            "train.max_static_gpu_fraction",
+            "must be in [0, 1] (0 = no check)",
+        )
         # TRL's GRPOConfig validates the rest of the passthrough block itself.
         n_gen = self.grpo.get("num_generations", 8)
         _require(

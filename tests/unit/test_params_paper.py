@@ -136,7 +136,7 @@ def test_paper_sets_build_every_stage_config_and_batch_like_the_official_trainer
     assert semantics.completions_per_generate_call == 8
     assert semantics.loss_type == "grpo" and semantics.loss_normalisation.startswith("per-sequence")
     assert semantics.departures_from_official() == []
-    first = FIRST in files  # the first run: a few videos, one optimizer step, nothing else changed
+    first = FIRST in files  # the first run: a few videos, one optimizer step (of Adafactor, below)
     assert (params.data.max_videos, args.max_steps) == ((8, 1) if first else (0, -1))
 
 
@@ -174,3 +174,26 @@ def test_deepspeed_configs_take_the_accumulation_from_train_grpo(
     assert "gradient_accumulation_steps" not in cfg.deepspeed_config
     plugin = DeepSpeedPlugin(**cfg.deepspeed_config)
     assert plugin.deepspeed_config["gradient_accumulation_steps"] == "auto"
+
+
+def test_the_first_run_fits_one_80_gb_gpu_and_the_paper_optimizer_does_not(
+    repo_root: Path, tmp_path: Path
+) -> None:
+    """`make paper-1gpu-first && make run` trains without ZeRO: its optimizer must leave room on an H100."""
+    from stvg.training.memory import GIB, GpuMemoryError, check_fits, static_memory
+    from tests.unit.test_training_memory import H100_BYTES, qwen25_vl_7b_params
+
+    n = qwen25_vl_7b_params()
+    held = {}
+    for files in ((PAPER, ONE_GPU), (PAPER, ONE_GPU, FIRST)):
+        params = load_params(_applied(repo_root, tmp_path, *files))
+        args = _grpo_args(params, tmp_path)
+        held[files[-1]] = static_memory(n, n, 2, args.optim.value, with_reference=args.beta != 0)
+    assert held[FIRST] is not None and held[FIRST].optim == "adafactor"
+    check_fits(
+        held[FIRST], H100_BYTES, load_params(repo_root / "params.yaml").train.max_static_gpu_fraction, "h100"
+    )
+    assert held[ONE_GPU] is not None and held[ONE_GPU].total > 0.9 * H100_BYTES  # AdamW: ZeRO-3 offload
+    with pytest.raises(GpuMemoryError):
+        check_fits(held[ONE_GPU], H100_BYTES, 0.9, "h100")
+    assert held[ONE_GPU].total / GIB > 75

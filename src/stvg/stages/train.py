@@ -27,6 +27,7 @@ import argparse
 import hashlib
 import json
 import logging
+import sys
 import time
 from pathlib import Path
 from typing import Any
@@ -82,6 +83,7 @@ def main(argv: list[str] | None = None) -> int:
     args = parser.parse_args(argv)
     logging.basicConfig(level=logging.INFO, format="%(levelname)s %(name)s: %(message)s")
 
+    from stvg.training.memory import GpuMemoryError
     from stvg.training.policy import resolve_base_model
     from stvg.training.train import plot_curves, train
 
@@ -110,15 +112,19 @@ def main(argv: list[str] | None = None) -> int:
     t0 = time.perf_counter()
     out = Path(args.out)
     fingerprint = training_fingerprint(p, records, db, Path(args.base_model))
-    result = train(
-        p,
-        records,
-        out,
-        base_model=base,
-        load_frames=load_frames,
-        resume=args.resume,
-        fingerprint=fingerprint,
-    )
+    try:
+        result = train(
+            p,
+            records,
+            out,
+            base_model=base,
+            load_frames=load_frames,
+            resume=args.resume,
+            fingerprint=fingerprint,
+        )
+    except GpuMemoryError as exc:  # refused before any generation: one clear line, no output written
+        print(f"stvg {exc}", file=sys.stderr)
+        return 1
     if not result.is_main_process:  # another rank of a multi-process run: rank 0 writes the outputs
         return 0
     drawn = plot_curves(result.log_history, out / "reward_curves.png")

@@ -47,6 +47,7 @@ from stvg.io import atomic_dir, write_json_atomic
 from stvg.training import template
 from stvg.training.batching import batch_semantics
 from stvg.training.grpo import FrameLoader, build_trainer, video_dataset
+from stvg.training.memory import GIB, StaticMemory, check_fits, static_memory
 from stvg.training.policy import load_policy
 from stvg.training.rewards import build_reward_funcs
 
@@ -208,6 +209,32 @@ def grpo_config(p: TrainParams, output_dir: Path, weights: list[float], report_t
     return GRPOConfig(output_dir=str(output_dir), report_to=report_to, reward_weights=weights, **kwargs)
 
 
+def check_gpu_memory(model: Any, args: Any, max_fraction: float) -> StaticMemory | None:
+    """Refuse a plain (non-ZeRO) CUDA run whose weights, reference, gradients and optimizer state leave
+    too little of the GPU for activations (``training.memory``); log what they hold either way."""
+    import torch
+
+    device = torch.device(args.device)
+    if device.type != "cuda" or args.deepspeed or args.fsdp:
+        return None  # ZeRO-3 / FSDP shard and offload this state
+    params = list(model.parameters())
+    optim = getattr(args.optim, "value", str(args.optim))
+    static = static_memory(
+        n_params=sum(t.numel() for t in params),
+        n_trainable=sum(t.numel() for t in params if t.requires_grad),
+        param_bytes=params[0].element_size(),
+        optim=optim,
+        with_reference=args.beta != 0.0,
+    )
+    if static is None:
+        log.info("GPU memory of optimizer %r is not estimated; no check before the first step", optim)
+        return None
+    total = torch.cuda.mem_get_info(device)[1]
+    log.info("held on %s for the whole run: %s of %.1f GiB", device, static.describe(), total / GIB)
+    check_fits(static, total, max_fraction, f"{device} ({torch.cuda.get_device_name(device)})")
+    return static
+
+
 def train(
     p: TrainParams,
     records: list[dict[str, Any]],
@@ -262,6 +289,7 @@ def train(
     )
     if args.gradient_checkpointing:
         model.config.use_cache = False
+    check_gpu_memory(model, args, p.max_static_gpu_fraction)  # before any generation, on every rank
 
     # ------------------------------------------------------------------ trainer
     trainer = build_trainer(
