@@ -27,13 +27,13 @@ def test_the_check_reads_the_real_device_and_its_estimate_is_allocated(device: s
     model, _ = build_tiny_policy(TinyModelParams())
     model.to(device)
     reference = copy.deepcopy(model)
-    args = SimpleNamespace(device=device, optim="adamw_torch", beta=0.04, deepspeed=None, fsdp=[])
-    held = check_gpu_memory(model, args, 0.9)
+    args = SimpleNamespace(device=device, optim="adamw_torch", beta=0.04)
+    held = check_gpu_memory(model, args, 0.9, sharded=False)
     n = sum(t.numel() for t in model.parameters())
     assert held is not None and held.total == 5 * n * 4  # fp32: policy, reference, gradients, 2 states
     total = torch.cuda.mem_get_info(device)[1]
     with pytest.raises(GpuMemoryError, match=torch.cuda.get_device_name(device)):
-        check_gpu_memory(model, args, held.total / total / 2)
+        check_gpu_memory(model, args, held.total / total / 2, sharded=False)
     optimizer = torch.optim.AdamW(model.parameters(), lr=1e-4)
     sum(p.float().sum() for p in model.parameters()).backward()
     optimizer.step()  # states exist now; gradients kept (zero_grad not called)

@@ -59,7 +59,7 @@ def test_adafactor_or_no_reference_changes_what_is_held(n_7b: int) -> None:
 
 
 def test_the_stage_check_reads_the_trainers_arguments(monkeypatch: pytest.MonkeyPatch) -> None:
-    """The wiring of ``train.check_gpu_memory``: device, optimizer, beta and ZeRO from the GRPOConfig. The
+    """The wiring of ``train.check_gpu_memory``: device, optimizer and beta from the GRPOConfig. The
     GPU's size is injected (no GPU here); tests/gpu runs the same on a real one."""
     import torch
 
@@ -69,13 +69,17 @@ def test_the_stage_check_reads_the_trainers_arguments(monkeypatch: pytest.Monkey
 
     model, _ = build_tiny_policy(TinyModelParams())
     n = sum(t.numel() for t in model.parameters())
-    args = SimpleNamespace(device="cuda:0", optim="adamw_torch", beta=0.04, deepspeed=None, fsdp=[])
-    assert check_gpu_memory(model, SimpleNamespace(**{**vars(args), "device": "cpu"}), 0.9) is None
+    args = SimpleNamespace(device="cuda:0", optim="adamw_torch", beta=0.04)
+    assert (
+        check_gpu_memory(model, SimpleNamespace(**{**vars(args), "device": "cpu"}), 0.9, sharded=False)
+        is None
+    )
     monkeypatch.setattr(torch.cuda, "mem_get_info", lambda device: (0, 5 * n * 4))
     monkeypatch.setattr(torch.cuda, "get_device_name", lambda device: "a small GPU")
     with pytest.raises(GpuMemoryError, match=r"cuda:0 \(a small GPU\)"):
-        check_gpu_memory(model, args, 0.9)  # fp32: 1 + 1 + 1 + 2 = 5 copies of the weights > 0.9 x 5
-    held = check_gpu_memory(model, SimpleNamespace(**{**vars(args), "beta": 0.0}), 0.9)
+        check_gpu_memory(
+            model, args, 0.9, sharded=False
+        )  # fp32: 1 + 1 + 1 + 2 = 5 copies of the weights > 0.9 x 5
+    held = check_gpu_memory(model, SimpleNamespace(**{**vars(args), "beta": 0.0}), 0.9, sharded=False)
     assert held is not None and held.reference == 0 and held.total == 4 * n * 4
-    zero3 = SimpleNamespace(**{**vars(args), "deepspeed": "configs/accelerate/zero3.yaml"})
-    assert check_gpu_memory(model, zero3, 0.9) is None
+    assert check_gpu_memory(model, args, 0.9, sharded=True) is None  # DeepSpeed or FSDP: not checked

@@ -209,14 +209,15 @@ def grpo_config(p: TrainParams, output_dir: Path, weights: list[float], report_t
     return GRPOConfig(output_dir=str(output_dir), report_to=report_to, reward_weights=weights, **kwargs)
 
 
-def check_gpu_memory(model: Any, args: Any, max_fraction: float) -> StaticMemory | None:
-    """Refuse a plain (non-ZeRO) CUDA run whose weights, reference, gradients and optimizer state leave
-    too little of the GPU for activations (``training.memory``); log what they hold either way."""
+def check_gpu_memory(model: Any, args: Any, max_fraction: float, sharded: bool) -> StaticMemory | None:
+    """Refuse a plain (``sharded``: DeepSpeed or FSDP, which shard and offload this state, are not) CUDA
+    run whose weights, reference, gradients and optimizer state leave too little of the GPU for
+    activations (``training.memory``); log what they hold either way."""
     import torch
 
     device = torch.device(args.device)
-    if device.type != "cuda" or args.deepspeed or args.fsdp:
-        return None  # ZeRO-3 / FSDP shard and offload this state
+    if device.type != "cuda" or sharded:
+        return None
     params = list(model.parameters())
     optim = getattr(args.optim, "value", str(args.optim))
     static = static_memory(
@@ -289,12 +290,13 @@ def train(
     )
     if args.gradient_checkpointing:
         model.config.use_cache = False
-    check_gpu_memory(model, args, p.max_static_gpu_fraction)  # before any generation, on every rank
 
     # ------------------------------------------------------------------ trainer
     trainer = build_trainer(
         model=model, reward_funcs=funcs, args=args, train_dataset=dataset, processing_class=processor
     )
+    sharded = trainer.is_deepspeed_enabled or trainer.is_fsdp_enabled  # set by accelerate's config too
+    check_gpu_memory(model, args, p.max_static_gpu_fraction, sharded)  # before any generation, every rank
 
     if resume_from is not None and not (trainer.is_deepspeed_enabled or trainer.is_fsdp_enabled):
         load_checkpoint_weights(trainer.model, resume_from)
