@@ -241,3 +241,27 @@ def test_dvc_repro_after_a_kill_resumes_to_the_weights_of_an_uninterrupted_run(t
         assert (resumed / name).read_bytes() == (uninterrupted / name).read_bytes(), name
     history = json.loads((resumed / "log_history.json").read_text())
     assert any(abs(h.get("loss", 0.0)) > 0 for h in history), "the steps must move the weights"
+
+
+def test_a_run_refused_for_gpu_memory_is_one_line_and_writes_no_output(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """The refusal comes before any generation (injected: no GPU here; tests/gpu checks a real one)."""
+    from stvg.training import train as training
+    from stvg.training.memory import GpuMemoryError
+
+    def refuse(model, args, max_fraction: float, sharded: bool) -> None:
+        assert max_fraction == 0.9 and not sharded
+        raise GpuMemoryError("train: policy 1.0 GiB = 1.0 GiB would stay on cuda:0 (a GPU) ...")
+
+    monkeypatch.setattr(train_stage, "_frame_loader", _fake_loader)
+    monkeypatch.setattr(training, "check_gpu_memory", refuse)
+    base, out = tmp_path / "base", tmp_path / "t"
+    params = tiny_grpo_params(tmp_path)
+    assert base_model_stage.main(["--params", str(params), "--out", str(base)]) == 0
+    argv = ["--labels", str(_labels(tmp_path)), "--prompt-dir", str(tmp_path), "--base-model", str(base)]
+    assert train_stage.main(["--params", str(params), *argv, "--out", str(out)]) == 1
+    said = [line for line in capsys.readouterr().err.splitlines() if line.startswith("stvg")]  # no bars
+    assert said == ["stvg train: policy 1.0 GiB = 1.0 GiB would stay on cuda:0 (a GPU) ..."]
+    assert not (out / "model").exists() and not (out / "summary.json").exists()
+    assert not list(out.rglob("checkpoint-*")) and not (out / "log_history.json").exists()
