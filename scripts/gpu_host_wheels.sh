@@ -2,7 +2,10 @@
 # Wheels for installing the project on a GPU host without network (README "GPU host"): everything but the
 # host's own CUDA torch/torchvision, for one CPython version on manylinux x86_64.
 #
-#     scripts/gpu_host_wheels.sh [--python-version 3.12] [DEST=wheels]
+#     scripts/gpu_host_wheels.sh [--python-version 3.12] [--with-deepspeed] [DEST=wheels]
+#
+# --with-deepspeed adds pyproject's `deepspeed` extra (ZeRO-3 with offload, the full one-GPU run; its
+# CPU-Adam kernel compiles on first use, so the host needs a C++ compiler).
 #
 # Run it on any machine with network and this checkout's venv (sam2's sdist is built against its torch).
 # Then, on the host, from the checkout with DEST beside it:
@@ -11,7 +14,14 @@
 set -euo pipefail
 cd "$(dirname "$0")/.."
 py_version=3.12
-if [ "${1:-}" = "--python-version" ]; then py_version=$2; shift 2; fi
+with_deepspeed=0
+while [ $# -gt 0 ]; do
+    case $1 in
+        --python-version) py_version=$2; shift 2 ;;
+        --with-deepspeed) with_deepspeed=1; shift ;;
+        *) break ;;
+    esac
+done
 dest=${1:-wheels}
 pip=(.venv/bin/python -m pip)
 mkdir -p "$dest"
@@ -26,4 +36,11 @@ mkdir -p "$dest"
 # sdist-only releases, pure Python once built; sam2 without its CUDA extension (README: SAM2's `_C`).
 "${pip[@]}" wheel --no-deps -w "$dest" antlr4-python3-runtime==4.9.3 iopath==0.1.10
 SAM2_BUILD_CUDA=0 "${pip[@]}" wheel --no-deps --no-build-isolation -w "$dest" sam2==1.1.0
+if [ "$with_deepspeed" = 1 ]; then  # deepspeed is an sdist (pure Python once built); the rest are wheels
+    mapfile -t extra < <(.venv/bin/python -c 'import tomllib; print("\n".join(tomllib.load(open("pyproject.toml", "rb"))["project"]["optional-dependencies"]["deepspeed"]))')
+    DS_BUILD_OPS=0 "${pip[@]}" wheel --no-deps --no-build-isolation -w "$dest" "${extra[0]}"
+    "${pip[@]}" download --no-deps --only-binary=:all: --python-version "$py_version" \
+        --platform manylinux_2_28_x86_64 --platform manylinux_2_17_x86_64 --platform manylinux2014_x86_64 \
+        -d "$dest" "${extra[@]:1}"
+fi
 echo "gpu_host_wheels: $(ls "$dest"/*.whl | wc -l) wheels for CPython $py_version in $dest/" >&2
