@@ -31,8 +31,9 @@ mkdir -p "$dest"
     --platform manylinux_2_28_x86_64 --platform manylinux_2_17_x86_64 --platform manylinux2014_x86_64 \
     -d "$dest" -r configs/gpu-host-requirements.txt
 # What the editable install of this project builds with (pyproject.toml [build-system]), for --no-index:
-# a setuptools both CUDA torch releases seen accept (2.11 wants <82, 2.14 >=77.0.3).
-"${pip[@]}" download --no-deps --only-binary=:all: -d "$dest" "setuptools==81.0.0" "wheel==0.48.0"
+# setuptools is in the list (at a release the host's torch accepts), wheel is not. Nothing here may name a
+# package the list holds: pip refuses two versions of one package.
+"${pip[@]}" download --no-deps --only-binary=:all: -d "$dest" "wheel==0.48.0"
 # sdist-only releases, pure Python once built; sam2 without its CUDA extension (README: SAM2's `_C`).
 "${pip[@]}" wheel --no-deps -w "$dest" antlr4-python3-runtime==4.9.3 iopath==0.1.10
 SAM2_BUILD_CUDA=0 "${pip[@]}" wheel --no-deps --no-build-isolation -w "$dest" sam2==1.1.0

@@ -4,11 +4,13 @@ itself."""
 
 from __future__ import annotations
 
+import re
 import tomllib
 from importlib import metadata
 from pathlib import Path
 
 from packaging.requirements import Requirement
+from packaging.specifiers import SpecifierSet
 from packaging.utils import canonicalize_name
 
 HOST_OR_BUILT = {"torch", "torchvision", "sam2"}  # the host's CUDA pair; sam2 is built from its sdist
@@ -63,3 +65,19 @@ def test_the_offline_set_is_closed_under_its_packages_requirements(repo_root: Pa
                 missing.setdefault(name, []).append(req.name)
     assert missing == {}, f"required but not in the offline set: {missing}; regenerate it"
     assert not_here <= {"async-timeout"}  # needed before Python 3.11.3 only (redis), so not installed here
+
+
+def test_the_wheel_script_adds_no_second_version_of_a_listed_package(repo_root: Path) -> None:
+    """pip refuses ``wheels/*.whl`` holding two versions of one package (setuptools 81 beside 84 once)."""
+    offline = _pins((repo_root / "configs" / "gpu-host-requirements.txt").read_text().splitlines())
+    script = (repo_root / "scripts" / "gpu_host_wheels.sh").read_text()
+    named = {canonicalize_name(m) for m in re.findall(r"\b([A-Za-z0-9_.-]+)==[0-9]", script)}
+    assert named and named & offline.keys() == set()
+
+
+def test_the_listed_setuptools_suits_every_host_torch_seen(repo_root: Path) -> None:
+    offline = _pins((repo_root / "configs" / "gpu-host-requirements.txt").read_text().splitlines())
+    version = offline["setuptools"].removeprefix("==")
+    torch_211 = SpecifierSet("<82")  # torch 2.11.0's Requires-Dist (GPU hosts)
+    torch_here = next(Requirement(r) for r in metadata.requires("torch") or [] if r.startswith("setuptools"))
+    assert version in torch_211 and version in torch_here.specifier
