@@ -8,11 +8,15 @@
 #
 # Every measurement is printed as one JSON line and all of them are written to one JSON file (default
 # gpu_report.json). A step that fails or runs past its time limit is recorded as such and the report
-# goes on. Python: $PYTHON (default: python3), with the project installed (README "GPU host").
+# goes on. Python: $PYTHON, with the project installed (README "GPU host"); default: the checkout's .venv
+# (what `make run` or bootstrap made), else python3.
 set -uo pipefail
 
 ROOT="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"
-PY="${PYTHON:-python3}"
+if [ -n "${PYTHON:-}" ]; then PY="$PYTHON"
+elif [ -x "$ROOT/.venv/bin/python" ]; then PY="$ROOT/.venv/bin/python"
+else PY=python3
+fi
 OUT="gpu_report.json"
 DRY=0
 while [ $# -gt 0 ]; do
