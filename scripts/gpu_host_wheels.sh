@@ -24,12 +24,12 @@ while [ $# -gt 0 ]; do
 done
 dest=${1:-wheels}
 pip=(.venv/bin/python -m pip)
+# Binary wheels for the host, pinned: many projects publish only manylinux2014 (glibc 2.17) wheels, which
+# pip does not take for a newer platform tag unless that tag is named too.
+host_wheels=(download --no-deps --only-binary=:all: --python-version "$py_version"
+    --platform manylinux_2_28_x86_64 --platform manylinux_2_17_x86_64 --platform manylinux2014_x86_64)
 mkdir -p "$dest"
-# Binary wheels, pinned: many projects publish only manylinux2014 (glibc 2.17) wheels, which pip does not
-# take for a newer platform tag unless that tag is named too.
-"${pip[@]}" download --no-deps --only-binary=:all: --python-version "$py_version" \
-    --platform manylinux_2_28_x86_64 --platform manylinux_2_17_x86_64 --platform manylinux2014_x86_64 \
-    -d "$dest" -r configs/gpu-host-requirements.txt
+"${pip[@]}" "${host_wheels[@]}" -d "$dest" -r configs/gpu-host-requirements.txt
 # What the editable install of this project builds with (pyproject.toml [build-system]), for --no-index:
 # setuptools is in the list (at a release the host's torch accepts), wheel is not. Nothing here may name a
 # package the list holds: pip refuses two versions of one package.
@@ -40,8 +40,6 @@ SAM2_BUILD_CUDA=0 "${pip[@]}" wheel --no-deps --no-build-isolation -w "$dest" sa
 if [ "$with_deepspeed" = 1 ]; then  # deepspeed is an sdist (pure Python once built); the rest are wheels
     mapfile -t extra < <(.venv/bin/python -c 'import tomllib; print("\n".join(tomllib.load(open("pyproject.toml", "rb"))["project"]["optional-dependencies"]["deepspeed"]))')
     DS_BUILD_OPS=0 "${pip[@]}" wheel --no-deps --no-build-isolation -w "$dest" "${extra[0]}"
-    "${pip[@]}" download --no-deps --only-binary=:all: --python-version "$py_version" \
-        --platform manylinux_2_28_x86_64 --platform manylinux_2_17_x86_64 --platform manylinux2014_x86_64 \
-        -d "$dest" "${extra[@]:1}"
+    "${pip[@]}" "${host_wheels[@]}" -d "$dest" "${extra[@]:1}"
 fi
 echo "gpu_host_wheels: $(ls "$dest"/*.whl | wc -l) wheels for CPython $py_version in $dest/" >&2
