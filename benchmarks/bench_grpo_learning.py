@@ -173,6 +173,8 @@ def held_out_span_priors(seeds: list[int], draws: int = 20_000, grid_s: float = 
     from stvg.data.registry import load_samples
     from stvg.data.synthetic import generate_benchmark
 
+    if not seeds:
+        return
     base = load_params(Path(__file__).resolve().parents[1] / "params.yaml").synthetic
     rows = []
     for seed in seeds:
