@@ -13,7 +13,8 @@ Prints one JSON object per measurement:
   ``ratio`` = prompting / raw;
 - ``memory``: for a short and a long clip (300 and 900 frames at 30 fps), the engine's peak GPU memory
   (allocated and reserved) and peak CPU RSS (where ``offload_to_cpu`` keeps SAM2's state), and the
-  long/short ratios (windowing should keep them near 1).
+  long/short ratios (windowing should keep them near 1); each clip's figures are also printed as soon
+  as it is done (``memory_clip``), so a run cut by its time limit keeps what it measured.
 
 The objects are seeded once (``gpu_scene.FixedPrompts``): random-weight masks match no later detection,
 so re-detections would otherwise add IDs and time a growing instance count against raw SAM2's three.
@@ -228,10 +229,10 @@ def main(argv: list[str] | None = None) -> int:
     )
 
     scene_args = (h, w, args.fps)
-    peaks = {
-        name: memory(predictor, n, scene_args, yolo, p, device, setup["imgsz"])
-        for name, n in (("short", short_n), ("long", long_n))
-    }
+    peaks = {}
+    for name, n in (("short", short_n), ("long", long_n)):  # each printed at once: a time limit keeps it
+        peaks[name] = memory(predictor, n, scene_args, yolo, p, device, setup["imgsz"])
+        print(json.dumps({**common, "measure": "memory_clip", "clip": name, **peaks[name]}), flush=True)
     ratios = {}
     for key in ("gpu_allocated_peak_mb", "gpu_reserved_peak_mb", "cpu_rss_peak_mb"):
         if peaks["short"][key]:

@@ -15,6 +15,7 @@ pytestmark = [pytest.mark.gpu, cuda_only]
 
 def test_the_check_reads_the_real_device_and_its_estimate_is_allocated(device: str, gpu_usable: None) -> None:
     import copy
+    import gc
 
     import torch
 
@@ -23,6 +24,7 @@ def test_the_check_reads_the_real_device_and_its_estimate_is_allocated(device: s
     from stvg.training.policy import build_tiny_policy
     from stvg.training.train import check_gpu_memory
 
+    gc.collect()  # models of earlier tests held only by reference cycles would be freed mid-test otherwise
     torch.cuda.empty_cache()
     before = torch.cuda.memory_allocated(device)
     model, _ = build_tiny_policy(TinyModelParams())

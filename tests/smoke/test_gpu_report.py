@@ -43,7 +43,9 @@ def test_dry_run_runs_every_part_and_writes_one_report(tmp_path: Path) -> None:
     assert tests["passed"] >= 3 and tests["failures"] == tests["errors"] == 0, tests
 
     prompt = {r["measure"]: r for r in records if r["bench"] == "gpu_prompt"}
-    assert sorted(prompt) == ["memory", "prompting", "raw_sam2"]
+    assert sorted(prompt) == ["memory", "memory_clip", "prompting", "raw_sam2"]
+    clips = [r for r in records if r.get("measure") == "memory_clip"]
+    assert [c["clip"] for c in clips] == ["short", "long"]
     assert prompt["raw_sam2"]["frames_per_s"] > 0 and prompt["raw_sam2"]["objects"] == 3
     assert prompt["prompting"]["objects"] == 3, "prompting must track the same objects as raw SAM2"
     assert prompt["prompting"]["ratio"] > 0 and prompt["prompting"]["device"] == "cpu"

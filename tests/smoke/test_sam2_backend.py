@@ -100,6 +100,23 @@ def test_session_mask_prompts_forward_and_backward(predictor):
     session.reset()
 
 
+def test_the_first_frame_is_encoded_under_the_sessions_precision(predictor, monkeypatch):
+    """init_state encodes frame 0 and caches its features: on CUDA under the bf16 autocast every later
+    frame runs under (as SAM2's demos wrap init_state). The CPU's own bf16 autocast stands in for it."""
+    import torch
+
+    from stvg.prompting.backends.sam2 import session as session_module
+
+    monkeypatch.setattr(
+        session_module, "_precision", lambda device: torch.autocast("cpu", dtype=torch.bfloat16)
+    )
+    session = session_module.Sam2Session(predictor)
+    session.start([np.zeros((H, W, 3), np.uint8) for _ in range(2)])
+    _, backbone_out = session._state["cached_features"][0]
+    assert backbone_out["backbone_fpn"][0].dtype == torch.bfloat16  # fp32 outside the autocast
+    session.reset()
+
+
 def test_segmenter_turns_boxes_into_masks_at_a_small_image_size(predictor):
     from stvg.prompting.backends.sam2.session import Sam2Segmenter
 

@@ -21,6 +21,13 @@ class OutOfMemoryError(RuntimeError):
         (OutOfMemoryError("allocation failed"), "oom"),
         (RuntimeError("cuDNN error: CUDNN_STATUS_ALLOC_FAILED"), "oom"),
         (RuntimeError("CUDA error: CUBLAS_STATUS_ALLOC_FAILED when calling `cublasCreate(handle)`"), "oom"),
+        (
+            RuntimeError(
+                "cuDNN Frontend error: [cudnn_frontend] Error: No execution plans support the graph."
+            ),
+            "",
+        ),
+        (RuntimeError("FIND was unable to find an engine to execute this computation"), "oom"),
         (RuntimeError("CUDA error: an illegal memory access was encountered"), "sticky"),
         (RuntimeError("CUDA error: device-side assert triggered"), "sticky"),
         (RuntimeError("CUDA error: unspecified launch failure"), "sticky"),
@@ -42,6 +49,32 @@ def test_out_of_memory_is_retried_with_half_the_window_and_offload() -> None:
 
     assert with_retries(run, 64, False) == ("done", 16, 2)
     assert seen == [(64, False), (32, True), (16, True)]
+
+
+def test_a_retry_keeps_nothing_of_the_failed_attempt(caplog: pytest.LogCaptureFixture) -> None:
+    """The failed attempt's locals (its GPU tensors on CUDA) are freed before the retry, even with a log
+    handler that keeps every record (pytest's; a queue handler): the record holds the message only."""
+    import logging
+    import weakref
+
+    class Tensor:
+        """Stands for the window's frames on the GPU."""
+
+    attempts: list[weakref.ref] = []
+
+    def run(window: int, offload: bool) -> str:
+        frames = Tensor()
+        attempts.append(weakref.ref(frames))
+        if len(attempts) == 1:
+            raise RuntimeError("CUDA out of memory. Tried to allocate 2.00 GiB\nmore detail")
+        return "done"
+
+    with caplog.at_level(logging.WARNING):
+        assert with_retries(run, 64, False) == ("done", 32, 1)
+    assert attempts[0]() is None
+    record = next(r for r in caplog.records if "out of memory" in r.getMessage())
+    assert "Tried to allocate 2.00 GiB" in record.getMessage() and "more detail" not in record.getMessage()
+    assert not any(isinstance(arg, BaseException) for arg in record.args or ())
 
 
 def test_retries_end_and_other_errors_pass_through() -> None:

@@ -4,7 +4,7 @@ TRL 1.16 (pinned) sends a ``{"type": "video"}`` prompt to generation, but ``_gen
 rebuilds the forward inputs from images only and ``_compute_loss`` forwards no video keys, so the policy
 trains as if there were no video (measured: 0 of 30 vision tensors change). ``VideoGRPOTrainer`` does not
 fork the trainer; it extends ``__init__`` (suppress sampling ``<|video_pad|>``, as TRL already does for the
-image placeholder) and overrides four methods, each a thin wrapper around TRL's own:
+image placeholder) and overrides five methods, each a thin wrapper around TRL's (or the Trainer's) own:
 
 - ``_tokenize_prompts``: encodes the rollout's videos with their ``VideoMetadata`` (real frame timing, so
   ``second_per_grid_ts`` is right) and hands TRL's generation ``pixel_values_videos``, ``video_grid_thw``,
@@ -14,6 +14,10 @@ image placeholder) and overrides four methods, each a thin wrapper around TRL's 
 - ``compute_loss``: makes the loss batch's video tensors current for the duration of TRL's loss.
 - ``_get_per_token_logps_and_entropies``: injects the current video tensors, sliced per chunk, into the
   model call (old-policy, reference and loss passes alike).
+- ``_prepare_input``: under DeepSpeed the Trainer casts every float input of generation to bf16, but
+  ``second_per_grid_ts`` sets the video's MRoPE time positions (``arange(t) * 2 * it``, floored): bf16
+  would sample rollouts under other positions than the loss passes score (0.96 rounds to 0.957, and
+  position 24 becomes 25). It is moved to the device only, as the loss passes move it.
 
 ``video_in_loss=False`` (``build_trainer``) reproduces TRL's stock behaviour -- the video reaches
 generation but no log-prob pass (old-policy, reference, loss) -- as an ablation: it is how
@@ -35,6 +39,7 @@ from stvg.training import template
 from stvg.training.policy import chat_texts, encode_video_prompts
 
 VIDEO_KEYS = ("pixel_values_videos", "video_grid_thw", "second_per_grid_ts")
+UNCAST_KEYS = ("second_per_grid_ts",)  # float inputs that must keep their precision (positions, not values)
 FrameLoader = Callable[[str], tuple[np.ndarray, dict[str, Any]]]
 
 
@@ -143,6 +148,15 @@ def _video_grpo_trainer_class() -> type:
             fields = {k: enc[k] for k in VIDEO_KEYS}
             fields["mm_token_type_ids"] = mm_types  # per-token: TRL left-pads it like the prompt ids
             return prompt_ids, None, fields
+
+        def _prepare_input(self, data: Any) -> Any:
+            if not isinstance(data, dict) or not any(k in data for k in UNCAST_KEYS):
+                return super()._prepare_input(data)
+            prepared = {}
+            for key, value in data.items():
+                uncast = key in UNCAST_KEYS and hasattr(value, "to")
+                prepared[key] = value.to(self.args.device) if uncast else super()._prepare_input(value)
+            return type(data)(prepared)
 
         def compute_loss(self, model, inputs, return_outputs=False, num_items_in_batch=None):
             if "pixel_values_videos" not in inputs:

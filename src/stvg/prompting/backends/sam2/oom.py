@@ -2,7 +2,9 @@
 
 - **Out of memory** is retried with state offload and a halved window (the official code instead
   exits and a shell wrapper resets the GPU). Allocation failures inside cuDNN or cuBLAS say so
-  without "out of memory" (``CUDNN_STATUS_ALLOC_FAILED``, ``CUBLAS_STATUS_ALLOC_FAILED``): retried too.
+  without "out of memory" (``CUDNN_STATUS_ALLOC_FAILED``, ``CUBLAS_STATUS_ALLOC_FAILED``, cuDNN 9's
+  "unable to find an engine", which it raises when no engine's workspace fits): retried too. The
+  failed attempt's frames are cleared and only its message is logged, so its tensors can be freed.
 - A **sticky** CUDA error (illegal memory access, device-side assert, launch failure, ECC error)
   leaves the CUDA context unusable for the rest of the process: every later video would fail. It
   raises ``DeviceFailure``, which the prompt stage does not swallow per video: the process ends,
@@ -12,13 +14,19 @@
 from __future__ import annotations
 
 import logging
+import traceback
 from collections.abc import Callable
 from typing import TypeVar
 
 log = logging.getLogger(__name__)
 
 T = TypeVar("T")
-OOM_MARKERS = ("out of memory", "cudnn_status_alloc_failed", "cublas_status_alloc_failed")
+OOM_MARKERS = (
+    "out of memory",
+    "cudnn_status_alloc_failed",
+    "cublas_status_alloc_failed",
+    "unable to find an engine",  # cuDNN 9 when no convolution engine fits the memory left for its workspace
+)
 STICKY_MARKERS = (
     "illegal memory access",
     "device-side assert",
@@ -63,8 +71,13 @@ def with_retries(run: Callable[[int, bool], T], window: int, offload: bool) -> t
                 ) from exc
             if kind != "oom" or retry == MAX_RETRIES or window <= 2:
                 raise
-            log.warning("GPU out of memory (%s); retrying with window=%d and state offload", exc, window // 2)
-        _empty_cuda_cache()  # after the handler: its traceback no longer holds the failed attempt's tensors
+            reason = str(exc).splitlines()[0] if str(exc) else type(exc).__name__
+            traceback.clear_frames(exc.__traceback__)  # the failed attempt's frames hold its GPU tensors
+            # the message only: a handler that keeps records (pytest's, a queue) would keep the traceback
+            log.warning(
+                "GPU out of memory (%s); retrying with window=%d and state offload", reason, window // 2
+            )
+        _empty_cuda_cache()  # after the handler: nothing holds the failed attempt's tensors any more
         window, offload = max(2, window // 2), True
     raise AssertionError("unreachable")
 

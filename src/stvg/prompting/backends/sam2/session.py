@@ -124,10 +124,13 @@ class Sam2Session:
         original = svp.load_video_frames
         svp.load_video_frames = loader  # init_state reads frames only through this name
         t0 = time.perf_counter()
-        try:
-            self._state = self.predictor.init_state(
-                video_path="<in-memory>", offload_video_to_cpu=self.offload, offload_state_to_cpu=self.offload
-            )
+        try:  # init_state encodes frame 0: under the same precision as every later frame
+            with _precision(self.predictor.device):
+                self._state = self.predictor.init_state(
+                    video_path="<in-memory>",
+                    offload_video_to_cpu=self.offload,
+                    offload_state_to_cpu=self.offload,
+                )
         finally:
             svp.load_video_frames = original
             self.init_seconds += time.perf_counter() - t0
