@@ -610,6 +610,7 @@ class EvaluateParams:
     max_new_tokens: int = 64
     do_sample: bool = False
     baselines: tuple[str, ...] = ("oracle", "random")
+    random_draws: int = 200  # random baseline runs behind random/expected|p95|below_policy/…; 0 = one draw
     min_parse_rate: float = 0.5  # predictions gate: share of parsable answers per policy
     seed: int = 0
     replicas: int = 1  # policy replicas generating in parallel (Ray actors, evaluate.ray); 1 = this process
@@ -621,6 +622,9 @@ class EvaluateParams:
         unknown = set(self.baselines) - {"oracle", "random"}
         _require(
             not unknown, "evaluate.baselines", f"has unknown baselines {sorted(unknown)}; use oracle/random"
+        )
+        _require(
+            self.random_draws >= 0, "evaluate.random_draws", "must be >= 0 (0 = the one seeded draw only)"
         )
         _require(0 <= self.min_parse_rate <= 1, "evaluate.min_parse_rate", "must be in [0, 1]")
         _require(self.batch_size >= 1, "evaluate.batch_size", "must be >= 1")
@@ -643,7 +647,9 @@ class RegistryParams:
     primary_metric: str = "m_vIoU"
     margin: float = 0.0  # challenger must beat the champion's primary metric by more than this
     tolerance: float = 0.02  # allowed regression on the other metrics
-    gate_metrics: tuple[str, ...] = ()  # metrics checked for regression; () = all the champion has
+    # metrics checked for regression; () = the champion's own scores (registry_gate.gated_by_default:
+    # not the baselines' oracle/…, random/…, not counts such as failures/…)
+    gate_metrics: tuple[str, ...] = ()
 
     def __post_init__(self) -> None:
         _require(self.margin >= 0 and self.tolerance >= 0, "registry.margin/tolerance", "must be >= 0")

@@ -2,8 +2,13 @@
 
 Rule (issue 6): the challenger must beat the champion on the primary metric by MORE than ``margin``
 and must not fall below the champion by more than ``tolerance`` on any other compared metric. The
-first model (no champion) is promoted. All metrics are higher-is-better (IoU-style benchmark scores);
-margin and tolerance are absolute differences in the metric's own units.
+first model (no champion) is promoted. Compared metrics are higher-is-better (IoU-style benchmark
+scores); margin and tolerance are absolute differences in the metric's own units.
+
+By default the regression check covers the policy's own scores only (``gated_by_default``): the
+baselines' numbers (``oracle/…``, ``random/…``) describe the benchmark and the prompted data, not the
+model, and move with a new data version; counts (``n``, ``failures/…``, ``…_frames``) are not
+higher-is-better, so a challenger that fails less would read as a regression.
 
 A metric the gate must compare but one side lacks is an error, not a silent pass: a missing number
 could hide a regression. ``compare`` narrows the regression check to chosen metrics (e.g. to ignore
@@ -86,6 +91,22 @@ class PromotionDecision:
         return "\n".join(lines)
 
 
+BASELINE_PREFIXES = ("oracle/", "random/")  # the evaluate stage's baselines
+COUNT_NAMES = ("n",)
+COUNT_PREFIXES = ("failures/",)
+COUNT_SUFFIXES = ("_frames",)
+
+
+def gated_by_default(name: str) -> bool:
+    """True for a metric the regression check compares when ``compare`` is empty: not a baseline's
+    number and not a count."""
+    return not (
+        name.startswith(BASELINE_PREFIXES + COUNT_PREFIXES)
+        or name in COUNT_NAMES
+        or name.endswith(COUNT_SUFFIXES)
+    )
+
+
 def decide_promotion(
     challenger: Mapping[str, float],
     champion: Mapping[str, float] | None,
@@ -94,7 +115,7 @@ def decide_promotion(
     tolerance: float,
     compare: Iterable[str] = (),
 ) -> PromotionDecision:
-    """Apply the gate; ``compare`` empty means every metric the champion has.
+    """Apply the gate; ``compare`` empty means every metric the champion has that ``gated_by_default``.
 
     Raises GateError when the primary metric or a compared metric is missing on either side, when a
     value is not a finite number, or when margin/tolerance are negative.
@@ -120,7 +141,7 @@ def decide_promotion(
             f"champion has no primary metric {primary!r} (has: {_names(champion)}); "
             "re-evaluate the champion or choose a registry.primary_metric both models have"
         )
-    wanted = list(compare) or list(champion)
+    wanted = list(compare) or [name for name in champion if gated_by_default(name)]
     for side, metrics in (("challenger", challenger), ("champion", champion)):
         missing = sorted(set(wanted) - set(metrics))
         if missing:

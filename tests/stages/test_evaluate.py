@@ -16,7 +16,14 @@ import pytest
 
 from stvg.config import Params, SyntheticParams, params_from_dict
 from stvg.data.synthetic import generate_benchmark
-from stvg.evaluation.evaluate import oracle_answers, random_answers, score_answers, summarise
+from stvg.evaluation.evaluate import (
+    oracle_answers,
+    random_answers,
+    random_draw_scores,
+    random_reference,
+    score_answers,
+    summarise,
+)
 from stvg.evaluation.metrics import get_protocol
 from stvg.prompting.maskdb import MaskDB, encode_mask, write_entry
 from stvg.prompting.sampling import plan_sampling
@@ -192,6 +199,43 @@ def test_random_baseline_is_seeded_and_below_oracle(labelled: dict) -> None:
         assert random["m_vIoU"] < oracle["m_vIoU"] and random["m_tIoU"] < oracle["m_tIoU"]
 
 
+def test_random_draws_are_reproducible_runs_of_the_random_baseline(labelled: dict) -> None:
+    params, db, samples = labelled["params"], labelled["db"], labelled["samples"]
+    protocol = get_protocol(params.evaluate.protocol)
+    draws = random_draw_scores(samples, db, protocol, seed=5, draws=40)
+    again = random_draw_scores(samples, db, protocol, seed=5, draws=40)
+    assert all(np.array_equal(draws[k], again[k]) for k in ("m_tIoU", "m_vIoU"))
+    assert draws["m_tIoU"].shape == (40,) and len(set(draws["m_tIoU"].round(9))) > 10  # independent runs
+    # each run is the one-draw baseline under a spawned seed, scored through the same path
+    third = np.random.SeedSequence(5).spawn(40)[2]
+    one = summarise(
+        score_answers("r", samples, random_answers(samples, db, third), db, protocol), protocol, False
+    )
+    assert draws["m_tIoU"][2] == pytest.approx(one["m_tIoU"]) and draws["m_vIoU"][2] == pytest.approx(
+        one["m_vIoU"]
+    )
+    labels = {
+        json.loads(x)["sample_id"]: json.loads(x)
+        for x in (labelled["root"] / "label" / "test.jsonl").read_text().splitlines()
+    }
+    oracle = summarise(
+        score_answers("o", samples, oracle_answers(samples, labels), db, protocol), protocol, False
+    )
+    ref = random_reference(draws, oracle)
+    assert ref["random/below_policy/m_vIoU"] == 1.0 and ref["random/below_policy/m_tIoU"] == 1.0
+    assert ref["random/expected/m_tIoU"] == pytest.approx(float(draws["m_tIoU"].mean()))
+    assert draws["m_tIoU"].min() <= ref["random/expected/m_tIoU"] <= ref["random/p95/m_tIoU"]
+    assert random_reference(draws, {"m_tIoU": -1.0, "m_vIoU": -1.0})["random/below_policy/m_tIoU"] == 0.0
+
+
+def test_random_reference_counts_a_tie_as_half() -> None:
+    values = {"m_tIoU": np.array([0.1, 0.2, 0.2, 0.3])}
+    ref = random_reference(values, {"m_tIoU": 0.2, "m_vIoU": 0.5})
+    assert ref["random/below_policy/m_tIoU"] == pytest.approx(0.5)  # one below, two ties
+    assert ref["random/expected/m_tIoU"] == pytest.approx(0.2)
+    assert not any("m_vIoU" in k for k in ref)  # no draws of it, nothing claimed
+
+
 @pytest.mark.slow
 def test_stage_end_to_end_with_the_tiny_policy(labelled: dict, tmp_path: Path) -> None:
     from stvg.training.policy import build_tiny_policy, save_policy
@@ -210,5 +254,8 @@ def test_stage_end_to_end_with_the_tiny_policy(labelled: dict, tmp_path: Path) -
     metrics = json.loads((out / "metrics.json").read_text())
     assert metrics["oracle/m_vIoU"] == pytest.approx(labelled["label"]["metrics"]["ceiling_m_vIoU"], abs=1e-9)
     assert 0.0 <= metrics["m_vIoU"] <= 1.0 and "repaired/m_vIoU" in metrics
+    for k in ("m_tIoU", "m_vIoU"):
+        assert 0.0 <= metrics[f"random/expected/{k}"] <= metrics[f"random/p95/{k}"] <= 1.0
+        assert 0.0 <= metrics[f"random/below_policy/{k}"] <= 1.0
     assert (out / "plots" / "viou_curve.png").stat().st_size > 1000
     assert summary["n_samples"] == 3

@@ -130,3 +130,30 @@ def test_decision_renders_table_markdown_and_json() -> None:
     assert payload["promote"] is False
     assert payload["regressions"] == ["m_tIoU"]
     assert payload["comparisons"][0]["name"] == "m_vIoU"
+
+
+def test_by_default_baselines_and_counts_are_not_compared() -> None:
+    evidence = {
+        "oracle/m_vIoU": 0.9,
+        "random/m_vIoU": 0.2,
+        "random/expected/m_tIoU": 0.15,
+        "n": 8.0,
+        "failures/unknown_id": 3.0,
+        "repaired/largest_frames": 40.0,
+    }
+    champion = CHAMPION | evidence
+    # a new benchmark draw lowers the baselines, and the challenger fails less: neither is a regression
+    fewer_failures = {k: 0.0 for k in evidence} | {"n": 10.0}
+    decision = decide_promotion(_with(m_vIoU=0.5) | fewer_failures, champion, "m_vIoU", 0.0, 0.02)
+    assert decision.promote, decision.reason
+    assert {c.name for c in decision.comparisons} == set(CHAMPION)
+    # a policy score under a group prefix is still compared
+    decision = decide_promotion(
+        _with(m_vIoU=0.5) | {"repaired/m_vIoU": 0.1}, CHAMPION | {"repaired/m_vIoU": 0.4}, "m_vIoU", 0.0, 0.02
+    )
+    assert decision.regressions == ("repaired/m_vIoU",)
+    # listed explicitly, a count is compared as asked
+    decision = decide_promotion(
+        _with(m_vIoU=0.5) | fewer_failures, champion, "m_vIoU", 0.0, 0.02, compare=["failures/unknown_id"]
+    )
+    assert decision.regressions == ("failures/unknown_id",)

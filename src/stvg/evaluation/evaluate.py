@@ -25,7 +25,10 @@ Frames past the end of the video hold no box (the official loop finds no mask fi
 
 Baselines: ``oracle`` answers each sample's voted label and its exact GT seconds (so its strict score
 equals the label stage's prompting ceiling, sample by sample); ``random`` answers a uniformly drawn
-instance ID of the video and a uniformly drawn span, seeded.
+instance ID of the video and a uniformly drawn span, seeded. One seeded draw over a small benchmark
+can be lucky (or unlucky), so ``random_reference`` also scores ``evaluate.random_draws`` independent
+draws and reports their distribution and the share of draws the policy scores above: "beats the random
+baseline" is then a statement about the baseline, not about one draw of it.
 """
 
 from __future__ import annotations
@@ -118,7 +121,9 @@ def oracle_answers(samples: Sequence[Sample], labels: Mapping[str, Mapping[str, 
     return out
 
 
-def random_answers(samples: Sequence[Sample], db: TrackSource, seed: int) -> list[str]:
+def random_answers(
+    samples: Sequence[Sample], db: TrackSource, seed: int | np.random.SeedSequence
+) -> list[str]:
     """A uniformly drawn instance of the video and a uniformly drawn span, reproducible by seed."""
     rng = np.random.default_rng(seed)
     out = []
@@ -129,6 +134,43 @@ def random_answers(samples: Sequence[Sample], db: TrackSource, seed: int) -> lis
             continue
         a, b = sorted(rng.uniform(0.0, s.duration_s, size=2))
         out.append(ORACLE_FORMAT.format(id=int(rng.choice(ids)), s=a, e=b).replace("oracle", "random"))
+    return out
+
+
+def random_draw_scores(
+    samples: Sequence[Sample],
+    db: TrackSource,
+    protocol: TubeProtocol,
+    seed: int,
+    draws: int,
+    parse: Callable[[str], ParsedAnswer] = parse_answer,
+) -> dict[str, np.ndarray]:
+    """Each headline metric over ``draws`` independent runs of the random baseline, one value per run.
+
+    The draws' seeds are spawned from ``seed`` (``numpy.random.SeedSequence``), so the distribution
+    is as reproducible as the one seeded draw; every run is scored through ``score_answers``, all
+    runs in one batch.
+    """
+    if draws < 1 or not samples:
+        return {k: np.zeros(0) for k in HEADLINE}
+    texts = [t for s in np.random.SeedSequence(seed).spawn(draws) for t in random_answers(samples, db, s)]
+    rows = score_answers("random", list(samples) * draws, texts, db, protocol, parse)
+    n = len(samples)
+    runs = [summarise(rows[i * n : (i + 1) * n], protocol, by_sentence_type=False) for i in range(draws)]
+    return {k: np.array([r[k] for r in runs], dtype=np.float64) for k in HEADLINE}
+
+
+def random_reference(draw_scores: Mapping[str, np.ndarray], policy: Mapping[str, float]) -> dict[str, float]:
+    """``random/expected/<m>`` (the mean over draws), ``random/p95/<m>``, and ``random/below_policy/<m>``:
+    the share of draws scoring below the policy (a tie counts half), for each headline metric."""
+    out: dict[str, float] = {}
+    for k, values in draw_scores.items():
+        if not len(values) or k not in policy:
+            continue
+        out[f"random/expected/{k}"] = float(values.mean())
+        out[f"random/p95/{k}"] = float(np.quantile(values, 0.95))
+        below = np.mean(values < policy[k]) + 0.5 * np.mean(values == policy[k])
+        out[f"random/below_policy/{k}"] = float(below)
     return out
 
 
@@ -159,11 +201,10 @@ def score_answers(
     parsed_all, in_video_all, counts_all = [], [], []
     strict_items: list[TubeInput] = []
     repaired_items: list[TubeInput] = []
+    videos: dict[str, tuple[dict[int, dict[int, Box]], list[int]]] = {}
     for sample, text in zip(samples, texts, strict=True):
         parsed = parse(text)
-        has = db.has(sample.video_id)
-        tracks = _protocol_tracks(db.boxes_by_frame(sample.video_id), protocol) if has else {}
-        tracked = tracked_grid(db.summary(sample.video_id), tracks) if has else []
+        tracks, tracked = _video_tracks(db, sample.video_id, protocol, videos)
         span = (parsed.start_s, parsed.end_s) if parsed.ok else None
         in_video = bool(parsed.ok and any(parsed.target_id in objs for objs in tracks.values()))
         item = tube_input(sample, span, {}, protocol)
@@ -241,6 +282,23 @@ def summarise(
     for kind in FAILURE_KINDS:
         out[f"failures/{kind}"] = float(sum(a.failure == kind for a in answers))
     return out
+
+
+def _video_tracks(
+    db: TrackSource,
+    video_id: str,
+    protocol: TubeProtocol,
+    memo: dict[str, tuple[dict[int, dict[int, Box]], list[int]]],
+) -> tuple[dict[int, dict[int, Box]], list[int]]:
+    """The video's tracks as ``protocol`` reads them and its tracked frames (empty when not prompted),
+    read once per video and call (a benchmark asks several questions of one video)."""
+    if video_id not in memo:
+        if db.has(video_id):
+            tracks = _protocol_tracks(db.boxes_by_frame(video_id), protocol)
+            memo[video_id] = (tracks, tracked_grid(db.summary(video_id), tracks))
+        else:
+            memo[video_id] = ({}, [])
+    return memo[video_id]
 
 
 def _protocol_tracks(

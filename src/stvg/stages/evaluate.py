@@ -9,7 +9,9 @@ Outputs (atomically, in ``--out``):
   not parse, strict and repaired scores, the frames each ID-repair fallback filled;
 - ``metrics.json`` — DVC metrics: the trained policy's strict headline (``m_tIoU``, ``m_vIoU``,
   ``vIoU@R``), ``repaired/...``, ``parse_rate``, and the baselines as ``oracle/...``, ``random/...``
-  (VidSTG adds ``declarative/...`` and ``interrogative/...``);
+  (VidSTG adds ``declarative/...`` and ``interrogative/...``), with the random baseline's distribution
+  over ``evaluate.random_draws`` runs: ``random/expected/...``, ``random/p95/...`` and
+  ``random/below_policy/...`` (the share of runs the policy beats);
 - ``plots/tiou_hist.png``, ``plots/viou_curve.png``; ``summary.json``.
 
 The predictions are checked by the flow's gate (``checks.predictions``) before any promotion.
@@ -26,7 +28,15 @@ from pathlib import Path
 from typing import Any
 
 from stvg.config import Params, load_params
-from stvg.evaluation.evaluate import ScoredAnswer, oracle_answers, random_answers, score_answers, summarise
+from stvg.evaluation.evaluate import (
+    ScoredAnswer,
+    oracle_answers,
+    random_answers,
+    random_draw_scores,
+    random_reference,
+    score_answers,
+    summarise,
+)
 from stvg.evaluation.metrics import get_protocol
 from stvg.evaluation.plots import write_plots
 from stvg.io import atomic_dir, read_jsonl, write_json_atomic, write_jsonl_atomic
@@ -135,6 +145,9 @@ def run(
     for name, rows in scored.items():
         prefix = "" if name == POLICY else f"{name}/"
         metrics.update({f"{prefix}{k}": v for k, v in summarise(rows, protocol, by_type).items()})
+    if "random" in e.baselines and e.random_draws > 0:
+        draws = random_draw_scores(samples, db, protocol, e.seed, e.random_draws, parse)
+        metrics.update(random_reference(draws, metrics))
     records = [a.to_record() for rows in scored.values() for a in rows]
     summary = {
         "protocol": protocol.name,
@@ -193,7 +206,12 @@ def main(argv: list[str] | None = None) -> int:
         name: {k: round(m.get(f"{p}{k}", 0.0), 4) for k in keys}
         for name, p in (("policy", ""), ("oracle", "oracle/"), ("random", "random/"))
     }
-    print(json.dumps({"evaluate": table, "parse_rate": m.get("parse_rate", 0.0)}))
+    spread = {
+        k: {stat: round(m[f"random/{stat}/{k}"], 4) for stat in ("expected", "p95", "below_policy")}
+        for k in ("m_tIoU", "m_vIoU")
+        if f"random/expected/{k}" in m
+    }
+    print(json.dumps({"evaluate": table, "random_draws": spread, "parse_rate": m.get("parse_rate", 0.0)}))
     return 0
 
 
