@@ -76,8 +76,13 @@ def embedded_default(artifacts: Path) -> None:
                 if tiou
                 else None,
                 **{f"policy/{m}": metrics.get(m) for m in ("m_tIoU", "m_vIoU", "parse_rate")},
-                **{f"random/{m}": metrics.get(f"random/{m}") for m in ("m_tIoU", "m_vIoU")},
-                "beats_random_m_tIoU": metrics.get("m_tIoU", 0.0) > metrics.get("random/m_tIoU", 1.0),
+                **{
+                    f"random/{stat}{m}": metrics.get(f"random/{stat}{m}")
+                    for stat in ("", "expected/", "p95/", "below_policy/")
+                    for m in ("m_tIoU", "m_vIoU")
+                },
+                "beats_random_seeded_draw_m_tIoU": metrics.get("m_tIoU", 0.0)
+                > metrics.get("random/m_tIoU", 1.0),
             }
         )
     )
