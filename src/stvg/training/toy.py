@@ -87,10 +87,13 @@ def warmup_item(rng: np.random.Generator) -> WarmupItem:
 
 @dataclass(frozen=True)
 class ToyRun:
-    """Mean ID reward per GRPO step of one toy run, and how long it took."""
+    """Mean ID reward per GRPO step of one toy run (sampled answers), the trained policy's greedy ID
+    accuracy on held-out toy videos, and how long it took."""
 
     rewards: list[float]
     seconds: float
+    greedy_accuracy: float = float("nan")
+    greedy_by_colour: tuple[float, ...] = ()  # the same per colour (``COLOURS`` order)
 
     def mean(self, start: int, stop: int | None = None) -> float:
         """Mean ID reward over steps ``start:stop`` (Python slice semantics)."""
@@ -133,6 +136,7 @@ def train(
     beta: float = 0.04,
     temperature: float = 0.7,
     seed: int = 0,
+    held_out_per_colour: int = 16,
 ) -> ToyRun:
     """GRPO on the toy task with the format and ID rewards; the ID reward curve.
 
@@ -141,7 +145,8 @@ def train(
     to one answer before the frames are read. In the ablation (``video_in_loss=False``, TRL's stock
     behaviour) generation sees the frames and every log-prob pass (reference and loss) does not. Sampling at ``temperature`` 0.7 keeps the
     answers well formed while the IDs, near-uniform after the warm-up, still vary within each group. No
-    checkpoints are written.
+    checkpoints are kept; the trained policy then answers ``held_out_per_colour`` unseen videos of each
+    colour greedily (``ToyRun.greedy_accuracy``).
     """
     import tempfile
     import time
@@ -186,6 +191,24 @@ def train(
             video_in_loss=video_in_loss,
         )
         trainer.train()
+        save_policy(trainer.model, processor, f"{tmp}/trained", QUESTION_TEMPLATE)
+        hits = greedy_hits(f"{tmp}/trained", held_out_per_colour)
     key = "rewards/object_reward/mean"
     rewards = [h[key] for h in trainer.state.log_history if key in h]
-    return ToyRun(rewards, time.perf_counter() - t0)
+    by_colour = tuple(float(np.mean(hits[k :: len(COLOURS)])) for k in range(len(COLOURS)))
+    return ToyRun(rewards, time.perf_counter() - t0, float(np.mean(hits)), by_colour)
+
+
+HELD_OUT_OFFSET = 1_000_000  # toy video numbers from here on are never trained on
+
+
+def greedy_hits(policy_dir: str, n_per_colour: int) -> list[bool]:
+    """For ``n_per_colour`` held-out toy videos of each colour (interleaved, as ``rows``), whether the
+    greedy answer names the colour's ID: what the policy learnt, without the training reward's sampling."""
+    from stvg.training.answer import parse_answer
+    from stvg.training.inference import Answerer
+
+    held_out = rows(n_per_colour, offset=HELD_OUT_OFFSET)
+    items = [{"video": frames_of(r["video_id"])[0], "sampling": sampling(), "query": QUERY} for r in held_out]
+    texts = Answerer(policy_dir, "cpu").answer(items, batch_size=16, max_new_tokens=40, progress=False)
+    return [parse_answer(t).target_id == r["target_id"] for t, r in zip(texts, held_out, strict=True)]
