@@ -49,6 +49,8 @@ def toy_results(steps: int, seed: int) -> None:
 
 
 def embedded_default(artifacts: Path) -> None:
+    from stvg.evaluation.evaluate import HEADLINE, RANDOM_STATS
+
     metrics_path, history_path = (
         artifacts / "evaluate" / "metrics.json",
         artifacts / "train" / "log_history.json",
@@ -81,8 +83,8 @@ def embedded_default(artifacts: Path) -> None:
                 **{f"policy/{m}": metrics.get(m) for m in ("m_tIoU", "m_vIoU", "parse_rate")},
                 **{
                     f"random/{stat}{m}": metrics.get(f"random/{stat}{m}")
-                    for stat in ("", "expected/", "p95/", "below_policy/")
-                    for m in ("m_tIoU", "m_vIoU")
+                    for stat in ("", *(f"{s}/" for s in RANDOM_STATS))
+                    for m in HEADLINE
                 },
                 "beats_random_seeded_draw_m_tIoU": metrics.get("m_tIoU", 0.0)
                 > metrics.get("random/m_tIoU", 1.0),

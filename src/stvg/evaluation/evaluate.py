@@ -55,6 +55,8 @@ from stvg.tubes import fill_untracked, protocol_boxes, tracked_grid
 
 ORACLE_FORMAT = "<think>oracle</think><answer>Target ID: {id}, Time range: {s:.6f} to {e:.6f}</answer>"
 HEADLINE = ("m_tIoU", "m_vIoU")
+# what ``random_reference`` reports of the random baseline's runs, as ``random/<stat>/<headline metric>``
+RANDOM_STATS = ("expected", "p95", "below_policy")
 # why an answer scored 0: nothing answered, not parsable, a reversed span, a zero-length union, or an
 # ID the video does not have (strict vIoU 0; its tIoU still counts)
 FAILURE_KINDS = ("no_answer", "unparsable", "reversed", "empty_union", "unknown_id")
@@ -167,10 +169,12 @@ def random_reference(draw_scores: Mapping[str, np.ndarray], policy: Mapping[str,
     for k, values in draw_scores.items():
         if not len(values) or k not in policy:
             continue
-        out[f"random/expected/{k}"] = float(values.mean())
-        out[f"random/p95/{k}"] = float(np.quantile(values, 0.95))
-        below = np.mean(values < policy[k]) + 0.5 * np.mean(values == policy[k])
-        out[f"random/below_policy/{k}"] = float(below)
+        stats = {
+            "expected": values.mean(),
+            "p95": np.quantile(values, 0.95),
+            "below_policy": np.mean(values < policy[k]) + 0.5 * np.mean(values == policy[k]),
+        }
+        out.update({f"random/{stat}/{k}": float(stats[stat]) for stat in RANDOM_STATS})
     return out
 
 

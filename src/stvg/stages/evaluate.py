@@ -29,6 +29,8 @@ from typing import Any
 
 from stvg.config import Params, load_params
 from stvg.evaluation.evaluate import (
+    HEADLINE,
+    RANDOM_STATS,
     ScoredAnswer,
     oracle_answers,
     random_answers,
@@ -207,8 +209,8 @@ def main(argv: list[str] | None = None) -> int:
         for name, p in (("policy", ""), ("oracle", "oracle/"), ("random", "random/"))
     }
     spread = {
-        k: {stat: round(m[f"random/{stat}/{k}"], 4) for stat in ("expected", "p95", "below_policy")}
-        for k in ("m_tIoU", "m_vIoU")
+        k: {stat: round(m[f"random/{stat}/{k}"], 4) for stat in RANDOM_STATS}
+        for k in HEADLINE
         if f"random/expected/{k}" in m
     }
     print(json.dumps({"evaluate": table, "random_draws": spread, "parse_rate": m.get("parse_rate", 0.0)}))
