@@ -38,7 +38,7 @@ def toy_results(steps: int, seed: int) -> None:
                     "chance": 1 / len(toy.COLOURS),
                     "warmup_parse_rate": parse_rate,
                     "first_10_steps": round(run.mean(0, 10), 3),
-                    "best_10_steps": round(max(run.mean(i, i + 10) for i in range(0, steps - 9, 10)), 3),
+                    "best_10_steps": round(max(run.windows(10)), 3),
                     "last_30_steps": round(run.mean(-30), 3),
                     "curve_by_tenth": [round(run.mean(i, i + tenth), 3) for i in range(0, steps, tenth)],
                     "greedy_accuracy_held_out": round(run.greedy_accuracy, 3),

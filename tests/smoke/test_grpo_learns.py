@@ -1,8 +1,8 @@
 """GRPO learns through the video: on the toy task (``training.toy``: a clip's colour names the target ID,
 the question is the same for every clip, chance 0.25) the tiny policy's mean ID reward rises from chance
-to >= 0.8 within 200 steps and its greedy answers name every colour's ID on held-out videos, while with
-the video withheld from every log-prob pass (TRL's stock behaviour) it stays at chance, so the gradient
-reaches the answer through the frames. One format warm-up (random IDs) serves both runs, which train
+within 200 steps and its greedy answers name the ID of at least three of the four colours on held-out
+videos, while with the video withheld from every log-prob pass (TRL's stock behaviour) it stays at
+chance, so the gradient reaches the answer through the frames. One format warm-up (random IDs) serves both runs, which train
 side by side (``toy.train_pair``).
 
 Measured on 12 seeds (``README.md``, "GRPO learns through the video"; 200 steps, 8 prompts x 8
@@ -26,10 +26,6 @@ CHANCE = 1 / len(toy.COLOURS)
 BEST_WINDOW, LAST_30, GREEDY = 0.65, 0.55, 0.7
 
 
-def _windows(run: toy.ToyRun, size: int = 10) -> list[float]:
-    return [run.mean(i, i + size) for i in range(0, len(run.rewards) - size + 1, size)]
-
-
 @pytest.fixture(scope="module")
 def pair() -> tuple[toy.ToyRun, toy.ToyRun]:
     parse_rate, with_video, without_video = toy.train_pair(seed=0, steps=STEPS)
@@ -41,8 +37,8 @@ def test_the_id_reward_rises_from_chance_through_the_video(pair) -> None:
     run = pair[0]
     assert len(run.rewards) == STEPS
     assert run.mean(0, 10) < CHANCE + 0.15, f"not starting from chance: {run.rewards[:10]}"
-    assert max(_windows(run)) >= BEST_WINDOW, f"did not learn the colour -> ID rule: {_windows(run)}"
-    assert run.mean(-30) >= LAST_30, f"did not keep it: {_windows(run)}"
+    assert max(run.windows()) >= BEST_WINDOW, f"did not learn the colour -> ID rule: {run.windows()}"
+    assert run.mean(-30) >= LAST_30, f"did not keep it: {run.windows()}"
     # greedy answers on 64 unseen videos (an answer that does not depend on the colour names one
     # colour right: 0.25)
     assert run.greedy_accuracy >= GREEDY, f"held-out greedy accuracy by colour: {run.greedy_by_colour}"
@@ -51,6 +47,6 @@ def test_the_id_reward_rises_from_chance_through_the_video(pair) -> None:
 def test_without_the_video_in_the_loss_it_stays_at_chance(pair) -> None:
     run = pair[1]
     assert len(run.rewards) == STEPS
-    assert max(_windows(run)) < CHANCE + 0.15, f"rose without the video in the loss: {_windows(run)}"
+    assert max(run.windows()) < CHANCE + 0.15, f"rose without the video in the loss: {run.windows()}"
     assert run.mean(-30) < CHANCE + 0.1
     assert run.greedy_accuracy <= 0.5, f"held-out greedy accuracy by colour: {run.greedy_by_colour}"

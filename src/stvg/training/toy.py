@@ -102,6 +102,10 @@ class ToyRun:
         """Mean ID reward over steps ``start:stop`` (Python slice semantics)."""
         return float(np.mean(self.rewards[start:stop]))
 
+    def windows(self, size: int = 10) -> list[float]:
+        """Mean ID reward over consecutive ``size``-step windows (a last partial window is left out)."""
+        return [self.mean(i, i + size) for i in range(0, len(self.rewards) - size + 1, size)]
+
 
 def warmed_policy(seed: int = 0, steps: int = 100, threads: int = 1) -> tuple[Any, Any, float]:
     """The tiny policy taught the answer format on toy videos with random IDs; (model, processor, greedy
