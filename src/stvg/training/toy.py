@@ -16,6 +16,7 @@ by side in two processes.
 
 from __future__ import annotations
 
+import os
 import zlib
 from dataclasses import dataclass
 from pathlib import Path
@@ -236,13 +237,32 @@ def train_pair(seed: int = 0, steps: int = 200, **kwargs: Any) -> tuple[float, T
         save_policy(model, processor, tmp)
         del model
         spawn = multiprocessing.get_context("spawn")  # a fresh interpreter: no forked torch state
-        with ProcessPoolExecutor(max_workers=2, mp_context=spawn) as pool:
+        parent = os.getpid()
+        with ProcessPoolExecutor(
+            max_workers=2, mp_context=spawn, initializer=die_with_parent, initargs=(parent,)
+        ) as pool:
             runs = [
                 pool.submit(train, tmp, steps=steps, video_in_loss=flag, seed=seed, **kwargs)
                 for flag in (True, False)
             ]
             with_video, without_video = (r.result() for r in runs)
     return parse_rate, with_video, without_video
+
+
+def die_with_parent(parent: int) -> None:
+    """Worker initialiser: end this process when ``parent`` dies (Linux ``PR_SET_PDEATHSIG``), so a run
+    killed mid-pair leaves no orchestrated training behind; elsewhere a no-op (the worker then ends on
+    its broken pipe after its run)."""
+    import ctypes
+    import signal
+    import sys
+
+    if not sys.platform.startswith("linux"):
+        return
+    pr_set_pdeathsig = 1
+    ctypes.CDLL(None, use_errno=True).prctl(pr_set_pdeathsig, signal.SIGTERM)
+    if os.getppid() != parent:  # the parent died before the signal was armed
+        os._exit(1)
 
 
 HELD_OUT_OFFSET = 1_000_000  # toy video numbers from here on are never trained on
