@@ -8,7 +8,8 @@
 #
 # Every measurement is printed as one JSON line and all of them are written to one JSON file (default
 # gpu_report.json). A step that fails or runs past its time limit is recorded as such and the report
-# goes on. Python: $PYTHON, with the project installed (README "GPU host"); default: the checkout's .venv
+# goes on; a step's measurements printed before it stopped are kept. The 8 minutes are one budget: a
+# step may use what the steps before it left, while the later steps keep their reserve. Python: $PYTHON, with the project installed (README "GPU host"); default: the checkout's .venv
 # (what `make run` or bootstrap made), else python3.
 set -uo pipefail
 
@@ -27,6 +28,7 @@ while [ $# -gt 0 ]; do
   esac
   shift
 done
+case "$OUT" in /*) ;; *) OUT="$PWD/$OUT" ;; esac   # relative to where the user ran it, not the checkout
 cd "$ROOT"
 export PYTHONPATH="$ROOT/src:$ROOT${PYTHONPATH:+:$PYTHONPATH}"
 export STVG_ROOT="$ROOT"
@@ -41,12 +43,16 @@ run() {
   timeout --kill-after=10 "$limit" "$@" 2>&1 | tee "$LINES.$name"
   rc=${PIPESTATUS[0]}
   end=$(date +%s)
-  grep -E '^\{.*\}$' "$LINES.$name" >> "$LINES"
+  # the measurements' JSON objects (double-quoted keys), not a Trainer's printed dicts
+  grep -E '^\{"[^"]+": .*\}$' "$LINES.$name" >> "$LINES"
   local status=ok
   [ "$rc" -ne 0 ] && status=failed
-  [ "$rc" -eq 124 ] && status=timed_out
-  printf '{"bench": "gpu_report/step", "step": "%s", "status": "%s", "rc": %d, "seconds": %d}\n' \
-    "$name" "$status" "$rc" "$((end - start))" | tee -a "$LINES"
+  # 124: stopped at the limit; 137: it ignored the TERM and was killed 10 s later
+  if [ "$rc" -eq 124 ] || { [ "$rc" -eq 137 ] && [ "$((end - start))" -ge "$limit" ]; }; then
+    status=timed_out
+  fi
+  printf '{"bench": "gpu_report/step", "step": "%s", "status": "%s", "rc": %d, "seconds": %d, "limit_s": %d}\n' \
+    "$name" "$status" "$rc" "$((end - start))" "$limit" | tee -a "$LINES"
 }
 
 if [ "$DRY" -eq 1 ]; then
@@ -56,15 +62,27 @@ if [ "$DRY" -eq 1 ]; then
   run gpu_prompt 600 "$PY" benchmarks/gpu_prompt.py --dry-run
   run gpu_grpo_step 600 "$PY" benchmarks/gpu_grpo_step.py --tiny --steps 2
 else
-  run gpu_tests 180 "$PY" -m pytest -q -m gpu tests/gpu -p no:cacheprovider --junitxml="$LINES.junit.xml"
-  run gpu_prompt 150 "$PY" benchmarks/gpu_prompt.py
-  run gpu_grpo_step 150 "$PY" benchmarks/gpu_grpo_step.py --steps 2
+  BUDGET=480 PROMPT_RESERVE=150 GRPO_RESERVE=150   # seconds: the whole report, and what each later step keeps
+  began=$(date +%s)
+  left() {   # seconds of the budget left once a reserve is kept (at least 30: `timeout 0` never stops)
+    local n=$((BUDGET - ($(date +%s) - began) - $1))
+    echo $((n < 30 ? 30 : n))
+  }
+  run gpu_tests "$(left $((PROMPT_RESERVE + GRPO_RESERVE)))" \
+    "$PY" -m pytest -q -m gpu tests/gpu -p no:cacheprovider --junitxml="$LINES.junit.xml"
+  run gpu_prompt "$(left "$GRPO_RESERVE")" "$PY" benchmarks/gpu_prompt.py
+  run gpu_grpo_step "$(left 0)" "$PY" benchmarks/gpu_grpo_step.py --steps 2
 fi
 
 "$PY" - "$LINES" "$LINES.junit.xml" "$OUT" "$DRY" <<'EOF'
 import json, platform, sys, xml.etree.ElementTree as ET
 lines, junit, out, dry = sys.argv[1], sys.argv[2], sys.argv[3], sys.argv[4] == "1"
-records = [json.loads(line) for line in open(lines) if line.strip()]
+records = []
+for line in open(lines):
+    try:  # a line the filter let through that is not JSON is dropped, never the whole report
+        records.append(json.loads(line))
+    except ValueError:
+        print(f"gpu_report: skipped a line that is not JSON: {line.strip()[:120]}", file=sys.stderr)
 tests = {"tests": 0, "failures": 0, "errors": 0, "skipped": 0}
 try:
     suite = ET.parse(junit).getroot()
