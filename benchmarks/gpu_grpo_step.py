@@ -136,16 +136,17 @@ def main() -> None:
     parser.add_argument("--gradient-checkpointing", action=argparse.BooleanOptionalAction, default=True)
     args = parser.parse_args()
 
+    from stvg.env import configure_environment
+
+    configure_environment()  # before torch, trl and the hub client read their environment at import
     import torch
     from trl import GRPOConfig
 
     from stvg.config import TinyModelParams
-    from stvg.env import configure_environment
     from stvg.training.grpo import build_trainer, video_dataset
     from stvg.training.policy import build_tiny_policy
     from stvg.training.rewards import build_reward_funcs
 
-    configure_environment()
     cuda = torch.cuda.is_available() and not args.tiny
     if not args.tiny and not cuda:
         raise SystemExit("gpu_grpo_step: no CUDA device; run with --tiny for the CPU dry run")

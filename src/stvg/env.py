@@ -48,6 +48,7 @@ def project_env(root: Path) -> dict[str, str]:
         "YOLO_AUTOINSTALL": "false",
         "YOLO_CONFIG_DIR": str(cache / "ultralytics"),
         "MPLCONFIGDIR": str(cache / "matplotlib"),
+        "TRITON_CACHE_DIR": str(cache / "triton"),  # TRL's CUDA loss kernels, compiled at the first step
         "MLFLOW_DISABLE_TELEMETRY": "true",
         "DO_NOT_TRACK": "1",
         "PREFECT_HOME": str(root / ".prefect"),

@@ -100,3 +100,31 @@ def sam2_hole_filling(device: str) -> str:
     if not sam2_extension_built():
         return "off: sam2._C is not built (reinstall sam2 with SAM2_BUILD_CUDA=1 and nvcc)"
     return "on"
+
+
+def triton_c_compiler() -> str | None:
+    """The C compiler Triton builds its kernel launchers with, as Triton looks for it ($CC, else gcc,
+    else clang on PATH), or None."""
+    import os
+    import shutil
+
+    return os.environ.get("CC") or shutil.which("gcc") or shutil.which("clang")
+
+
+def require_triton_compiler(device: str) -> None:
+    """Fail before any model loads where TRL's CUDA loss kernels cannot be built.
+
+    On CUDA with Triton installed, TRL compiles Triton kernels for the GRPO log-probabilities at the
+    first training step, and Triton needs a C compiler for that; minimal CUDA runtime images have none.
+    Without this check the run would load the model and generate before failing.
+    """
+    import importlib.util
+
+    if device_kind(device) != "cuda" or importlib.util.find_spec("triton") is None:
+        return
+    if triton_c_compiler() is None:
+        raise RuntimeError(
+            "GRPO on CUDA: TRL compiles Triton kernels for its loss at the first step and Triton needs a "
+            "C compiler, but none was found ($CC unset, no gcc or clang on PATH); install one "
+            "(e.g. apt-get install gcc) or set CC to its path"
+        )

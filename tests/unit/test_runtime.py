@@ -3,6 +3,8 @@ key), the device kind in the prompt stage's entry key, and SAM2's hole-filling r
 
 from __future__ import annotations
 
+from pathlib import Path
+
 import pytest
 
 from stvg import runtime
@@ -101,3 +103,26 @@ def test_stages_refuse_cuda_without_a_gpu_in_one_line(stage, no_cuda, tmp_path, 
     err = capsys.readouterr().err
     assert code in (1, 2) and f"{stage}.device: cuda" in err and "Traceback" not in err
     assert not (tmp_path / "o").exists()
+
+
+def test_grpo_on_cuda_without_a_c_compiler_fails_before_any_model_loads(
+    monkeypatch: pytest.MonkeyPatch, tmp_path: Path
+) -> None:
+    import importlib.util
+
+    if importlib.util.find_spec("triton") is None:
+        pytest.skip("no triton here: TRL's CUDA loss kernels are not built on such a host")
+    monkeypatch.delenv("CC", raising=False)
+    monkeypatch.setenv("PATH", str(tmp_path))  # no gcc, no clang
+    assert runtime.triton_c_compiler() is None
+    with pytest.raises(RuntimeError, match=r"C compiler.*apt-get install gcc.*CC"):
+        runtime.require_triton_compiler("cuda:0")
+    runtime.require_triton_compiler("cpu")  # the CPU path compiles nothing
+
+    gcc = tmp_path / "gcc"
+    gcc.write_text("#!/bin/sh\n")
+    gcc.chmod(0o755)
+    assert runtime.triton_c_compiler() == str(gcc)  # found on PATH as Triton finds it
+    runtime.require_triton_compiler("cuda")
+    monkeypatch.setenv("CC", "/opt/cc")
+    assert runtime.triton_c_compiler() == "/opt/cc"  # $CC first, as in Triton

@@ -38,6 +38,42 @@ def test_errors_are_classified(error: BaseException, kind: str) -> None:
     assert classify(error) == kind
 
 
+# torch's footers on CUDA errors (c10/cuda: CUDA_KERNEL_ASSERT hints; builds with and without DSA)
+CUDA_FOOTERS = (
+    (
+        "CUDA kernel errors might be asynchronously reported at some other API call, so the stacktrace "
+        "below might be incorrect.\nFor debugging consider passing CUDA_LAUNCH_BLOCKING=1\n"
+        "Compile with `TORCH_USE_CUDA_DSA` to enable device-side assertions.\n"
+    ),
+    (
+        "Search for `cudaErrorMemoryAllocation' in https://docs.nvidia.com/cuda/cuda-runtime-api/group__"
+        "CUDART__TYPES.html for more information.\nDevice-side assertions were explicitly omitted for this "
+        "error check; the error probably arose while initializing the DSA handlers."
+    ),
+)
+
+
+@pytest.mark.parametrize("footer", CUDA_FOOTERS)
+@pytest.mark.parametrize(
+    ("first_line", "kind"),
+    [
+        ("CUDA error: out of memory", "oom"),
+        ("CUDA error: CUBLAS_STATUS_ALLOC_FAILED when calling `cublasCreate(handle)`", "oom"),
+        ("CUDA error: too many resources requested for launch", ""),
+        ("CUDA error: an illegal memory access was encountered", "sticky"),
+        ("CUDA error: device-side assert triggered", "sticky"),
+    ],
+)
+def test_torchs_footer_on_cuda_errors_does_not_decide_the_kind(
+    footer: str, first_line: str, kind: str
+) -> None:
+    assert classify(RuntimeError(f"{first_line}\n{footer}")) == kind
+
+
+def test_an_allocator_out_of_memory_is_recoverable_whatever_its_message_says() -> None:
+    assert classify(OutOfMemoryError("CUDA out of memory.\nCompile with `TORCH_USE_CUDA_DSA` ...")) == "oom"
+
+
 def test_out_of_memory_is_retried_with_half_the_window_and_offload() -> None:
     seen: list[tuple[int, bool]] = []
 

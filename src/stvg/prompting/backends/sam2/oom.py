@@ -44,11 +44,19 @@ class DeviceFailure(RuntimeError):
 
 
 def classify(exc: BaseException) -> str:
-    """``"oom"``, ``"sticky"`` or ``""`` (any other error) for an exception raised on the SAM2 path."""
-    text = f"{type(exc).__name__}: {exc}".lower()
+    """``"oom"``, ``"sticky"`` or ``""`` (any other error) for an exception raised on the SAM2 path.
+
+    Only the message's first line names the error: torch appends a fixed footer to every CUDA error
+    ("... to enable device-side assertions", "Device-side assertions were explicitly omitted ..."),
+    which would read as a device-side assert and make a recoverable error look sticky.
+    """
+    if type(exc).__name__ == "OutOfMemoryError":  # torch's allocator: always recoverable
+        return "oom"
+    lines = [line for line in str(exc).splitlines() if line.strip()]
+    text = f"{type(exc).__name__}: {lines[0] if lines else ''}".lower()
     if any(m in text for m in STICKY_MARKERS):
         return "sticky"
-    if type(exc).__name__ == "OutOfMemoryError" or any(m in text for m in OOM_MARKERS):
+    if any(m in text for m in OOM_MARKERS):
         return "oom"
     return ""
 

@@ -95,6 +95,14 @@ def _precision(device: Any) -> Any:
     return contextlib.nullcontext()
 
 
+def _wait_for_device(device: Any) -> None:
+    """Wait for the GPU's queued work, so a clock read after it counts that work (CUDA runs async)."""
+    import torch
+
+    if torch.device(device).type == "cuda":
+        torch.cuda.synchronize(device)
+
+
 class Sam2Session:
     """``Session`` over SAM2's video predictor; frame indices are global positions."""
 
@@ -131,6 +139,7 @@ class Sam2Session:
                     offload_video_to_cpu=self.offload,
                     offload_state_to_cpu=self.offload,
                 )
+            _wait_for_device(self.predictor.device)  # init_state only queues frame 0's encoding
         finally:
             svp.load_video_frames = original
             self.init_seconds += time.perf_counter() - t0
