@@ -1,7 +1,8 @@
 """GPU out-of-memory during SAM2 prompting: retried with state offload and a halved window, recorded in
 the video's summary (``sam2.oom_retries``, ``sam2.window``), and the GPU usable afterwards. Once injected (any device), once real: the caching
 allocator capped (``torch.cuda.set_per_process_memory_fraction``) between what a small window and a
-large window without offload need, so only the large one fails."""
+large window without offload reserve (the cap limits reserved, not allocated, memory), so only the
+large one fails."""
 
 from __future__ import annotations
 
@@ -77,15 +78,15 @@ def test_real_cuda_oom_under_a_memory_cap_is_retried_and_leaves_the_gpu_usable(
     scene = Scene(clip_frames, 120, 160, fps=10.0)
     size, small, large = 1024, 4, 32
 
-    def peak_allocated(window: int) -> int:
+    def peak_reserved(window: int) -> int:  # the memory fraction caps what the allocator reserves
         torch.cuda.synchronize()
         torch.cuda.empty_cache()
         torch.cuda.reset_peak_memory_stats()
         _prompt(scene, _params(size, window, offload=False), "cuda")
         torch.cuda.synchronize()
-        return torch.cuda.max_memory_allocated()
+        return torch.cuda.max_memory_reserved()
 
-    need_small, need_large = peak_allocated(small), peak_allocated(large)
+    need_small, need_large = peak_reserved(small), peak_reserved(large)
     # without offload every frame of a window sits on the GPU (12 MiB per 1024-px frame, plus its state)
     assert need_large - need_small > (large - small) * 8 * 2**20, (need_small, need_large)
     total = torch.cuda.get_device_properties(0).total_memory
