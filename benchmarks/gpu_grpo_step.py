@@ -144,7 +144,7 @@ def main() -> None:
 
     from stvg.config import TinyModelParams
     from stvg.training.grpo import build_trainer, video_dataset
-    from stvg.training.policy import build_tiny_policy
+    from stvg.training.policy import build_tiny_policy, disable_kv_cache
     from stvg.training.rewards import build_reward_funcs
 
     cuda = torch.cuda.is_available() and not args.tiny
@@ -158,7 +158,7 @@ def main() -> None:
     tiny_model, processor = build_tiny_policy(TinyModelParams())
     model = tiny_model if args.tiny else build_7b(processor, device)
     if args.gradient_checkpointing:
-        model.config.use_cache = False
+        disable_kv_cache(model)
 
     n_frames = args.frames
     sampling = {

@@ -16,6 +16,7 @@ from __future__ import annotations
 
 import functools
 import re
+from pathlib import Path
 from typing import Any
 
 DEVICE_CHOICES = "auto | cpu | cuda | cuda:N"
@@ -111,20 +112,34 @@ def triton_c_compiler() -> str | None:
     return os.environ.get("CC") or shutil.which("gcc") or shutil.which("clang")
 
 
+def python_headers() -> Path:
+    """Where Triton looks for ``Python.h`` (its launcher is a C extension of this interpreter)."""
+    import sysconfig
+
+    scheme = sysconfig.get_default_scheme()
+    scheme = "posix_prefix" if scheme == "posix_local" else scheme  # Debian's, as Triton maps it
+    return Path(sysconfig.get_paths(scheme=scheme)["include"]) / "Python.h"
+
+
 def require_triton_compiler(device: str) -> None:
     """Fail before any model loads where TRL's CUDA loss kernels cannot be built.
 
     On CUDA with Triton installed, TRL compiles Triton kernels for the GRPO log-probabilities at the
-    first training step, and Triton needs a C compiler for that; minimal CUDA runtime images have none.
-    Without this check the run would load the model and generate before failing.
+    first training step; Triton builds their launcher as a C extension, which needs a C compiler and
+    this Python's headers. Minimal CUDA runtime images lack both; without this check the run would load
+    the model and generate before failing.
     """
     import importlib.util
 
     if device_kind(device) != "cuda" or importlib.util.find_spec("triton") is None:
         return
+    missing = []
     if triton_c_compiler() is None:
+        missing.append("a C compiler ($CC unset, no gcc or clang on PATH): apt-get install gcc, or set CC")
+    if not python_headers().is_file():
+        missing.append(f"this Python's headers ({python_headers()}): apt-get install python3-dev")
+    if missing:
         raise RuntimeError(
-            "GRPO on CUDA: TRL compiles Triton kernels for its loss at the first step and Triton needs a "
-            "C compiler, but none was found ($CC unset, no gcc or clang on PATH); install one "
-            "(e.g. apt-get install gcc) or set CC to its path"
+            "GRPO on CUDA: TRL compiles Triton kernels for its loss at the first step, which needs "
+            + "; and ".join(missing)
         )

@@ -34,12 +34,12 @@ def test_one_bf16_grpo_step_with_gradient_checkpointing(
 
     from stvg.config import TinyModelParams
     from stvg.training.grpo import build_trainer, video_dataset
-    from stvg.training.policy import build_tiny_policy, load_policy, save_policy
+    from stvg.training.policy import build_tiny_policy, disable_kv_cache, load_policy, save_policy
 
     built, processor = build_tiny_policy(TinyModelParams())
     save_policy(built, processor, tmp_path / "base")  # TRL builds the reference model from this folder
     model, processor = load_policy(tmp_path / "base", device=device, dtype="bfloat16")
-    model.config.use_cache = False
+    disable_kv_cache(model)
     before = {k: v.detach().clone() for k, v in model.named_parameters()}
     rows = [
         {"sample_id": f"s{i}", "video_id": f"v{i}", "query": "the red square", "start_s": 0.5, "end_s": 2.0}

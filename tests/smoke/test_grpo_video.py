@@ -10,7 +10,7 @@ import torch
 
 from stvg.config import TinyModelParams
 from stvg.training.grpo import build_trainer, video_dataset
-from stvg.training.policy import build_tiny_policy, load_policy, save_policy
+from stvg.training.policy import build_tiny_policy, disable_kv_cache, load_policy, save_policy
 from stvg.training.rewards import completion_text
 
 pytestmark = pytest.mark.slow
@@ -133,7 +133,7 @@ def test_video_reaches_policy_and_reference_model_with_kl_and_gradient_checkpoin
     built, processor = build_tiny_policy(TinyModelParams())
     save_policy(built, processor, tmp_path / "base")  # TRL re-loads the reference from config._name_or_path
     model, processor = load_policy(tmp_path / "base")
-    model.config.use_cache = False  # as train() does with gradient checkpointing
+    disable_kv_cache(model)  # as train() does with gradient checkpointing
     args = _args(tmp_path, beta=0.04, gradient_checkpointing=True)
     trainer = build_trainer(
         model=model,

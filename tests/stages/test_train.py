@@ -118,6 +118,7 @@ def test_train_logs_rewards_saves_policy_and_resumes(tmp_path: Path, monkeypatch
 
     summary = json.loads((out / "summary.json").read_text())
     assert summary["global_step"] == 2 and summary["n_samples"] == 3 and summary["skipped_videos"] == ["v3"]
+    assert summary["weights_dtype"] == "float32"  # bf16 would be trained without an fp32 master copy
     run_info = json.loads((tmp_path / "run_info" / "train.json").read_text())
     assert run_info["report_to"] == ["none"] and run_info["resumed_from"] is None
     assert run_info["total_s"] > 0 and run_info["mean_step_s"] > 0  # wall times live here ...

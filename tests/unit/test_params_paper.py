@@ -197,3 +197,16 @@ def test_the_first_run_fits_one_80_gb_gpu_and_the_paper_optimizer_does_not(
     with pytest.raises(GpuMemoryError):
         check_fits(held[ONE_GPU], H100_BYTES, 0.9, "h100")
     assert held[ONE_GPU].total / GIB > 75
+
+
+def test_applying_the_paper_sets_again_keeps_the_detector_pin(repo_root: Path, tmp_path: Path) -> None:
+    """`make paper-1gpu-first` run a second time after `stvg weights fetch yolo12x --pin-in params.yaml`."""
+    target = _applied(repo_root, tmp_path, PAPER, ONE_GPU, FIRST)
+    pinned = yaml.safe_load(target.read_text())
+    pinned["detector"]["weights_sha256"] = "ab" * 32
+    target.write_text(yaml.safe_dump(pinned, sort_keys=False))
+    for name in (PAPER, ONE_GPU, FIRST):
+        apply_overrides(target, repo_root / name)
+    again = yaml.safe_load(target.read_text())
+    assert again["detector"]["weights_sha256"] == "ab" * 32
+    assert again["detector"]["weights"] == "weights/yolo12x.pt"

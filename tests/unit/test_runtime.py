@@ -115,7 +115,7 @@ def test_grpo_on_cuda_without_a_c_compiler_fails_before_any_model_loads(
     monkeypatch.delenv("CC", raising=False)
     monkeypatch.setenv("PATH", str(tmp_path))  # no gcc, no clang
     assert runtime.triton_c_compiler() is None
-    with pytest.raises(RuntimeError, match=r"C compiler.*apt-get install gcc.*CC"):
+    with pytest.raises(RuntimeError, match=r"C compiler.*apt-get install gcc, or set CC"):
         runtime.require_triton_compiler("cuda:0")
     runtime.require_triton_compiler("cpu")  # the CPU path compiles nothing
 
@@ -126,3 +126,20 @@ def test_grpo_on_cuda_without_a_c_compiler_fails_before_any_model_loads(
     runtime.require_triton_compiler("cuda")
     monkeypatch.setenv("CC", "/opt/cc")
     assert runtime.triton_c_compiler() == "/opt/cc"  # $CC first, as in Triton
+
+
+def test_grpo_on_cuda_without_python_headers_fails_before_any_model_loads(
+    monkeypatch: pytest.MonkeyPatch, tmp_path: Path
+) -> None:
+    import importlib.util
+
+    if importlib.util.find_spec("triton") is None:
+        pytest.skip("no triton here: TRL's CUDA loss kernels are not built on such a host")
+    monkeypatch.setenv("CC", "/usr/bin/cc")
+    headers = tmp_path / "include" / "Python.h"
+    monkeypatch.setattr(runtime, "python_headers", lambda: headers)
+    with pytest.raises(RuntimeError, match=r"headers.*Python\.h.*python3-dev"):
+        runtime.require_triton_compiler("cuda")
+    headers.parent.mkdir()
+    headers.write_text("")
+    runtime.require_triton_compiler("cuda")

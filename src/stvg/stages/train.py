@@ -138,6 +138,7 @@ def main(argv: list[str] | None = None) -> int:
         "mean_reward": sum(h["reward"] for h in steps) / len(steps) if steps else None,
         "plotted": drawn,
         "device_kind": device_kind(result.device),
+        "weights_dtype": result.weights_dtype,
         "batching": result.batching,
     }
     write_json_atomic(out / "summary.json", summary)

@@ -22,7 +22,14 @@ log = logging.getLogger(__name__)
 def generation_settings(
     generation_config: Any, max_new_tokens: int, do_sample: bool, temperature: float | None = None
 ) -> Any:
-    """A copy of the checkpoint's generation config with the decoding mode forced (greedy unless sampling)."""
+    """A copy of the checkpoint's generation config with the decoding mode forced (greedy unless sampling).
+
+    Greedy keeps the checkpoint's other settings (its repetition penalty included), as the official
+    ``evaluate.py`` does. Sampling draws from the whole distribution, as GRPO's rollouts do (TRL: top-k
+    off, top-p 1, no repetition penalty): an instruct checkpoint's own sampling settings
+    (Qwen2.5-VL-7B-Instruct: top-k 1, top-p 0.001) would make every sample the greedy answer, and
+    transformers refills any setting left unset from the checkpoint, so each is set explicitly.
+    """
     import copy
 
     cfg = copy.deepcopy(generation_config)
@@ -31,7 +38,9 @@ def generation_settings(
     cfg.num_beams = 1
     if not do_sample:  # sampling knobs would only trigger warnings under greedy decoding
         cfg.temperature, cfg.top_p, cfg.top_k = None, None, None
-    elif temperature is not None:
+        return cfg
+    cfg.top_k, cfg.top_p, cfg.repetition_penalty = 0, 1.0, 1.0
+    if temperature is not None:
         cfg.temperature = float(temperature)
     return cfg
 

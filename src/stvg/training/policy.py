@@ -124,6 +124,12 @@ def build_tiny_policy(p: TinyModelParams) -> tuple[Any, Any]:
     return model, processor
 
 
+def disable_kv_cache(model: Any) -> None:
+    """No KV cache in the forward passes (gradient checkpointing recomputes them). Qwen2.5-VL reads the
+    flag from its text config; setting it on the outer config changes nothing but the saved file."""
+    model.config.get_text_config().use_cache = False
+
+
 def save_policy(
     model: Any, processor: Any, out_dir: str | Path, question_template: str | None = None
 ) -> None:

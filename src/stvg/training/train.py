@@ -49,7 +49,7 @@ from stvg.training import template
 from stvg.training.batching import batch_semantics
 from stvg.training.grpo import FrameLoader, build_trainer, video_dataset
 from stvg.training.memory import GIB, StaticMemory, check_fits, static_memory
-from stvg.training.policy import load_policy
+from stvg.training.policy import disable_kv_cache, load_policy
 from stvg.training.rewards import build_reward_funcs
 
 log = logging.getLogger(__name__)
@@ -79,6 +79,7 @@ class TrainResult:
     batching: dict[str, Any] = field(default_factory=dict)  # training.batching.BatchSemantics of the run
     device: str = "cpu"
     timings: dict[str, float] = field(default_factory=dict)  # session facts kept out of log_history
+    weights_dtype: str = "float32"  # the trained weights' own precision (bfloat16: no fp32 master copy)
 
 
 def report_targets(environ: dict[str, str] | None = None) -> list[str]:
@@ -291,7 +292,7 @@ def train(
         base_model, device=device or "cpu", dtype="bfloat16" if args.bf16 else "float32"
     )
     if args.gradient_checkpointing:
-        model.config.use_cache = False
+        disable_kv_cache(model)
 
     # ------------------------------------------------------------------ trainer
     trainer = build_trainer(
@@ -299,6 +300,14 @@ def train(
     )
     sharded = trainer.is_deepspeed_enabled or trainer.is_fsdp_enabled  # set by accelerate's config too
     check_gpu_memory(model, args, p.max_static_gpu_fraction, sharded)  # before any generation, every rank
+    weights_dtype = str(next(model.parameters()).dtype).removeprefix("torch.")
+    if weights_dtype == "bfloat16" and not sharded:
+        log.warning(
+            "training in pure bfloat16 (no fp32 master weights): an update smaller than a weight's bf16 "
+            "resolution rounds away, as most at lr %g do; right for a first step, not for the paper's "
+            "numbers (README: train under DeepSpeed ZeRO, which keeps fp32 master weights)",
+            args.learning_rate,
+        )
 
     if resume_from is not None and not (trainer.is_deepspeed_enabled or trainer.is_fsdp_enabled):
         load_checkpoint_weights(trainer.model, resume_from)
@@ -328,6 +337,7 @@ def train(
         batching=batching.to_dict(),
         device=str(args.device),
         timings=timings,
+        weights_dtype=weights_dtype,
     )
 
 
