@@ -2,7 +2,7 @@
 and the embedded default's trained policy against the random baseline (read from the last pipeline run),
 with what a span prior alone can reach there and on held-out synthetic seeds.
 
-    .venv/bin/python benchmarks/bench_grpo_learning.py [--steps 200] [--seed 0 [1 ...]]
+    .venv/bin/python benchmarks/bench_grpo_learning.py [--steps 300] [--seed 0 [1 ...]]
         [--artifacts artifacts] [--prior-seeds 10] [--skip-toy]
 
 Prints one JSON line per result. The toy task (``stvg.training.toy``): a clip's colour names the target
@@ -241,7 +241,7 @@ def main() -> None:
 
     configure_environment()
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    ap.add_argument("--steps", type=int, default=200)
+    ap.add_argument("--steps", type=int, default=None, help="GRPO steps per toy run (default: toy.STEPS)")
     ap.add_argument("--seed", type=int, nargs="+", default=[0])
     ap.add_argument("--artifacts", type=Path, default=Path("artifacts"))
     ap.add_argument(
@@ -250,8 +250,10 @@ def main() -> None:
     ap.add_argument("--skip-toy", action="store_true", help="only the embedded default and the span priors")
     args = ap.parse_args()
     if not args.skip_toy:
+        from stvg.training import toy
+
         for seed in args.seed:
-            toy_results(args.steps, seed)
+            toy_results(args.steps or toy.STEPS, seed)
     embedded_default(args.artifacts)
     span_prior(args.artifacts)
     held_out_span_priors(list(range(1, args.prior_seeds + 1)))
