@@ -252,7 +252,7 @@ def train_pair(seed: int = 0, steps: int = STEPS, **kwargs: Any) -> tuple[float,
 
 def die_with_parent(parent: int) -> None:
     """Worker initialiser: end this process when ``parent`` dies (Linux ``PR_SET_PDEATHSIG``), so a run
-    killed mid-pair leaves no orchestrated training behind; elsewhere a no-op (the worker then ends on
+    killed mid-pair leaves no training process behind; elsewhere a no-op (the worker then ends on
     its broken pipe after its run)."""
     import ctypes
     import signal
