@@ -136,8 +136,8 @@ def require_triton_compiler(device: str) -> None:
     missing = []
     if triton_c_compiler() is None:
         missing.append("a C compiler ($CC unset, no gcc or clang on PATH): apt-get install gcc, or set CC")
-    if not python_headers().is_file():
-        missing.append(f"this Python's headers ({python_headers()}): apt-get install python3-dev")
+    if not (headers := python_headers()).is_file():
+        missing.append(f"this Python's headers ({headers}): apt-get install python3-dev")
     if missing:
         raise RuntimeError(
             "GRPO on CUDA: TRL compiles Triton kernels for its loss at the first step, which needs "

@@ -43,6 +43,11 @@ class DeviceFailure(RuntimeError):
     """The GPU is in an unrecoverable state for this process (see the module docstring)."""
 
 
+def headline(exc: BaseException) -> str:
+    """The first non-empty line of the error's message (what names the error), else its type's name."""
+    return next((line for line in str(exc).splitlines() if line.strip()), type(exc).__name__)
+
+
 def classify(exc: BaseException) -> str:
     """``"oom"``, ``"sticky"`` or ``""`` (any other error) for an exception raised on the SAM2 path.
 
@@ -52,8 +57,7 @@ def classify(exc: BaseException) -> str:
     """
     if type(exc).__name__ == "OutOfMemoryError":  # torch's allocator: always recoverable
         return "oom"
-    lines = [line for line in str(exc).splitlines() if line.strip()]
-    text = f"{type(exc).__name__}: {lines[0] if lines else ''}".lower()
+    text = f"{type(exc).__name__}: {headline(exc)}".lower()
     if any(m in text for m in STICKY_MARKERS):
         return "sticky"
     if any(m in text for m in OOM_MARKERS):
@@ -79,7 +83,7 @@ def with_retries(run: Callable[[int, bool], T], window: int, offload: bool) -> t
                 ) from exc
             if kind != "oom" or retry == MAX_RETRIES or window <= 2:
                 raise
-            reason = str(exc).splitlines()[0] if str(exc) else type(exc).__name__
+            reason = headline(exc)
             traceback.clear_frames(exc.__traceback__)  # the failed attempt's frames hold its GPU tensors
             # the message only: a handler that keeps records (pytest's, a queue) would keep the traceback
             log.warning(
