@@ -16,11 +16,11 @@ echo "[bootstrap] creating $VENV with $($PY --version)" >&2
 [ -x "$VENV/bin/python" ] || "$PY" -m venv "$VENV"
 if [ -d "$WHEELS" ]; then
     # A GPU host without network (README "GPU host"): its own CUDA torch/torchvision, seen through a .pth
-    # naming $PY's site-packages (after the venv's own), and everything else from $WHEELS
-    # (scripts/gpu_host_wheels.sh); nothing is fetched.
-    host_site=$("$PY" -c "import sysconfig; p = sysconfig.get_paths(); print(p['purelib']); print(p['platlib'])" | sort -u)
+    # adding $PY's site-packages as site folders (after the venv's own; their .pth files run), and
+    # everything else from $WHEELS (scripts/gpu_host_wheels.sh); nothing is fetched.
+    mapfile -t host_site < <("$PY" -c "import sysconfig; p = sysconfig.get_paths(); print(p['purelib']); print(p['platlib'])" | sort -u)
     venv_site=$("$VENV/bin/python" -c "import sysconfig; print(sysconfig.get_paths()['purelib'])")
-    echo "$host_site" > "$venv_site/stvg-host-packages.pth"
+    "$VENV/bin/python" scripts/host_packages_pth.py "$venv_site" "${host_site[@]}"
     "$VENV/bin/python" -m pip install -q --no-index --no-deps "$WHEELS"/*.whl
     "$VENV/bin/python" -m pip install -q --no-index --find-links "$WHEELS" --no-deps -e .
     "$VENV/bin/python" -c "import torch, torchvision" || {
