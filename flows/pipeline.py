@@ -61,10 +61,10 @@ class PipelineStage:
 
 # The stages with a gate and/or their own logging, keyed by dvc.yaml stage name.
 STAGES: list[PipelineStage] = [
+    PipelineStage("base_model", hooks.check_base_model, None),
     PipelineStage("detector", hooks.check_detector, hooks.log_detector),
     PipelineStage("prompt", hooks.check_prompt, hooks.log_prompt),
     PipelineStage("label", hooks.check_label, hooks.log_label),
-    PipelineStage("base_model", hooks.check_base_model, None),
     PipelineStage("train", hooks.check_train, hooks.log_train),
     PipelineStage("evaluate", hooks.check_evaluate, hooks.log_evaluate),
 ]

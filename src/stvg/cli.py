@@ -1,6 +1,6 @@
 """The library's commands: one per pipeline stage, plus data, scoring, params and weights tools.
 
-    stvg download|detector|prompt|label|base_model|train|evaluate [stage args]   one stage (what dvc.yaml runs)
+    stvg download|base_model|detector|prompt|label|train|evaluate [stage args]   one stage (what dvc.yaml runs)
     stvg data stats FORMAT PATH                                counts of an annotation file, one JSON line;
                                                                each invalid entry named with its reason
     stvg score FORMAT SUBMISSION ANNOTATION [...]              official metrics of a submission file
@@ -25,7 +25,7 @@ from pathlib import Path
 
 from stvg.env import configure_environment
 
-STAGES = ("download", "detector", "prompt", "label", "base_model", "train", "evaluate")
+STAGES = ("download", "base_model", "detector", "prompt", "label", "train", "evaluate")
 COMMANDS = (*STAGES, "score", "data", "params", "weights")  # what main() dispatches
 
 

@@ -121,6 +121,21 @@ def python_headers() -> Path:
     return Path(sysconfig.get_paths(scheme=scheme)["include"]) / "Python.h"
 
 
+def require_one_gpu_per_process(n_gpu: int) -> None:
+    """Fail before any model loads where one training process sees several GPUs.
+
+    Without a distributed launcher, transformers' ``Trainer`` counts every visible GPU (``n_gpu``) and
+    would wrap the model in ``nn.DataParallel``; TRL's GRPOTrainer refuses that, but only once the
+    policy (minutes for a 7B) has loaded.
+    """
+    if n_gpu > 1:
+        raise RuntimeError(
+            f"stvg train: this one process sees {n_gpu} GPUs, which GRPO cannot use without a launcher. "
+            "Make one visible (CUDA_VISIBLE_DEVICES=0 make run, for the one-GPU sets) or launch training "
+            "with accelerate (README: training the 7B policy on 8 GPUs)"
+        )
+
+
 def require_triton_compiler(device: str) -> None:
     """Fail before any model loads where TRL's CUDA loss kernels cannot be built.
 

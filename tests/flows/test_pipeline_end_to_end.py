@@ -1,7 +1,7 @@
 """The real pipeline flow end to end: Prefect (test harness), DVC stages, MLflow sqlite, in a temp git repo.
 
 One module-scoped run of ``flows.pipeline.pipeline_flow`` on a shrunken embedded default (download ->
-detector -> prompt -> label -> base_model -> train -> evaluate -> register + promote) is shared by the
+base_model -> detector -> prompt -> label -> train -> evaluate -> register + promote) is shared by the
 scenarios below, which run in file order: the registered model and its lineage, a no-op second run,
 the lineage command, and last a label set corrupted through its params, which the label gate stops.
 
@@ -121,7 +121,7 @@ def test_flow_registers_the_policy_as_champion_with_the_dvc_lineage(pipeline_rep
     from flows.registry import CHALLENGER, CHAMPION, stage_version
 
     repo, result, hashes = pipeline_repo["repo"], pipeline_repo["result"], pipeline_repo["hashes"]
-    assert result.stages == ["download", "detector", "prompt", "label", "base_model", "train", "evaluate"]
+    assert result.stages == ["download", "base_model", "detector", "prompt", "label", "train", "evaluate"]
     assert set(hashes) == set(result.stages) - {"download"}
     client = _client(repo)
     run = client.get_run(result.run_id)

@@ -327,7 +327,7 @@ def test_pipeline_runs_registers_and_pushes_against_the_services(team: Team, clo
     assert "DVC remote:        pushed to s3://dvc" in clone_a["stdout"]
     children = _children(client, run)
     assert {n: c.info.status for n, c in children.items()} == dict.fromkeys(
-        ["download", "detector", "prompt", "label", "base_model", "train", "evaluate"], "FINISHED"
+        ["download", "base_model", "detector", "prompt", "label", "train", "evaluate"], "FINISHED"
     )
     assert "evaluate/m_vIoU" in children["evaluate"].data.metrics
     assert "label/ceiling_m_vIoU" in children["label"].data.metrics

@@ -141,4 +141,4 @@ def test_the_console_script_composes_flows_and_library(capsys: pytest.CaptureFix
     assert "usage: stvg data stats" in capsys.readouterr().err
     assert cli.main(["--help"]) == 0
     out = capsys.readouterr().out
-    assert "stvg run [--stages ...]" in out and "stvg download|detector|prompt|label" in out
+    assert "stvg run [--stages ...]" in out and "stvg download|base_model|detector|prompt|label" in out

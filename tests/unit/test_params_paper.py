@@ -210,3 +210,18 @@ def test_applying_the_paper_sets_again_keeps_the_detector_pin(repo_root: Path, t
     again = yaml.safe_load(target.read_text())
     assert again["detector"]["weights_sha256"] == "ab" * 32
     assert again["detector"]["weights"] == "weights/yolo12x.pt"
+
+
+def test_the_first_run_gates_tolerate_a_failure_at_its_sample_count(repo_root: Path, tmp_path: Path) -> None:
+    """Fractions on 8 samples per split: each gate must let at least one sample fail (and not all)."""
+    params = load_params(_applied(repo_root, tmp_path, PAPER, ONE_GPU, FIRST))
+    n = params.data.max_videos
+    allowed = {  # failures a gate lets through: "at most this fraction" / "at least this parse rate"
+        "prompt": math.floor(params.prompt.max_failed_fraction * 2 * n + 1e-9),  # both splits prompted
+        "label": math.floor(params.label.max_drop_fraction * n + 1e-9),
+        "evaluate": math.floor((1 - params.evaluate.min_parse_rate) * n + 1e-9),
+    }
+    assert n == 8 and all(1 <= k <= n // 4 for k in allowed.values()), allowed
+    (tmp_path / "paper").mkdir()
+    paper = load_params(_applied(repo_root, tmp_path / "paper", PAPER))
+    assert paper.evaluate.min_parse_rate == 0.9  # the full run keeps the paper set's bars

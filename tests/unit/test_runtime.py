@@ -143,3 +143,11 @@ def test_grpo_on_cuda_without_python_headers_fails_before_any_model_loads(
     headers.parent.mkdir()
     headers.write_text("")
     runtime.require_triton_compiler("cuda")
+
+
+def test_one_training_process_seeing_several_gpus_is_refused_naming_the_fix() -> None:
+    with pytest.raises(RuntimeError, match="sees 2 GPUs") as err:
+        runtime.require_one_gpu_per_process(2)
+    assert "CUDA_VISIBLE_DEVICES=0" in str(err.value) and "accelerate" in str(err.value)
+    runtime.require_one_gpu_per_process(1)  # one GPU, or a rank of a launched run
+    runtime.require_one_gpu_per_process(0)  # the CPU

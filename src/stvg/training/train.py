@@ -44,7 +44,7 @@ import numpy as np
 
 from stvg.config import TrainParams
 from stvg.io import atomic_dir, write_json_atomic
-from stvg.runtime import require_triton_compiler
+from stvg.runtime import require_one_gpu_per_process, require_triton_compiler
 from stvg.training import template
 from stvg.training.batching import batch_semantics
 from stvg.training.grpo import FrameLoader, build_trainer, video_dataset
@@ -279,6 +279,7 @@ def train(
     for departure in batching.departures_from_official():
         log.info("GRPO batching departs from the official trainer: %s", departure)
     require_triton_compiler(str(args.device))  # every rank, before any model loads
+    require_one_gpu_per_process(args.n_gpu)
     chosen = prepare_checkpoints(ckpt_dir, fingerprint, resume) if args.should_save else None
     _wait_for_everyone(args)  # unconditional (every rank must reach it); none sees old checkpoints
     resume_from = _broadcast_path(chosen)
