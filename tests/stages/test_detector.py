@@ -34,6 +34,24 @@ def test_given_weights_are_validated_and_copied(tmp_path: Path):
     assert summary["stage"] == "detector" and "person" in summary["classes"]
 
 
+def test_a_yolo12_checkpoint_saved_as_released_loads_in_safe_mode(tmp_path: Path):
+    """The paper's detector family (A2C2f/AAttn blocks) passes Ultralytics' allow-list.
+
+    Saved as a release is: ``save`` then ``strip_optimizer`` (the released yolo12x.pt's format).
+    """
+    from ultralytics.utils.torch_utils import strip_optimizer
+
+    from stvg.prompting.detector import foreign_globals, load_yolo
+
+    path = tmp_path / "yolo12n.pt"
+    load_yolo("yolo12n.yaml").save(str(path))
+    strip_optimizer(str(path))
+    assert foreign_globals(path) == []
+    model = load_yolo(path)
+    assert {"A2C2f", "AAttn"} <= {type(m).__name__ for m in model.model.modules()}
+    assert "person" in model.names.values()
+
+
 class _Payload:
     """Pickles as ``open(marker, "w")``: unpickling it creates the marker file."""
 
