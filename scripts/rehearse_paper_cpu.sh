@@ -58,13 +58,15 @@ fi
 import json, sys
 from pathlib import Path
 
+from flows.pipeline import STAGES
+
 repo = Path(sys.argv[1])
 read = lambda p: json.loads((repo / "artifacts" / p).read_text())
 train, metrics = read("train/summary.json"), read("evaluate/metrics.json")
 backend, prompt = read("prompt/summary.json")["backend"], read("run_info/prompt.json")
 print(json.dumps({
     "bench": "rehearse_paper_cpu",
-    "passed": "download detector prompt label base_model train evaluate register, every gate",
+    "passed": " ".join(["download", *(s.name for s in STAGES), "register"]) + ", every gate",
     "prompt": {"backend": backend, **{k: prompt.get(k) for k in (
         "executor", "transfer", "workers", "device", "sam2_hole_filling", "processed", "wall_seconds")}},
     "train": {"global_step": train["global_step"], **train["batching"]},
