@@ -58,7 +58,7 @@ fi
 import json, sys
 from pathlib import Path
 
-from flows.pipeline import STAGES
+from stvg.cli import STAGES
 
 repo = Path(sys.argv[1])
 read = lambda p: json.loads((repo / "artifacts" / p).read_text())
@@ -66,7 +66,7 @@ train, metrics = read("train/summary.json"), read("evaluate/metrics.json")
 backend, prompt = read("prompt/summary.json")["backend"], read("run_info/prompt.json")
 print(json.dumps({
     "bench": "rehearse_paper_cpu",
-    "passed": " ".join(["download", *(s.name for s in STAGES), "register"]) + ", every gate",
+    "passed": " ".join([*STAGES, "register"]) + ", every gate",
     "prompt": {"backend": backend, **{k: prompt.get(k) for k in (
         "executor", "transfer", "workers", "device", "sam2_hole_filling", "processed", "wall_seconds")}},
     "train": {"global_step": train["global_step"], **train["batching"]},
