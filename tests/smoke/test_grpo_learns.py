@@ -6,7 +6,7 @@ chance, so the gradient reaches the answer through the frames. One format warm-u
 side by side (``toy.train_pair``).
 
 The test runs 200 steps, not the toy's ``STEPS`` (300), to keep CI's time: the pair takes ~5 min here
-instead of ~7. Measured on 12 seeds at 200 steps (``README.md``, "GRPO learns through the video";
+instead of ~7. Measured on 12 seeds at 200 steps (``docs/GRPO.md``, "GRPO learns through the video";
 8 prompts x 8 completions, peak lr 1e-3): greedy accuracy 1.0 or 0.75 (all four colours or three) on
 every seed, best 10-step mean 0.69-0.98, last 30 steps 0.63-0.97; the 0.8 that 300 steps pass on
 every seed is reached on 8. A CPU of another kind takes another sampling path from the same seed, so
