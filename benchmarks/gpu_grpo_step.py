@@ -122,7 +122,8 @@ def attach_reference(trainer: Any, beta: float) -> None:
     trainer.beta = beta
 
 
-def main() -> None:
+def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
+    """The step's shape; ``--tiny`` shrinks it to a CPU dry run of the same code path."""
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--tiny", action="store_true", help="CPU dry run with the tiny config")
     parser.add_argument("--num-generations", type=int, default=8)
@@ -134,31 +135,17 @@ def main() -> None:
     parser.add_argument("--beta", type=float, default=0.04)
     parser.add_argument("--optim", default="adafactor")
     parser.add_argument("--gradient-checkpointing", action=argparse.BooleanOptionalAction, default=True)
-    args = parser.parse_args()
-
-    from stvg.env import configure_environment
-
-    configure_environment()  # before torch, trl and the hub client read their environment at import
-    import torch
-    from trl import GRPOConfig
-
-    from stvg.config import TinyModelParams
-    from stvg.training.grpo import build_trainer, video_dataset
-    from stvg.training.policy import build_tiny_policy, disable_kv_cache
-    from stvg.training.rewards import build_reward_funcs
-
-    cuda = torch.cuda.is_available() and not args.tiny
-    if not args.tiny and not cuda:
-        raise SystemExit("gpu_grpo_step: no CUDA device; run with --tiny for the CPU dry run")
-    device = "cuda" if cuda else "cpu"
+    args = parser.parse_args(argv)
     if args.tiny:
         args.completion_tokens = min(args.completion_tokens, 16)
         args.frames, args.height, args.width = 8, 56, 84
         args.num_generations = min(args.num_generations, 4)
-    tiny_model, processor = build_tiny_policy(TinyModelParams())
-    model = tiny_model if args.tiny else build_7b(processor, device)
-    if args.gradient_checkpointing:
-        disable_kv_cache(model)
+    return args
+
+
+def synthetic_dataset(args: argparse.Namespace) -> Any:
+    """One random-noise video (``args.frames`` sampled at 2 fps out of 25) asked ``args.steps`` times."""
+    from stvg.training.grpo import video_dataset
 
     n_frames = args.frames
     sampling = {
@@ -178,9 +165,14 @@ def main() -> None:
         }
         for i in range(args.steps)
     ]
-    dataset = video_dataset(rows, lambda _vid: (frames, sampling))
-    funcs, weights = build_reward_funcs({"format": 1.0, "tiou": 1.0, "object": 1.0})
-    gen_times: list[float] = []
+    return video_dataset(rows, lambda _vid: (frames, sampling))
+
+
+def time_generate(model: Any, cuda: bool) -> list[float]:
+    """Wrap ``model.generate`` so that each call's synchronised wall time is appended to the returned list."""
+    import torch
+
+    times: list[float] = []
     original_generate = model.generate
 
     def timed_generate(*a: Any, **kw: Any) -> Any:
@@ -190,33 +182,95 @@ def main() -> None:
         out = original_generate(*a, **kw)
         if cuda:
             torch.cuda.synchronize()
-        gen_times.append(time.perf_counter() - t0)
+        times.append(time.perf_counter() - t0)
         return out
 
     model.generate = timed_generate
+    return times
+
+
+def grpo_config(args: argparse.Namespace, output_dir: str, weights: list[float], cuda: bool) -> Any:
+    """The official batching (one prompt, ``n`` completions forced to full length, per-sequence loss)."""
+    from trl import GRPOConfig
+
+    return GRPOConfig(
+        output_dir=output_dir,
+        num_generations=args.num_generations,
+        per_device_train_batch_size=args.num_generations,
+        max_completion_length=args.completion_tokens,
+        generation_kwargs={"min_new_tokens": args.completion_tokens},
+        learning_rate=1e-6,
+        beta=0.0,  # the reference is attached below (attach_reference)
+        loss_type="grpo",
+        temperature=1.0,
+        max_steps=args.steps,
+        logging_steps=1,
+        save_strategy="no",
+        report_to="none",
+        bf16=not args.tiny,
+        use_cpu=not cuda,
+        optim=args.optim,
+        gradient_checkpointing=args.gradient_checkpointing and not args.tiny,
+        reward_weights=weights,
+        seed=0,
+    )
+
+
+def step_records(
+    args: argparse.Namespace, device_name: str, steps_s: list[float], gen_times: list[float], logs: list[dict]
+) -> list[dict[str, Any]]:
+    """One JSON record per measured optimizer step."""
+    visual_tokens = int(np.prod([args.frames // 2, args.height // 28, args.width // 28]))
+    new_tokens = args.num_generations * args.completion_tokens
+    records = []
+    for i, step_s in enumerate(steps_s):
+        h = logs[i] if i < len(logs) else {}
+        gen_s = gen_times[i] if i < len(gen_times) else None
+        records.append(
+            {
+                "bench": "gpu_grpo_step",
+                "model": "tiny" if args.tiny else "Qwen2.5-VL-7B (random weights)",
+                "device": device_name,
+                "step": i + 1,
+                "step_s": round(step_s, 3),
+                "generate_s": round(gen_s, 3) if gen_s is not None else None,
+                "generation_tokens_per_s": round(new_tokens / gen_s, 1) if gen_s is not None else None,
+                "num_generations": args.num_generations,
+                "completion_tokens": args.completion_tokens,
+                "visual_tokens": visual_tokens,
+                "mean_completion_length": h.get("completions/mean_length"),
+                "kl": h.get("kl"),
+            }
+        )
+    return records
+
+
+def main() -> None:
+    args = parse_args()
+
+    from stvg.env import configure_environment
+
+    configure_environment()  # before torch, trl and the hub client read their environment at import
+    import torch
+
+    from stvg.config import TinyModelParams
+    from stvg.training.grpo import build_trainer
+    from stvg.training.policy import build_tiny_policy, disable_kv_cache
+    from stvg.training.rewards import build_reward_funcs
+
+    cuda = torch.cuda.is_available() and not args.tiny
+    if not args.tiny and not cuda:
+        raise SystemExit("gpu_grpo_step: no CUDA device; run with --tiny for the CPU dry run")
+    tiny_model, processor = build_tiny_policy(TinyModelParams())
+    model = tiny_model if args.tiny else build_7b(processor, "cuda")
+    if args.gradient_checkpointing:
+        disable_kv_cache(model)
+    dataset = synthetic_dataset(args)
+    funcs, weights = build_reward_funcs({"format": 1.0, "tiou": 1.0, "object": 1.0})
+    gen_times = time_generate(model, cuda)
     timer = step_timer(cuda)
     with tempfile.TemporaryDirectory() as tmp:
-        config = GRPOConfig(
-            output_dir=tmp,
-            num_generations=args.num_generations,
-            per_device_train_batch_size=args.num_generations,
-            max_completion_length=args.completion_tokens,
-            generation_kwargs={"min_new_tokens": args.completion_tokens},
-            learning_rate=1e-6,
-            beta=0.0,  # the reference is attached below (attach_reference)
-            loss_type="grpo",
-            temperature=1.0,
-            max_steps=args.steps,
-            logging_steps=1,
-            save_strategy="no",
-            report_to="none",
-            bf16=not args.tiny,
-            use_cpu=not cuda,
-            optim=args.optim,
-            gradient_checkpointing=args.gradient_checkpointing and not args.tiny,
-            reward_weights=weights,
-            seed=0,
-        )
+        config = grpo_config(args, tmp, weights, cuda)
         trainer = build_trainer(
             model=model,
             reward_funcs=funcs,
@@ -233,25 +287,8 @@ def main() -> None:
         trainer.train()
         total = time.perf_counter() - t0
     logs = [h for h in trainer.state.log_history if "loss" in h]
-    enc_tokens = int(np.prod([n_frames // 2, args.height // 28, args.width // 28]))
     device_name = torch.cuda.get_device_name(0) if cuda else "cpu"
-    new_tokens = args.num_generations * args.completion_tokens
-    for i, step_s in enumerate(timer.steps):
-        h = logs[i] if i < len(logs) else {}
-        record = {
-            "bench": "gpu_grpo_step",
-            "model": "tiny" if args.tiny else "Qwen2.5-VL-7B (random weights)",
-            "device": device_name,
-            "step": i + 1,
-            "step_s": round(step_s, 3),
-            "generate_s": round(gen_times[i], 3) if i < len(gen_times) else None,
-            "generation_tokens_per_s": round(new_tokens / gen_times[i], 1) if i < len(gen_times) else None,
-            "num_generations": args.num_generations,
-            "completion_tokens": args.completion_tokens,
-            "visual_tokens": enc_tokens,
-            "mean_completion_length": h.get("completions/mean_length"),
-            "kl": h.get("kl"),
-        }
+    for record in step_records(args, device_name, timer.steps, gen_times, logs):
         print(json.dumps(record), flush=True)
     summary = {
         "bench": "gpu_grpo_step/summary",

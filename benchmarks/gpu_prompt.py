@@ -142,10 +142,7 @@ def memory(predictor: Any, n: int, scene_args: tuple, yolo: Any, p: Any, device:
     }
 
 
-def main(argv: list[str] | None = None) -> int:
-    from stvg.env import configure_environment
-
-    configure_environment()
+def parse_args(argv: list[str] | None) -> argparse.Namespace:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("--device", default="cuda")
     ap.add_argument("--dry-run", action="store_true", help="CPU, SAM2.1-tiny and yolov8n at toy sizes")
@@ -153,30 +150,91 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--speed-frames", type=int, default=300, help="clip for raw vs prompting throughput")
     ap.add_argument("--memory-frames", type=int, nargs=2, default=[300, 900], help="short and long clip")
     args = ap.parse_args(argv)
+    if args.dry_run:
+        args.device, args.speed_frames, args.memory_frames = "cpu", 6, [4, 8]
+    return args
+
+
+def prompt_params(setup: dict[str, Any], dry_run: bool) -> Any:
+    """The sam2 backend's params for the report (paper settings; toy window and re-detection dry)."""
+    from stvg.config import PromptParams, RepairParams, Sam2Params
+
+    sam2 = Sam2Params(
+        cfg=setup["cfg"],
+        image_size=setup["size"],
+        redetect_every=3 if dry_run else 15,
+        window=4 if dry_run else 64,
+    )
+    # random weights may lose an object after frame 0: keep it, do not fail
+    return PromptParams(backend="sam2", sam2=sam2, repair=RepairParams(min_track_frames=1))
+
+
+def throughput(
+    predictor: Any, scene: Scene, yolo: Any, p: Any, device: str, imgsz: int, common: dict[str, Any]
+) -> None:
+    """Bare SAM2 propagation, then the prompt engine, on the same clip and objects; one line each."""
+    sam2 = p.sam2
+    n_raw, raw_s = _timed(device, lambda: raw_sam2(predictor, scene, sam2.offload_to_cpu))
+    raw_fps = n_raw / raw_s
+    raw = {"frames": n_raw, "objects": 3, "seconds": round(raw_s, 2), "frames_per_s": round(raw_fps, 2)}
+    print(json.dumps({**common, "measure": "raw_sam2", **raw}), flush=True)
+    summary, eng_s = _timed(device, lambda: prompting(predictor, scene, yolo, p, device, imgsz))
+    eng_fps = scene.meta.n_frames / eng_s
+    engine = {
+        "frames": scene.meta.n_frames,
+        "objects": summary["raw_tracks"],
+        "seconds": round(eng_s, 2),
+        "frames_per_s": round(eng_fps, 2),
+        "ratio": round(eng_fps / raw_fps, 3),
+        "window": sam2.window,
+        "redetect_every": sam2.redetect_every,
+        "timings": summary["timings"],
+    }
+    print(json.dumps({**common, "measure": "prompting", **engine}), flush=True)
+
+
+def memory_report(
+    predictor: Any,
+    frames: list[int],
+    scene_args: tuple,
+    yolo: Any,
+    p: Any,
+    device: str,
+    imgsz: int,
+    common: dict[str, Any],
+) -> None:
+    """Peak GPU (allocated, reserved) and CPU RSS of a short and a long clip, and their ratios."""
+    peaks = {}
+    for name, n in zip(("short", "long"), frames, strict=True):  # each printed at once: a time limit keeps it
+        peaks[name] = memory(predictor, n, scene_args, yolo, p, device, imgsz)
+        print(json.dumps({**common, "measure": "memory_clip", "clip": name, **peaks[name]}), flush=True)
+    ratios = {}
+    for key in ("gpu_allocated_peak_mb", "gpu_reserved_peak_mb", "cpu_rss_peak_mb"):
+        if peaks["short"][key]:
+            ratios[key] = round(peaks["long"][key] / peaks["short"][key], 3)
+    sam2 = p.sam2
+    memory_line = {"window": sam2.window, "offload_to_cpu": sam2.offload_to_cpu, **peaks}
+    print(json.dumps({**common, "measure": "memory", **memory_line, "long_over_short": ratios}), flush=True)
+
+
+def main(argv: list[str] | None = None) -> int:
+    from stvg.env import configure_environment
+
+    configure_environment()
+    args = parse_args(argv)
 
     import torch
 
-    from stvg.config import PromptParams, RepairParams, Sam2Params
     from stvg.prompting.backends.sam2.session import build_predictor
     from stvg.runtime import device_report, sam2_hole_filling
 
     setup = DRY if args.dry_run else PAPER
-    device = "cpu" if args.dry_run else args.device
+    device = args.device
     if device.startswith("cuda") and not torch.cuda.is_available():
         print("gpu_prompt: no CUDA device; run with --dry-run for the CPU check", file=sys.stderr)
         return 2
     h, w = (72, 96) if args.dry_run else (720, 1280)
-    speed_n, (short_n, long_n) = args.speed_frames, args.memory_frames
-    if args.dry_run:
-        speed_n, short_n, long_n = 6, 4, 8
-    sam2 = Sam2Params(
-        cfg=setup["cfg"],
-        image_size=setup["size"],
-        redetect_every=15 if not args.dry_run else 3,
-        window=64 if not args.dry_run else 4,
-    )
-    # random weights may lose an object after frame 0: keep it, do not fail
-    p = PromptParams(backend="sam2", sam2=sam2, repair=RepairParams(min_track_frames=1))
+    p = prompt_params(setup, args.dry_run)
     predictor = build_predictor(setup["cfg"], "", device, setup["size"], 0)
     yolo = build_yolo(setup["yolo"])
     common = {
@@ -188,68 +246,12 @@ def main(argv: list[str] | None = None) -> int:
         "sam2_hole_filling": sam2_hole_filling(device),
     }
 
-    warm = Scene(sam2.redetect_every + 2, h, w, args.fps)  # untimed: kernels, cuDNN, lazy init
-    raw_sam2(predictor, warm, sam2.offload_to_cpu)
+    warm = Scene(p.sam2.redetect_every + 2, h, w, args.fps)  # untimed: kernels, cuDNN, lazy init
+    raw_sam2(predictor, warm, p.sam2.offload_to_cpu)
     prompting(predictor, warm, yolo, p, device, setup["imgsz"])
 
-    scene = Scene(speed_n, h, w, args.fps)
-    n_raw, raw_s = _timed(device, lambda: raw_sam2(predictor, scene, sam2.offload_to_cpu))
-    raw_fps = n_raw / raw_s
-    print(
-        json.dumps(
-            {
-                **common,
-                "measure": "raw_sam2",
-                "frames": n_raw,
-                "objects": 3,
-                "seconds": round(raw_s, 2),
-                "frames_per_s": round(raw_fps, 2),
-            }
-        ),
-        flush=True,
-    )
-    summary, eng_s = _timed(device, lambda: prompting(predictor, scene, yolo, p, device, setup["imgsz"]))
-    eng_fps = speed_n / eng_s
-    print(
-        json.dumps(
-            {
-                **common,
-                "measure": "prompting",
-                "frames": speed_n,
-                "objects": summary["raw_tracks"],
-                "seconds": round(eng_s, 2),
-                "frames_per_s": round(eng_fps, 2),
-                "ratio": round(eng_fps / raw_fps, 3),
-                "window": sam2.window,
-                "redetect_every": sam2.redetect_every,
-                "timings": summary["timings"],
-            }
-        ),
-        flush=True,
-    )
-
-    scene_args = (h, w, args.fps)
-    peaks = {}
-    for name, n in (("short", short_n), ("long", long_n)):  # each printed at once: a time limit keeps it
-        peaks[name] = memory(predictor, n, scene_args, yolo, p, device, setup["imgsz"])
-        print(json.dumps({**common, "measure": "memory_clip", "clip": name, **peaks[name]}), flush=True)
-    ratios = {}
-    for key in ("gpu_allocated_peak_mb", "gpu_reserved_peak_mb", "cpu_rss_peak_mb"):
-        if peaks["short"][key]:
-            ratios[key] = round(peaks["long"][key] / peaks["short"][key], 3)
-    print(
-        json.dumps(
-            {
-                **common,
-                "measure": "memory",
-                "window": sam2.window,
-                "offload_to_cpu": sam2.offload_to_cpu,
-                **peaks,
-                "long_over_short": ratios,
-            }
-        ),
-        flush=True,
-    )
+    throughput(predictor, Scene(args.speed_frames, h, w, args.fps), yolo, p, device, setup["imgsz"], common)
+    memory_report(predictor, args.memory_frames, (h, w, args.fps), yolo, p, device, setup["imgsz"], common)
     return 0
 
 
