@@ -133,24 +133,11 @@ def pipeline_flow(params_path: str = "params.yaml", stages: list[str] | None = N
     root = params_file.parent
     params = load_params(params_file)
     plan = stage_plan(root, stages)
-    hooks = {s.name: s for s in STAGES}
+    stage_hooks = {s.name: s for s in STAGES}
 
     client = tracking.get_client(root)
     experiment_id = tracking.ensure_experiment(client, params.registry.experiment, root)
-    outage.close_unclosed(client, root)  # runs a tracking-server outage left open from this checkout
-    run_id = tracking.start_run(
-        client,
-        experiment_id,
-        f"pipeline-{time.strftime('%Y%m%d-%H%M%S')}",
-        tags={
-            "stvg.stages": ",".join(plan),
-            reconcile.FLOW_RUN_TAG: str(flow_run.get_id() or ""),
-            **reconcile.owner_tags(),
-        },
-    )
-    logger.info("MLflow run %s (%s)", run_id, client.tracking_uri)
-    for stale in reconcile.reconcile_experiment(client, experiment_id, found_by=run_id):
-        logger.warning("closed run %s, left RUNNING by a pipeline that was killed", stale)
+    run_id = _start_pipeline_run(client, experiment_id, root, plan)
 
     current, stage_run, stage_runs = plan[0] if plan else DOWNLOAD, None, []
     raw_version, model_version, promotion, pushed = "", "", "", None
@@ -162,27 +149,9 @@ def pipeline_flow(params_path: str = "params.yaml", stages: list[str] | None = N
             stage_run = tracking.start_run(client, experiment_id, current, parent_run_id=run_id)
             stage_runs.append(stage_run)
             if current == DOWNLOAD:
-                result: DownloadResult = download_flow(params_path=str(params_file))
-                raw_version = result.raw_data_version
-                for report in result.reports:
-                    for target in (run_id, stage_run):
-                        tracking.log_json_artifact(
-                            client, target, report.to_dict(), f"{report.name}.json", "checks"
-                        )
-                tracking.log_json_artifact(client, stage_run, result.sources, "sources.json", "download")
+                raw_version = _download_stage(client, (run_id, stage_run), params_file)
             else:
-                repro_task(current, root, tracking.stage_env(client, stage_run))
-                _log_stage_outputs(client, stage_run, root, current)
-                hook = hooks.get(current)
-                if hook and hook.check:
-                    report = gate_task(current, hook.check, root, params)
-                    for target in (run_id, stage_run):
-                        tracking.log_json_artifact(
-                            client, target, report.to_dict(), f"{report.name}.json", "checks"
-                        )
-                    report.raise_on_failure()
-                if hook and hook.log:
-                    hook.log(client, stage_run, root, params)
+                _dvc_stage(client, (run_id, stage_run), root, params, current, stage_hooks.get(current))
             tracking.end_run(client, stage_run)
             stage_run = None
         raw_version = raw_version or _current_raw_version(root)
@@ -221,6 +190,61 @@ def pipeline_flow(params_path: str = "params.yaml", stages: list[str] | None = N
     )
     logger.info("pipeline finished: MLflow run %s, raw-data version %s", run_id, raw_version or "-")
     return result_out
+
+
+def _start_pipeline_run(client: MlflowClient, experiment_id: str, root: Path, plan: list[str]) -> str:
+    """The pipeline's parent MLflow run, after closing the runs a killed pipeline or an outage left open."""
+    logger = get_run_logger()
+    outage.close_unclosed(client, root)  # runs a tracking-server outage left open from this checkout
+    run_id = tracking.start_run(
+        client,
+        experiment_id,
+        f"pipeline-{time.strftime('%Y%m%d-%H%M%S')}",
+        tags={
+            "stvg.stages": ",".join(plan),
+            reconcile.FLOW_RUN_TAG: str(flow_run.get_id() or ""),
+            **reconcile.owner_tags(),
+        },
+    )
+    logger.info("MLflow run %s (%s)", run_id, client.tracking_uri)
+    for stale in reconcile.reconcile_experiment(client, experiment_id, found_by=run_id):
+        logger.warning("closed run %s, left RUNNING by a pipeline that was killed", stale)
+    return run_id
+
+
+def _log_check(client: MlflowClient, runs: tuple[str, str], report: CheckReport) -> None:
+    """A gate's report goes to the pipeline run and to the stage's own run."""
+    for target in runs:
+        tracking.log_json_artifact(client, target, report.to_dict(), f"{report.name}.json", "checks")
+
+
+def _download_stage(client: MlflowClient, runs: tuple[str, str], params_file: Path) -> str:
+    """The download subflow (raw gate included); returns the raw-data version it registered."""
+    result: DownloadResult = download_flow(params_path=str(params_file))
+    for report in result.reports:
+        _log_check(client, runs, report)
+    tracking.log_json_artifact(client, runs[1], result.sources, "sources.json", "download")
+    return result.raw_data_version
+
+
+def _dvc_stage(
+    client: MlflowClient,
+    runs: tuple[str, str],
+    root: Path,
+    params: Params,
+    name: str,
+    hook: PipelineStage | None,
+) -> None:
+    """One DVC stage: repro, log its outputs, then its gate (raising on failure) and its MLflow hook."""
+    stage_run = runs[1]
+    repro_task(name, root, tracking.stage_env(client, stage_run))
+    _log_stage_outputs(client, stage_run, root, name)
+    if hook and hook.check:
+        report = gate_task(name, hook.check, root, params)
+        _log_check(client, runs, report)
+        report.raise_on_failure()
+    if hook and hook.log:
+        hook.log(client, stage_run, root, params)
 
 
 def _record_failure(
