@@ -26,18 +26,15 @@ import numpy as np
 
 def supervised_item(rows: list[dict[str, Any]], db: Any) -> Any:
     """A ``make_item`` for ``warm_up_format``: a random training label, answered with its own ID and span."""
-    from stvg.training import template
-    from stvg.training.warmup import WarmupItem
+    from stvg.training.warmup import WarmupItem, warmup_answer
 
     def make(rng: np.random.Generator) -> WarmupItem:
         row = rows[int(rng.integers(len(rows)))]
-        start, end, target = float(row["start_s"]), float(row["end_s"]), int(row["target_id"])
-        think = f"{start:.2f} to {end:.2f}; object {target}"
         return WarmupItem(
             db.sampled_frames(row["video_id"]),
             db.sampling(row["video_id"]),
             row["query"],
-            template.format_answer(target, start, end, think=think),
+            warmup_answer(int(row["target_id"]), float(row["start_s"]), float(row["end_s"])),
         )
 
     return make
@@ -55,7 +52,7 @@ def reference_run(artifacts: Path, params_path: Path, steps: int, lr: float, see
 
     params = load_params(params_path)
     db = MaskDB(artifacts / "prompt")
-    rows = [r for r in read_jsonl(artifacts / "label" / "train.jsonl") if r.get("status") == "kept"]
+    rows = read_jsonl(artifacts / "label" / "train.jsonl")  # kept and flagged: what the train stage reads
     base = artifacts / "base_model"
     model, processor = load_policy(base)
     question_template = template.load_template(base)
@@ -75,7 +72,7 @@ def reference_run(artifacts: Path, params_path: Path, steps: int, lr: float, see
         save_policy(model, processor, Path(tmp) / "model", question_template)
         summary = evaluate.run(
             params,
-            Path("data"),
+            artifacts.parent / "data",  # the repository's data/, beside its artifacts/
             artifacts / "prompt",
             artifacts / "label",
             Path(tmp) / "model",

@@ -58,10 +58,13 @@ def random_item(rng: np.random.Generator) -> WarmupItem:
     duration = t * step / NATIVE_FPS
     start, end = np.sort(rng.uniform(0.0, duration, size=2))
     target = int(rng.integers(1, 7))
-    think = f"{start:.2f} to {end:.2f}; object {target}"
-    return WarmupItem(
-        video, sampling, f"the {query}", template.format_answer(target, start, end, think=think)
-    )
+    return WarmupItem(video, sampling, f"the {query}", warmup_answer(target, start, end))
+
+
+def warmup_answer(target_id: int, start_s: float, end_s: float) -> str:
+    """The completion the warm-up teaches: span and ID restated in ``<think>``, then the answer."""
+    think = f"{start_s:.2f} to {end_s:.2f}; object {target_id}"
+    return template.format_answer(target_id, start_s, end_s, think=think)
 
 
 def _labels(input_ids: Any, attention_mask: Any, assistant_start: list[int]) -> Any:
